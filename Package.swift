@@ -1,0 +1,85 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "driftcheck",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "driftcheck", targets: ["driftcheck"]),
+        .library(name: "DriftcheckCore", targets: ["DriftcheckCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // Pure model and analysis: Foundation only, no sockets, no disk.
+        .target(name: "DriftcheckCore"),
+        .target(
+            name: "DriftcheckStore",
+            dependencies: ["DriftcheckCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(
+            name: "DriftcheckProxy",
+            dependencies: [
+                "DriftcheckCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "CDriftcheckShims"),
+        .target(name: "DriftcheckProcess", dependencies: ["CDriftcheckShims"]),
+        // A built-in dependency to record, and a small HTTP client to drive it: for `demo` and tests.
+        .target(
+            name: "DriftcheckDemo",
+            dependencies: [
+                "DriftcheckCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "DriftcheckCLI",
+            dependencies: [
+                "DriftcheckCore", "DriftcheckStore", "DriftcheckProxy", "DriftcheckProcess", "DriftcheckDemo",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(name: "driftcheck", dependencies: ["DriftcheckCLI"]),
+        .target(
+            name: "DriftcheckTestSupport",
+            dependencies: [
+                "DriftcheckCore", "DriftcheckDemo", "DriftcheckProcess",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "DriftcheckCoreTests", dependencies: ["DriftcheckCore"]),
+        .testTarget(
+            name: "DriftcheckStoreTests",
+            dependencies: ["DriftcheckStore", "DriftcheckTestSupport"]
+        ),
+        .testTarget(
+            name: "DriftcheckProxyTests",
+            dependencies: ["DriftcheckProxy", "DriftcheckStore", "DriftcheckTestSupport"]
+        ),
+        .testTarget(
+            name: "DriftcheckCLITests",
+            dependencies: ["DriftcheckCLI", "DriftcheckStore", "DriftcheckTestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,57 @@
+import ArgumentParser
+import DriftcheckCore
+import DriftcheckDemo
+import DriftcheckProxy
+import DriftcheckStore
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// `driftcheck demo`: the loop on built-in parts, no cluster and no setup.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Record a scripted workload against a built-in dependency and list it.")
+
+    @Option(name: .long, help: "Where to keep the demo's recordings (default: a new temporary directory).")
+    var store: String?
+
+    func run() async throws {
+        let storePath =
+            store ?? (NSTemporaryDirectory() + "driftcheck-demo-\(UUID().uuidString.prefix(8))/recordings.sqlite")
+        let group = MultiThreadedEventLoopGroup.singleton
+        let dependency = try await LoopbackHTTPServer.start(group: group, route: DemoService.route)
+        Terminal.say("demo dependency 'orders' on \(dependency.baseURL)")
+        guard let upstream = UpstreamURL.parse(dependency.baseURL) else { throw UsageError("demo: bad upstream URL") }
+
+        let session = try RecordingSession(
+            storePath: storePath, mode: "demo", command: nil, redaction: RedactionPolicy(),
+            configuration: ProxyConfiguration())
+        let listener = try await session.listen(
+            ListenAddress(host: "127.0.0.1", port: 0), route: .reverse(service: "orders", upstream: upstream))
+
+        var requests: [ClientRequest] = []
+        for round in 0..<3 {
+            requests.append(ClientRequest("GET", "/orders", headers: [("Accept", "application/json")]))
+            for id in [round * 3 + 1, round * 3 + 2, 42] { requests.append(ClientRequest("GET", "/orders/\(id)")) }
+            requests.append(ClientRequest("GET", "/customers/\(round + 7)"))
+            requests.append(
+                .json(
+                    "POST", "/orders",
+                    #"{"customer":7,"items":[{"sku":"SKU-1","quantity":2}],"card":{"cardNumber":"4111111111111111","cvv":"123"}}"#,
+                    headers: [("Authorization", "Bearer demo-secret-token")]))
+        }
+        requests.append(ClientRequest("GET", "/orders/unknown-order"))
+        requests.append(.json("POST", "/orders", #"{"customer":7,"items":[]}"#))
+        requests.append(ClientRequest("GET", "/health"))
+        let responses = try await LoopbackHTTPClient.send(requests, port: listener.port, group: group)
+        Terminal.say("sent \(responses.count) requests through the recorder")
+        let statistics = await session.stop()
+        await dependency.stop()
+        Terminal.say(RecordingSession.summary(statistics, store: storePath))
+
+        let summaries = try RecordingStore(path: storePath).summaries()
+        print(ListCommand.table(summaries), terminator: "")
+        print("\nNext: driftcheck list --store \(storePath) --json")
+    }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import DriftcheckStore
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The version recorded in each session and printed by `--version`.
+public let driftcheckVersion = "0.1.0"
+
+/// The `driftcheck` command.
+public struct Driftcheck: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "driftcheck",
+        abstract: "Record real dependency traffic and keep local mocks honest.",
+        version: driftcheckVersion,
+        subcommands: [RecordCommand.self, ListCommand.self, DemoCommand.self]
+    )
+
+    public init() {}
+}
+
+/// Bad usage, bad configuration or unreadable input: exit 2 with one line naming the culprit.
+public struct UsageError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Ends the program with `code` after the command has said what it had to.
+public struct ExitStatus: Error {
+    public var code: Int32
+    public init(_ code: Int32) { self.code = code }
+}
+
+/// Runs the command line and exits with the status SPEC defines.
+public enum DriftcheckMain {
+    public static func run(_ arguments: [String]? = nil) async -> Never {
+        do {
+            var command = try Driftcheck.parseAsRoot(arguments)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            exit(0)
+        } catch let status as ExitStatus {
+            exit(status.code)
+        } catch let error as UsageError {
+            Terminal.error(error.description)
+            exit(2)
+        } catch let error as StoreError {
+            Terminal.error(error.description)
+            exit(2)
+        } catch {
+            let code = Driftcheck.exitCode(for: error)
+            if code == .success {
+                // --help and --version.
+                print(Driftcheck.fullMessage(for: error))
+                exit(0)
+            }
+            if error is ExitCode {
+                exit(code.rawValue)
+            }
+            // Argument errors: ArgumentParser's message, but SPEC's exit status for bad usage.
+            let message = Driftcheck.fullMessage(for: error)
+            FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+            exit(2)
+        }
+    }
+}
+
+/// Lines for people on stderr, in one format.
+enum Terminal {
+    static func say(_ line: String) {
+        FileHandle.standardError.write(Data("driftcheck: \(line)\n".utf8))
+    }
+
+    static func warning(_ line: String) { say("warning: \(line)") }
+    static func error(_ line: String) { say("error: \(line)") }
+}
+
+/// Options every command that reads or writes recordings takes.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "The recordings store (SQLite), created on first use.")
+    var store: String = ".driftcheck/recordings.sqlite"
+
+    /// Opens an existing store for reading, without creating one.
+    func openExisting() throws -> RecordingStore {
+        guard FileManager.default.fileExists(atPath: store) else {
+            throw UsageError("\(store): no such store (record something first, or pass --store)")
+        }
+        return try RecordingStore(path: store)
+    }
+}

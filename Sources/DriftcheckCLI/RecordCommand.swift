@@ -1,0 +1,276 @@
+import ArgumentParser
+import DriftcheckCore
+import DriftcheckProcess
+import DriftcheckProxy
+import Foundation
+import NIOCore
+
+/// `driftcheck record`: the recording proxy in reverse, forward or wrapped-command mode.
+struct RecordCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "record",
+        abstract: "Run the recording proxy until SIGINT/SIGTERM, or around a command.",
+        discussion: """
+            Reverse proxy:   driftcheck record --upstream orders=http://orders.shop:8080 --listen 127.0.0.1:9001
+            Forward proxy:   driftcheck record --listen 127.0.0.1:8080   (clients set HTTP_PROXY)
+            Wrapped command: driftcheck record --env-file e.env -- ./run-my-service
+            """
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    @Option(name: .long, help: ArgumentHelp("A listen address HOST:PORT (repeatable).", valueName: "host:port"))
+    var listen: [String] = []
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("A dependency NAME=URL[@HOST:PORT] to reverse-proxy (repeatable).", valueName: "name=url"))
+    var upstream: [String] = []
+
+    @Option(
+        name: .customLong("env-file"),
+        help: ArgumentHelp(
+            "KEY=VALUE file (as `telepresence intercept --env-file` writes) to add to the command's environment.",
+            valueName: "file"))
+    var envFile: String?
+
+    @Option(
+        name: .customLong("rewrite-env"),
+        help: ArgumentHelp("Also rewrite this variable when its URL points at loopback (repeatable).", valueName: "var")
+    )
+    var rewriteEnv: [String] = []
+
+    @Option(
+        name: .customLong("redact-header"),
+        help: ArgumentHelp("Another header to redact (repeatable).", valueName: "name"))
+    var redactHeader: [String] = []
+
+    @Option(
+        name: .customLong("redact-field"),
+        help: ArgumentHelp("A JSON field name or JSONPath ($.user.ssn) to redact (repeatable).", valueName: "field"))
+    var redactField: [String] = []
+
+    @Option(
+        name: .customLong("max-body"),
+        help: ArgumentHelp("Body bytes stored per message, e.g. 1MiB, 64k.", valueName: "size"))
+    var maxBody: String = "1MiB"
+
+    @Option(
+        name: .customLong("upstream-timeout"),
+        help: ArgumentHelp("Seconds an upstream may stay silent before the client gets 504.", valueName: "seconds"))
+    var upstreamTimeout: Double = 30
+
+    @Option(
+        name: .customLong("connect-timeout"),
+        help: ArgumentHelp("Seconds to connect to an upstream before the client gets 504.", valueName: "seconds"))
+    var connectTimeout: Double = 5
+
+    @Option(
+        name: .customLong("idle-timeout"),
+        help: ArgumentHelp("Seconds a client connection may idle before it is closed.", valueName: "seconds"))
+    var idleTimeout: Double = 60
+
+    @Flag(name: .customLong("insecure-upstream"), help: "Accept self-signed https:// upstream certificates.")
+    var insecureUpstream = false
+
+    @Argument(
+        parsing: .postTerminator,
+        help: ArgumentHelp("The command to run with its traffic recorded.", valueName: "command"))
+    var command: [String] = []
+
+    func run() async throws {
+        let upstreams = try upstream.map { text in
+            do { return try UpstreamSpec.parse(text) } catch { throw UsageError("\(error)") }
+        }
+        let addresses = try listen.map { text in
+            guard let address = ListenAddress.parse(text) else {
+                throw UsageError("--listen '\(text)': expected HOST:PORT, e.g. 127.0.0.1:9001")
+            }
+            return address
+        }
+        let redaction = try redactionPolicy()
+        let proxyConfiguration = try proxyConfiguration()
+        let fileVariables = try envFile.map(Self.readEnvFile) ?? []
+
+        // Upstreams without @HOST:PORT take --listen addresses in order; the rest get a free port.
+        var freeAddresses = addresses[...]
+        var reverse: [(ListenAddress, UpstreamSpec)] = []
+        for spec in upstreams {
+            if let own = spec.listen {
+                reverse.append((own, spec))
+            } else if let next = freeAddresses.popFirst() {
+                reverse.append((next, spec))
+            } else {
+                reverse.append((ListenAddress(host: "127.0.0.1", port: 0), spec))
+            }
+        }
+        if command.isEmpty && !upstreams.isEmpty && !freeAddresses.isEmpty {
+            throw UsageError(
+                "--listen \(freeAddresses.first!): no --upstream left for this listener (use NAME=URL@HOST:PORT)")
+        }
+        if command.isEmpty && !rewriteEnv.isEmpty { throw UsageError("--rewrite-env needs a command after --") }
+        if command.isEmpty && envFile != nil { throw UsageError("--env-file needs a command after --") }
+
+        let mode = !command.isEmpty ? "wrapped" : upstreams.isEmpty ? "forward" : "reverse"
+        let session = try RecordingSession(
+            storePath: storeOptions.store, mode: mode, command: command.isEmpty ? nil : command.joined(separator: " "),
+            redaction: redaction, configuration: proxyConfiguration)
+        var exitCode: Int32 = 0
+        do {
+            var reverseListeners: [UpstreamSpec: ListenAddress] = [:]
+            for (address, spec) in reverse {
+                reverseListeners[spec] = try await session.listen(
+                    address, route: .reverse(service: spec.name, upstream: spec.url))
+            }
+            if command.isEmpty {
+                if upstreams.isEmpty {
+                    let forward = addresses.isEmpty ? [ListenAddress(host: "127.0.0.1", port: 8080)] : addresses
+                    for address in forward { try await session.listen(address, route: .forward) }
+                }
+                _ = await Signals.waitForTermination()
+            } else {
+                let forwardAddress = freeAddresses.first ?? ListenAddress(host: "127.0.0.1", port: 0)
+                let forward = try await session.listen(forwardAddress, route: .forward)
+                let environment = try await childEnvironment(
+                    session: session, fileVariables: fileVariables, upstreams: upstreams,
+                    reverseListeners: reverseListeners, forward: forward)
+                exitCode = try await runChild(environment: environment)
+            }
+        } catch {
+            _ = await session.stop()
+            throw error
+        }
+        let statistics = await session.stop()
+        Terminal.say(RecordingSession.summary(statistics, store: storeOptions.store))
+        if statistics.dropped > 0 {
+            Terminal.warning(
+                "\(statistics.dropped) exchanges were not recorded (\(statistics.error ?? "the store could not keep up"))"
+            )
+        }
+        if exitCode != 0 { throw ExitStatus(exitCode) }
+    }
+
+    // MARK: Options
+
+    func redactionPolicy() throws -> RedactionPolicy {
+        var policy = RedactionPolicy()
+        for header in redactHeader { policy.addHeader(header) }
+        for field in redactField {
+            do { try policy.addField(field) } catch { throw UsageError("--redact-field: \(error)") }
+        }
+        return policy
+    }
+
+    func proxyConfiguration() throws -> ProxyConfiguration {
+        var configuration = ProxyConfiguration()
+        guard let bytes = ByteSize.parse(maxBody) else {
+            throw UsageError("--max-body '\(maxBody)': expected a size like 1048576, 512k or 1MiB")
+        }
+        configuration.maxBody = bytes
+        for (flag, value) in [
+            ("--upstream-timeout", upstreamTimeout), ("--connect-timeout", connectTimeout),
+            ("--idle-timeout", idleTimeout),
+        ]
+        where !(value > 0 && value < 86_400) {
+            throw UsageError("\(flag) \(value): expected seconds between 0 and 86400")
+        }
+        configuration.upstreamTimeout = .nanoseconds(Int64(upstreamTimeout * 1e9))
+        configuration.connectTimeout = .nanoseconds(Int64(connectTimeout * 1e9))
+        configuration.idleTimeout = .nanoseconds(Int64(idleTimeout * 1e9))
+        configuration.insecureUpstream = insecureUpstream
+        return configuration
+    }
+
+    static func readEnvFile(_ path: String) throws -> [(String, String)] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw UsageError("--env-file \(path): cannot read the file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw UsageError("--env-file \(path): not UTF-8 text")
+        }
+        do {
+            return try EnvFile.parse(text)
+        } catch {
+            throw UsageError("--env-file \(path): \(error)")
+        }
+    }
+
+    // MARK: Wrapped command
+
+    static let proxyVariables: Set<String> = ["http_proxy", "https_proxy", "all_proxy", "no_proxy"]
+
+    /// The child's environment: URL variables pointed at per-dependency listeners, and
+    /// HTTP_PROXY at the forward listener for everything else.
+    func childEnvironment(
+        session: RecordingSession, fileVariables: [(String, String)], upstreams: [UpstreamSpec],
+        reverseListeners: [UpstreamSpec: ListenAddress], forward: ListenAddress
+    ) async throws -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in fileVariables { environment[key] = value }
+        let candidates = environment.sorted { $0.key < $1.key }
+            .filter { !Self.proxyVariables.contains($0.key.lowercased()) }
+            .map { ($0.key, $0.value) }
+        let plan = EnvRewritePlan.plan(environment: candidates, upstreams: upstreams, forced: Set(rewriteEnv))
+        for target in plan.targets {
+            let existing = reverseListeners.first { spec, _ in
+                spec.url.scheme == target.upstream.scheme && spec.url.host == target.upstream.host
+                    && spec.url.port == target.upstream.port
+            }?.value
+            let listener: ListenAddress
+            if let existing {
+                listener = existing
+            } else {
+                listener = try await session.listen(
+                    ListenAddress(host: "127.0.0.1", port: 0),
+                    route: .reverse(service: target.service, upstream: target.upstream))
+            }
+            for variable in target.variables {
+                environment[variable] = EnvRewritePlan.rewrite(environment[variable] ?? "", to: listener)
+            }
+        }
+        for name in rewriteEnv where !plan.targets.contains(where: { $0.variables.contains(name) }) {
+            Terminal.warning("--rewrite-env \(name): the variable is not set to an http(s) URL; left as it is")
+        }
+        let proxyURL = "http://\(forward)"
+        environment["HTTP_PROXY"] = proxyURL
+        environment["http_proxy"] = proxyURL
+        let noProxy = [environment["NO_PROXY"] ?? environment["no_proxy"], "127.0.0.1,localhost,::1"]
+            .compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ",")
+        environment["NO_PROXY"] = noProxy
+        environment["no_proxy"] = noProxy
+        return environment
+    }
+
+    /// Runs the command with signals passed on to its process group; returns its exit status.
+    func runChild(environment: [String: String]) async throws -> Int32 {
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(command, environment: environment)
+        } catch {
+            throw UsageError("\(error)")
+        }
+        let sources = Signals.observe { child.signalGroup($0) }
+        let status = await child.wait()
+        for source in sources { source.cancel() }
+        return status
+    }
+}
+
+/// Sizes written as bytes or with a k/M/G (or KiB/MiB/GiB) suffix, all powers of 1024.
+enum ByteSize {
+    static func parse(_ text: String) -> Int? {
+        let lower = text.lowercased().trimmingCharacters(in: .whitespaces)
+        let units: [(String, Int)] = [
+            ("gib", 1 << 30), ("mib", 1 << 20), ("kib", 1 << 10), ("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10),
+            ("b", 1),
+        ]
+        for (suffix, factor) in units where lower.hasSuffix(suffix) {
+            guard let value = Int(lower.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value > 0 else {
+                return nil
+            }
+            return value * factor
+        }
+        guard let value = Int(lower), value > 0 else { return nil }
+        return value
+    }
+}

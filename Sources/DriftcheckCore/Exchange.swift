@@ -1,0 +1,134 @@
+import Foundation
+
+/// An ordered list of HTTP header fields; names compare case-insensitively.
+public struct HeaderFields: Sendable, Hashable, Codable, Sequence {
+    public struct Field: Sendable, Hashable, Codable {
+        public var name: String
+        public var value: String
+        public init(_ name: String, _ value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public var fields: [Field]
+
+    public init(_ pairs: [(String, String)] = []) {
+        fields = pairs.map { Field($0.0, $0.1) }
+    }
+
+    public init(fields: [Field]) { self.fields = fields }
+
+    /// The first value of `name`, if present.
+    public subscript(name: String) -> String? {
+        fields.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+    }
+
+    /// Every value of `name`, in order.
+    public func values(_ name: String) -> [String] {
+        fields.filter { $0.name.caseInsensitiveCompare(name) == .orderedSame }.map(\.value)
+    }
+
+    public mutating func add(_ name: String, _ value: String) { fields.append(Field(name, value)) }
+
+    public mutating func remove(_ name: String) {
+        fields.removeAll { $0.name.caseInsensitiveCompare(name) == .orderedSame }
+    }
+
+    public func makeIterator() -> IndexingIterator<[Field]> { fields.makeIterator() }
+}
+
+/// A body as stored: at most the capture limit, with the size of the whole body on the wire.
+public struct CapturedBody: Sendable, Hashable {
+    public var bytes: Data
+    /// Bytes seen on the wire, which exceeds `bytes.count` when the body was truncated.
+    public var size: Int
+    public var isTruncated: Bool { size > bytes.count }
+
+    public init(bytes: Data = Data(), size: Int? = nil) {
+        self.bytes = bytes
+        self.size = size ?? bytes.count
+    }
+
+    public static let empty = CapturedBody()
+}
+
+public struct RecordedRequest: Sendable, Hashable {
+    public var method: String
+    public var scheme: String
+    public var host: String
+    public var port: Int
+    /// The path without the query, as sent (percent-encoding kept).
+    public var path: String
+    /// The raw query string without `?`, or nil when the target had none.
+    public var query: String?
+    public var headers: HeaderFields
+    public var body: CapturedBody
+
+    public init(
+        method: String, scheme: String = "http", host: String, port: Int, path: String,
+        query: String? = nil, headers: HeaderFields = HeaderFields(), body: CapturedBody = .empty
+    ) {
+        self.method = method
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+
+    /// `path?query` as it went on the request line.
+    public var target: String { query.map { "\(path)?\($0)" } ?? path }
+}
+
+public struct RecordedResponse: Sendable, Hashable {
+    public var status: Int
+    public var headers: HeaderFields
+    public var body: CapturedBody
+
+    public init(status: Int, headers: HeaderFields = HeaderFields(), body: CapturedBody = .empty) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// What came back from upstream: a response, or a failure that is never a contract sample.
+public enum ExchangeResult: Sendable, Hashable {
+    case response(RecordedResponse)
+    case failure(String)
+}
+
+/// One recorded request and what the real service did with it.
+public struct Exchange: Sendable, Hashable {
+    /// Store row id; nil until stored.
+    public var id: Int64?
+    public var service: String
+    public var request: RecordedRequest
+    public var result: ExchangeResult
+    public var startedAt: Date
+    /// Seconds from the request head to the end of the response.
+    public var duration: Double
+
+    public init(
+        id: Int64? = nil, service: String, request: RecordedRequest, result: ExchangeResult,
+        startedAt: Date, duration: Double
+    ) {
+        self.id = id
+        self.service = service
+        self.request = request
+        self.result = result
+        self.startedAt = startedAt
+        self.duration = duration
+    }
+
+    public var response: RecordedResponse? {
+        if case .response(let response) = result { return response }
+        return nil
+    }
+
+    /// The templated endpoint, e.g. `GET /orders/{id}`.
+    public var endpoint: String { Endpoint.template(method: request.method, path: request.path) }
+}

@@ -1,0 +1,234 @@
+import Foundation
+
+/// What is removed from an exchange before it reaches disk. Redacted values keep a marker
+/// (`<redacted>` in headers and queries, `"<redacted:TYPE>"` in JSON) so comparison still
+/// knows a value was there and of which JSON type.
+public struct RedactionPolicy: Sendable, Equatable {
+    /// Header names (lower case) whose values are always redacted.
+    public var headers: Set<String>
+    /// Query and form parameter names (lower case) whose values are redacted.
+    public var parameters: Set<String>
+    /// JSON member names (normalised: lower case, no `_` or `-`) redacted wherever they occur.
+    public var fields: Set<String>
+    /// JSONPaths like `$.user.ssn` or `$.items[*].card` redacted exactly there.
+    public var fieldPaths: [[String]]
+
+    public static let marker = "<redacted>"
+
+    public static let defaultHeaders: Set<String> = [
+        "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key",
+        "x-auth-token", "x-access-token", "x-csrf-token", "x-xsrf-token", "x-amz-security-token",
+        "private-token", "x-vault-token", "x-goog-api-key", "ocp-apim-subscription-key",
+    ]
+    public static let defaultParameters: Set<String> = [
+        "token", "access_token", "refresh_token", "id_token", "api_key", "apikey", "key",
+        "client_secret", "password", "secret", "signature", "sig", "x-amz-signature",
+        "x-amz-security-token", "auth", "session", "sessionid",
+    ]
+    public static let defaultFields: Set<String> = [
+        "password", "passwd", "secret", "clientsecret", "token", "accesstoken", "refreshtoken",
+        "idtoken", "apikey", "privatekey", "authorization", "sessionid", "cardnumber", "cvv",
+    ]
+
+    public init(
+        headers: Set<String> = RedactionPolicy.defaultHeaders,
+        parameters: Set<String> = RedactionPolicy.defaultParameters,
+        fields: Set<String> = RedactionPolicy.defaultFields,
+        fieldPaths: [[String]] = []
+    ) {
+        self.headers = headers
+        self.parameters = parameters
+        self.fields = fields
+        self.fieldPaths = fieldPaths
+    }
+
+    /// Adds `--redact-header` names.
+    public mutating func addHeader(_ name: String) { headers.insert(name.lowercased()) }
+
+    /// Adds a `--redact-field`: a member name, or a JSONPath starting with `$`.
+    public mutating func addField(_ spec: String) throws {
+        if spec.hasPrefix("$") {
+            fieldPaths.append(try JSONPath.parseSegments(spec))
+        } else {
+            fields.insert(Self.normalise(spec))
+            parameters.insert(spec.lowercased())
+        }
+    }
+
+    static func normalise(_ name: String) -> String {
+        String(name.lowercased().unicodeScalars.filter { $0 != "_" && $0 != "-" })
+    }
+
+    func isSecretHeader(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        if headers.contains(lower) { return true }
+        guard lower != "www-authenticate" else { return false }
+        return ["token", "secret", "password", "api-key", "apikey", "credential"].contains {
+            lower.contains($0)
+        }
+    }
+
+    func isSecretParameter(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        return parameters.contains(lower) || fields.contains(Self.normalise(lower))
+    }
+
+    // MARK: Applying
+
+    public func redact(_ exchange: Exchange) -> Exchange {
+        var copy = exchange
+        copy.request.headers = redact(headers: exchange.request.headers)
+        copy.request.query = exchange.request.query.map(redact(query:))
+        copy.request.body = redact(body: exchange.request.body, headers: exchange.request.headers)
+        if case .response(var response) = exchange.result {
+            let original = response.headers
+            response.headers = redact(headers: original)
+            response.body = redact(body: response.body, headers: original)
+            copy.result = .response(response)
+        }
+        return copy
+    }
+
+    public func redact(headers: HeaderFields) -> HeaderFields {
+        HeaderFields(
+            fields: headers.fields.map { field in
+                let lower = field.name.lowercased()
+                guard isSecretHeader(lower) else { return field }
+                switch lower {
+                case "cookie": return .init(field.name, Self.redactCookie(field.value))
+                case "set-cookie": return .init(field.name, Self.redactSetCookie(field.value))
+                case "authorization", "proxy-authorization":
+                    // Keep the scheme: "Bearer" vs "Basic" matters to a consumer, the credential does not.
+                    let parts = field.value.split(separator: " ", maxSplits: 1)
+                    if parts.count == 2, parts[0].allSatisfy(\.isLetter) {
+                        return .init(field.name, "\(parts[0]) \(Self.marker)")
+                    }
+                    return .init(field.name, Self.marker)
+                default: return .init(field.name, Self.marker)
+                }
+            })
+    }
+
+    static func redactCookie(_ value: String) -> String {
+        value.split(separator: ";").map { pair -> String in
+            let trimmed = pair.trimmingCharacters(in: .whitespaces)
+            guard let eq = trimmed.firstIndex(of: "=") else { return trimmed }
+            return "\(trimmed[..<eq])=\(marker)"
+        }.joined(separator: "; ")
+    }
+
+    static func redactSetCookie(_ value: String) -> String {
+        var parts = value.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
+        if let first = parts.first, let eq = first.firstIndex(of: "=") {
+            parts[0] = "\(first[..<eq])=\(marker)"
+        } else if !parts.isEmpty {
+            parts[0] = marker
+        }
+        return parts.joined(separator: ";")
+    }
+
+    /// Redacts secret parameters in `a=1&token=x` (query strings and form bodies).
+    public func redact(query: String) -> String {
+        query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
+            guard let eq = pair.firstIndex(of: "=") else { return String(pair) }
+            let rawName = pair[..<eq]
+            let name = (rawName.replacingOccurrences(of: "+", with: " ")).removingPercentEncoding ?? String(rawName)
+            return isSecretParameter(name) ? "\(rawName)=\(Self.marker)" : String(pair)
+        }.joined(separator: "&")
+    }
+
+    func redact(body: CapturedBody, headers: HeaderFields) -> CapturedBody {
+        guard !body.bytes.isEmpty else { return body }
+        let mediaType = MediaType.of(headers)
+        if mediaType == "application/x-www-form-urlencoded" {
+            let text = String(decoding: body.bytes, as: UTF8.self)
+            return CapturedBody(bytes: Data(redact(query: text).utf8), size: body.size)
+        }
+        guard
+            MediaType.isJSON(mediaType)
+                || (mediaType == nil && body.bytes.first.map { $0 == 0x7B || $0 == 0x5B } == true)
+        else { return body }
+        if let value = try? JSONValue.parse(body.bytes) {
+            let redacted = redact(json: value, path: [])
+            return redacted == value
+                ? body : CapturedBody(bytes: Data(redacted.serialized().utf8), size: body.size)
+        }
+        // Truncated or malformed JSON cannot be parsed, yet may still hold secrets.
+        return CapturedBody(
+            bytes: Data(redactLexically(String(decoding: body.bytes, as: UTF8.self)).utf8), size: body.size)
+    }
+
+    public func redact(json: JSONValue, path: [String] = []) -> JSONValue {
+        if fieldPaths.contains(where: { JSONPath.matches(pattern: $0, path: path) }) {
+            return .string(Self.typedMarker(json))
+        }
+        switch json {
+        case .object(let members):
+            return .object(
+                members.map { member in
+                    if fields.contains(Self.normalise(member.key)) {
+                        return (member.key, .string(Self.typedMarker(member.value)))
+                    }
+                    return (member.key, redact(json: member.value, path: path + [member.key]))
+                })
+        case .array(let items):
+            return .array(items.map { redact(json: $0, path: path + ["[*]"]) })
+        default:
+            return json
+        }
+    }
+
+    /// `"<redacted:string>"`, `"<redacted:integer>"`… : the value's JSON type survives redaction.
+    public static func typedMarker(_ value: JSONValue) -> String {
+        "<redacted:\(JSONShape.typeName(value))>"
+    }
+
+    /// Replaces the value after every secret member name in text that is not valid JSON.
+    func redactLexically(_ text: String) -> String {
+        let pattern = #""([^"\\]{1,128})"\s*:\s*("(?:[^"\\]|\\.)*"?|[^,}\]\s]+)"#
+        guard let regex = try? NSRegularExpression(pattern: pattern) else { return text }
+        let ns = text as NSString
+        var result = ""
+        var last = 0
+        for match in regex.matches(in: text, range: NSRange(location: 0, length: ns.length)) {
+            let name = ns.substring(with: match.range(at: 1))
+            guard fields.contains(Self.normalise(name)) else { continue }
+            let valueRange = match.range(at: 2)
+            result += ns.substring(with: NSRange(location: last, length: valueRange.location - last))
+            result += "\"<redacted:string>\""
+            last = valueRange.location + valueRange.length
+        }
+        result += ns.substring(from: last)
+        return result
+    }
+}
+
+/// Helpers on media types.
+public enum MediaType {
+    /// The lower-cased media type of a message without parameters, e.g. `application/json`.
+    public static func of(_ headers: HeaderFields) -> String? {
+        guard let value = headers["content-type"] else { return nil }
+        let type = value.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        return type?.isEmpty == false ? type : nil
+    }
+
+    /// `application/json`, `application/problem+json`, `application/vnd.x+json`…
+    public static func isJSON(_ mediaType: String?) -> Bool {
+        guard let type = mediaType else { return false }
+        return type == "application/json" || type.hasSuffix("+json") || type == "text/json"
+    }
+}
+
+/// JSON type names used in markers and reports.
+public enum JSONShape {
+    public static func typeName(_ value: JSONValue) -> String {
+        switch value {
+        case .null: return "null"
+        case .bool: return "boolean"
+        case .number(let n): return n.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) ? "number" : "integer"
+        case .string: return "string"
+        case .array: return "array"
+        case .object: return "object"
+        }
+    }
+}

@@ -1,0 +1,515 @@
+import DriftcheckCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Body bytes kept for the store: the first `limit` bytes and the size of the whole.
+struct Capture {
+    var buffer: ByteBuffer?
+    var size = 0
+
+    mutating func append(_ part: ByteBuffer, limit: Int) {
+        size += part.readableBytes
+        let room = limit - (buffer?.readableBytes ?? 0)
+        guard room > 0 else { return }
+        let slice = part.getSlice(at: part.readerIndex, length: min(room, part.readableBytes)) ?? part
+        if buffer == nil {
+            var copy = ByteBufferAllocator().buffer(capacity: slice.readableBytes)
+            copy.writeImmutableBuffer(slice)
+            buffer = copy
+        } else {
+            buffer!.writeImmutableBuffer(slice)
+        }
+    }
+
+    var captured: CapturedBody {
+        CapturedBody(bytes: buffer.map { Data($0.readableBytesView) } ?? Data(), size: size)
+    }
+}
+
+/// One request travelling through the proxy.
+final class InFlight {
+    let service: String
+    let target: UpstreamTarget
+    let clientHead: HTTPRequestHead
+    let upstreamHead: HTTPRequestHead
+    let path: String
+    let query: String?
+    let expectContinue: Bool
+    let startedAt = Date()
+    let start = NIODeadline.now()
+    var requestBody = Capture()
+    var responseBody = Capture()
+    var requestComplete = false
+    var upstream: UpstreamConnection?
+    var pending: [HTTPClientRequestPart] = []
+    var responseHead: HTTPResponseHead?
+    var lastUpstreamActivity = NIODeadline.now()
+    var timeout: Scheduled<Void>?
+
+    init(
+        service: String, target: UpstreamTarget, clientHead: HTTPRequestHead, upstreamHead: HTTPRequestHead,
+        path: String, query: String?, expectContinue: Bool
+    ) {
+        self.service = service
+        self.target = target
+        self.clientHead = clientHead
+        self.upstreamHead = upstreamHead
+        self.path = path
+        self.query = query
+        self.expectContinue = expectContinue
+    }
+
+    func exchange(result: ExchangeResult) -> Exchange {
+        let request = RecordedRequest(
+            method: clientHead.method.rawValue, scheme: target.scheme, host: target.host, port: target.port,
+            path: path, query: query,
+            headers: HeaderFields(fields: clientHead.headers.map { .init($0.name, $0.value) }),
+            body: requestBody.captured)
+        let elapsed = NIODeadline.now() - start
+        return Exchange(
+            service: service, request: request, result: result, startedAt: startedAt,
+            duration: Double(elapsed.nanoseconds) / 1e9)
+    }
+}
+
+/// The server side of one client connection: routes each request upstream, streams both
+/// bodies with back-pressure, and hands the finished exchange to the recorder.
+final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let route: ListenerRoute
+    private let pool: UpstreamPool
+    private let configuration: ProxyConfiguration
+    private let recorder: Recorder
+    private let encoder: HTTPResponseEncoder
+    private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
+
+    private var context: ChannelHandlerContext!
+    private var current: InFlight?
+    private var pipelined: [HTTPServerRequestPart] = []
+    private var closing = false
+
+    init(
+        route: ListenerRoute, pool: UpstreamPool, configuration: ProxyConfiguration, recorder: Recorder,
+        encoder: HTTPResponseEncoder, decoder: ByteToMessageHandler<HTTPRequestDecoder>
+    ) {
+        self.route = route
+        self.pool = pool
+        self.configuration = configuration
+        self.recorder = recorder
+        self.encoder = encoder
+        self.decoder = decoder
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    // MARK: Client side
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        let part = unwrapInboundIn(data)
+        // A part after a complete request belongs to the next, pipelined request: hold it.
+        if !pipelined.isEmpty || current?.requestComplete == true {
+            pipelined.append(part)
+            setReading(context.channel, false)
+            return
+        }
+        handle(part)
+    }
+
+    private func handle(_ part: HTTPServerRequestPart) {
+        switch part {
+        case .head(let head):
+            begin(head)
+        case .body(let buffer):
+            guard let exchange = current else { return }
+            exchange.requestBody.append(buffer, limit: configuration.maxBody)
+            send(.body(.byteBuffer(buffer)), for: exchange)
+        case .end:
+            guard let exchange = current else { return }
+            exchange.requestComplete = true
+            send(.end(nil), for: exchange)
+            exchange.upstream?.channel.flush()
+            exchange.lastUpstreamActivity = .now()
+        }
+    }
+
+    private func send(_ part: HTTPClientRequestPart, for exchange: InFlight) {
+        if let upstream = exchange.upstream {
+            upstream.channel.write(part, promise: nil)
+        } else {
+            exchange.pending.append(part)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        current?.upstream?.channel.flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if let upstream = current?.upstream { setReading(upstream.channel, context.channel.isWritable) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Only a connection with nothing in flight is idle; a slow upstream is the timeout's job.
+        if event is IdleStateHandler.IdleStateEvent, current == nil {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        if let exchange = current {
+            exchange.upstream?.channel.close(promise: nil)
+            finish(exchange, result: .failure("client closed the connection before the exchange completed"))
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        // A malformed request is answered, never forwarded and never recorded.
+        if let exchange = current {
+            exchange.upstream?.channel.close(promise: nil)
+            current = nil
+            recorder.exchangeEnded()
+            guard exchange.responseHead == nil else {
+                context.close(promise: nil)
+                return
+            }
+        }
+        let status: HTTPResponseStatus =
+            parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        respondAndClose(status, message: "driftcheck: malformed request (\(parserError))")
+    }
+
+    // MARK: Routing
+
+    private func begin(_ head: HTTPRequestHead) {
+        if head.method == .CONNECT {
+            guard route == .forward else {
+                respondAndClose(
+                    .methodNotAllowed, message: "driftcheck: CONNECT is only accepted in forward-proxy mode")
+                return
+            }
+            startTunnel(head)
+            return
+        }
+        let service: String
+        let target: UpstreamTarget
+        var originForm: String
+        let isAbsolute = head.uri.hasPrefix("http://") || head.uri.hasPrefix("https://")
+        switch route {
+        case .reverse(let name, let upstream):
+            service = name
+            target = UpstreamTarget(scheme: upstream.scheme, host: upstream.host, port: upstream.port)
+            originForm = isAbsolute ? Self.originForm(of: head.uri) ?? "/" : head.uri
+            originForm = upstream.basePath + originForm
+        case .forward:
+            guard isAbsolute, let url = UpstreamURL.parse(head.uri) else {
+                respondAndClose(
+                    .badRequest, message: "driftcheck: forward proxy expects absolute-form requests (http://host/path)")
+                return
+            }
+            service = ServiceName.forHost(url.host, port: url.port)
+            target = UpstreamTarget(scheme: url.scheme, host: url.host, port: url.port)
+            originForm = Self.originForm(of: head.uri) ?? "/"
+        }
+        guard originForm.hasPrefix("/") || originForm == "*" else {
+            respondAndClose(.badRequest, message: "driftcheck: invalid request target")
+            return
+        }
+        let recordedTarget = isAbsolute ? (Self.originForm(of: head.uri) ?? "/") : head.uri
+        let (path, query) = Self.split(recordedTarget)
+
+        var headers = head.headers
+        HopByHop.strip(&headers)
+        headers.remove(name: "proxy-authorization")
+        let expectContinue = headers["expect"].contains { $0.lowercased() == "100-continue" }
+        headers.remove(name: "expect")
+        headers.replaceOrAdd(name: "host", value: target.authority)
+        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: originForm, headers: headers)
+
+        let exchange = InFlight(
+            service: service, target: target, clientHead: head, upstreamHead: upstreamHead, path: path, query: query,
+            expectContinue: expectContinue)
+        current = exchange
+        recorder.exchangeStarted()
+        setReading(context.channel, false)
+        pool.acquire(target).assumeIsolated().whenComplete { result in
+            self.connected(result, exchange)
+        }
+    }
+
+    private func connected(_ result: Result<UpstreamConnection, Error>, _ exchange: InFlight) {
+        guard current === exchange else {
+            if case .success(let connection) = result { connection.channel.close(promise: nil) }
+            return
+        }
+        switch result {
+        case .failure(let error):
+            var timedOut = false
+            if case ChannelError.connectTimeout = error { timedOut = true }
+            fail(
+                exchange, status: timedOut ? .gatewayTimeout : .badGateway,
+                reason: "cannot connect to \(exchange.target.scheme)://\(exchange.target.authority): \(error)")
+        case .success(let connection):
+            exchange.upstream = connection
+            connection.handler.delegate = self
+            connection.channel.write(HTTPClientRequestPart.head(exchange.upstreamHead), promise: nil)
+            for part in exchange.pending { connection.channel.write(part, promise: nil) }
+            exchange.pending = []
+            connection.channel.flush()
+            if exchange.expectContinue && !exchange.requestComplete {
+                context.writeAndFlush(
+                    wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+            }
+            exchange.lastUpstreamActivity = .now()
+            armTimeout(exchange)
+            if !exchange.requestComplete {
+                setReading(context.channel, connection.channel.isWritable)
+            }
+        }
+    }
+
+    // MARK: Upstream side
+
+    func upstreamRead(_ part: HTTPClientResponsePart) {
+        guard let exchange = current else { return }
+        exchange.lastUpstreamActivity = .now()
+        switch part {
+        case .head(let head):
+            exchange.responseHead = head
+            var headers = head.headers
+            HopByHop.strip(&headers)
+            let version = exchange.clientHead.version
+            if version.major == 1 && version.minor == 0 {
+                headers.remove(name: "transfer-encoding")
+            }
+            if !exchange.clientHead.isKeepAlive { headers.add(name: "connection", value: "close") }
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: version, status: head.status, headers: headers))),
+                promise: nil)
+        case .body(let buffer):
+            exchange.responseBody.append(buffer, limit: configuration.maxBody)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end:
+            guard let head = exchange.responseHead else { return }
+            exchange.timeout?.cancel()
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            if let connection = exchange.upstream {
+                connection.handler.delegate = nil
+                if exchange.requestComplete && head.isKeepAlive {
+                    pool.release(connection)
+                } else {
+                    connection.channel.close(promise: nil)
+                }
+            }
+            let response = RecordedResponse(
+                status: Int(head.status.code),
+                headers: HeaderFields(fields: head.headers.map { .init($0.name, $0.value) }),
+                body: exchange.responseBody.captured)
+            let keepAlive = exchange.clientHead.isKeepAlive && exchange.requestComplete
+            finish(exchange, result: .response(response))
+            if !keepAlive { closeClient() } else { resume() }
+        }
+    }
+
+    func upstreamReadComplete() { context.flush() }
+
+    func upstreamWritabilityChanged(_ isWritable: Bool) {
+        guard current?.requestComplete == false else { return }
+        setReading(context.channel, isWritable)
+    }
+
+    func upstreamFailed(_ error: Error?) {
+        guard let exchange = current else { return }
+        let reason =
+            error.map { "upstream failed: \($0)" } ?? "upstream closed the connection before the response completed"
+        fail(exchange, status: .badGateway, reason: reason)
+    }
+
+    private func armTimeout(_ exchange: InFlight) {
+        exchange.timeout?.cancel()
+        let limit = configuration.upstreamTimeout
+        let deadline = exchange.lastUpstreamActivity + limit
+        exchange.timeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            guard self.current === exchange else { return }
+            // Activity since arming moves the deadline instead of rescheduling on every read.
+            if NIODeadline.now() - exchange.lastUpstreamActivity < limit {
+                self.armTimeout(exchange)
+                return
+            }
+            self.fail(
+                exchange, status: .gatewayTimeout,
+                reason: "upstream sent nothing for \(limit.nanoseconds / 1_000_000) ms")
+        }
+    }
+
+    /// Ends `exchange` as a failure: the client gets `status` if nothing was sent yet, else the
+    /// connection is closed, since a half-sent response cannot be corrected.
+    private func fail(_ exchange: InFlight, status: HTTPResponseStatus, reason: String) {
+        exchange.timeout?.cancel()
+        if let connection = exchange.upstream {
+            connection.handler.delegate = nil
+            connection.channel.close(promise: nil)
+        }
+        let headSent = exchange.responseHead != nil
+        let requestComplete = exchange.requestComplete
+        finish(exchange, result: .failure(reason))
+        if headSent {
+            closeClient()
+        } else if requestComplete && exchange.clientHead.isKeepAlive {
+            respond(status, message: "driftcheck: \(exchange.service): \(reason)", close: false)
+            resume()
+        } else {
+            respondAndClose(status, message: "driftcheck: \(exchange.service): \(reason)")
+        }
+    }
+
+    private func finish(_ exchange: InFlight, result: ExchangeResult) {
+        guard current === exchange else { return }
+        current = nil
+        recorder.record(exchange.exchange(result: result))
+        recorder.exchangeEnded()
+    }
+
+    /// Picks up held pipelined requests and reading once an exchange is over.
+    private func resume() {
+        while !pipelined.isEmpty && current?.requestComplete != true && !closing {
+            handle(pipelined.removeFirst())
+        }
+        if current == nil { setReading(context.channel, true) }
+    }
+
+    // MARK: Responses of the proxy's own
+
+    private func respond(_ status: HTTPResponseStatus, message: String, close: Bool) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-length", value: String(message.utf8.count + 1))
+        if close { headers.add(name: "connection", value: "close") }
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: message + "\n")))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    private func respondAndClose(_ status: HTTPResponseStatus, message: String) {
+        respond(status, message: message, close: true)
+        closeClient()
+    }
+
+    private func closeClient() {
+        closing = true
+        pipelined.removeAll()
+        context.close(promise: nil)
+    }
+
+    private func setReading(_ channel: Channel, _ on: Bool) {
+        channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+        if on { channel.read() }
+    }
+
+    // MARK: CONNECT tunnels
+
+    private func startTunnel(_ head: HTTPRequestHead) {
+        guard let address = ListenAddress.parse(head.uri), address.port > 0 else {
+            respondAndClose(.badRequest, message: "driftcheck: CONNECT needs host:port")
+            return
+        }
+        closing = true
+        setReading(context.channel, false)
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(configuration.connectTimeout)
+            .connect(host: address.host, port: address.port)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .failure(let error):
+                    self.closing = false
+                    self.respondAndClose(.badGateway, message: "driftcheck: cannot connect to \(address): \(error)")
+                case .success(let peer):
+                    self.glue(to: peer)
+                }
+            }
+    }
+
+    private func glue(to peer: Channel) {
+        let client = context.channel
+        do {
+            let ours = GlueHandler()
+            let theirs = GlueHandler()
+            ours.partner = theirs
+            theirs.partner = ours
+            try peer.pipeline.syncOperations.addHandler(theirs)
+            let sync = client.pipeline.syncOperations
+            try sync.addHandler(ours, position: .after(decoder))
+            sync.removeHandler(context: context, promise: nil)
+            sync.removeHandler(decoder, promise: nil)
+            sync.removeHandler(encoder, promise: nil)
+            client.writeAndFlush(ByteBuffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"), promise: nil)
+            setReading(client, true)
+        } catch {
+            peer.close(promise: nil)
+            client.close(promise: nil)
+        }
+    }
+
+    // MARK: Parsing helpers
+
+    static func originForm(of absolute: String) -> String? {
+        guard let schemeEnd = absolute.range(of: "://") else { return nil }
+        let rest = absolute[schemeEnd.upperBound...]
+        guard let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
+        let form = String(rest[slash...])
+        return form.hasPrefix("?") ? "/" + form : form
+    }
+
+    static func split(_ target: String) -> (String, String?) {
+        guard let question = target.firstIndex(of: "?") else { return (target, nil) }
+        return (String(target[..<question]), String(target[target.index(after: question)...]))
+    }
+}
+
+/// Relays raw bytes between the two channels of a CONNECT tunnel, with back-pressure.
+final class GlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    typealias OutboundIn = NIOAny
+    typealias OutboundOut = NIOAny
+
+    var partner: GlueHandler?
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        partner = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        partner?.context?.write(data, promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) { partner?.context?.flush() }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        partner?.context?.close(promise: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if let other = partner?.context?.channel {
+            other.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        }
+    }
+}

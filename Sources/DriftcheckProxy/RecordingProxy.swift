@@ -1,0 +1,116 @@
+import DriftcheckCore
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// Counts exchanges in flight and hands finished ones to the sink.
+final class Recorder: Sendable {
+    let sink: @Sendable (Exchange) -> Void
+    private let active = NIOLockedValueBox(0)
+
+    init(sink: @escaping @Sendable (Exchange) -> Void) { self.sink = sink }
+
+    func record(_ exchange: Exchange) { sink(exchange) }
+    func exchangeStarted() { active.withLockedValue { $0 += 1 } }
+    func exchangeEnded() { active.withLockedValue { $0 -= 1 } }
+    var inFlight: Int { active.withLockedValue { $0 } }
+}
+
+/// Why the proxy could not start.
+public struct ProxyStartError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The recording proxy: listeners in reverse or forward mode on one event loop group.
+public final class RecordingProxy: Sendable {
+    private let group: EventLoopGroup
+    private let configuration: ProxyConfiguration
+    private let recorder: Recorder
+    private let tlsContext: NIOSSLContext?
+    private let pools = NIOLockedValueBox<[ObjectIdentifier: UpstreamPool]>([:])
+    private let listeners = NIOLockedValueBox<[Channel]>([])
+
+    /// `sink` receives every finished exchange, on an event loop: it must not block.
+    public init(
+        group: EventLoopGroup, configuration: ProxyConfiguration = ProxyConfiguration(),
+        sink: @escaping @Sendable (Exchange) -> Void
+    ) {
+        self.group = group
+        self.configuration = configuration
+        recorder = Recorder(sink: sink)
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if configuration.insecureUpstream { tls.certificateVerification = .none }
+        tlsContext = try? NIOSSLContext(configuration: tls)
+    }
+
+    /// Exchanges started and not yet finished.
+    public var inFlight: Int { recorder.inFlight }
+
+    private func pool(for loop: EventLoop) -> UpstreamPool {
+        pools.withLockedValue { pools in
+            if let pool = pools[ObjectIdentifier(loop)] { return pool }
+            let pool = UpstreamPool(loop: loop, configuration: configuration, tlsContext: tlsContext)
+            pools[ObjectIdentifier(loop)] = pool
+            return pool
+        }
+    }
+
+    /// Starts a listener; returns the bound address (the real port when `address.port` is 0).
+    public func listen(on address: ListenAddress, route: ListenerRoute) async throws -> ListenAddress {
+        let configuration = self.configuration
+        let recorder = self.recorder
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in
+                do {
+                    let sync = channel.pipeline.syncOperations
+                    let encoder = HTTPResponseEncoder()
+                    let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+                    try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
+                    try sync.addHandler(encoder)
+                    try sync.addHandler(decoder)
+                    try sync.addHandler(
+                        ProxyServerHandler(
+                            route: route, pool: pool(for: channel.eventLoop), configuration: configuration,
+                            recorder: recorder, encoder: encoder, decoder: decoder))
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+        let channel: Channel
+        do {
+            channel = try await bootstrap.bind(host: address.host, port: address.port).get()
+        } catch {
+            throw ProxyStartError(description: "cannot listen on \(address): \(error)")
+        }
+        listeners.withLockedValue { $0.append(channel) }
+        let port = channel.localAddress?.port ?? address.port
+        return ListenAddress(host: address.host, port: port)
+    }
+
+    /// Stops accepting connections, then waits up to `timeout` for exchanges in flight.
+    /// Returns false when some were still running at the deadline.
+    public func shutdown(timeout: TimeAmount = .seconds(10)) async -> Bool {
+        let channels = listeners.withLockedValue { channels in
+            defer { channels.removeAll() }
+            return channels
+        }
+        for channel in channels { try? await channel.close() }
+        let deadline = NIODeadline.now() + timeout
+        while recorder.inFlight > 0 && NIODeadline.now() < deadline {
+            try? await Task.sleep(nanoseconds: 10_000_000)
+        }
+        let drained = recorder.inFlight == 0
+        let allPools = pools.withLockedValue { Array($0.values) }
+        for pool in allPools {
+            try? await pool.loop.submit { pool.closeAll() }.get()
+        }
+        return drained
+    }
+}

@@ -1,0 +1,333 @@
+import DriftcheckCore
+import Foundation
+import GRDB
+
+/// Why a store could not be used. Every case names the file.
+public enum StoreError: Error, CustomStringConvertible, Sendable {
+    case notAStore(path: String, detail: String)
+    case corrupt(path: String, detail: String)
+    case newerFormat(path: String, version: Int)
+    case unusable(path: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .notAStore(let path, let detail): return "\(path): not a driftcheck store (\(detail))"
+        case .corrupt(let path, let detail): return "\(path): the store is corrupt (\(detail))"
+        case .newerFormat(let path, let version):
+            return
+                "\(path): store format \(version) was written by a newer driftcheck (this one reads up to \(RecordingStore.formatVersion))"
+        case .unusable(let path, let detail): return "\(path): cannot open the store (\(detail))"
+        }
+    }
+}
+
+/// One row of `driftcheck list`.
+public struct EndpointSummary: Sendable, Equatable, Codable {
+    public var service: String
+    public var endpoint: String
+    public var exchanges: Int
+    public var failures: Int
+    public var firstSeen: Date
+    public var lastSeen: Date
+}
+
+/// The SQLite file recordings live in: WAL, schema versioned by `PRAGMA user_version`.
+public final class RecordingStore: Sendable {
+    /// The newest store format this build reads and writes (see docs/store-format.md).
+    public static let formatVersion = 1
+    /// `PRAGMA application_id` of every driftcheck store: "DRFT".
+    public static let applicationID: Int32 = 0x4452_4654
+
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens the store at `path`, creating it (and its directory) when missing.
+    public init(path: String) throws {
+        self.path = path
+        let manager = FileManager.default
+        let exists = manager.fileExists(atPath: path)
+        if exists {
+            try Self.validate(path: path)
+        } else {
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                do {
+                    try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                } catch {
+                    throw StoreError.unusable(path: path, detail: "cannot create directory \(directory)")
+                }
+            }
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            // NORMAL in WAL mode loses at most the last transactions on power loss, never on a crash.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try pool.write { db in try Self.migrate(db) }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw Self.translate(error, path: path)
+        }
+    }
+
+    static func translate(_ error: Error, path: String) -> StoreError {
+        guard let error = error as? DatabaseError else {
+            return .unusable(path: path, detail: "\(error)")
+        }
+        switch error.resultCode {
+        case .SQLITE_NOTADB: return .notAStore(path: path, detail: "not an SQLite database")
+        case .SQLITE_CORRUPT: return .corrupt(path: path, detail: error.message ?? "database disk image is malformed")
+        default: return .unusable(path: path, detail: error.message ?? "\(error.resultCode)")
+        }
+    }
+
+    /// Refuses files that are not ours before anything writes to them.
+    static func validate(path: String) throws {
+        var configuration = Configuration()
+        configuration.readonly = true
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            defer { try? queue.close() }
+            try queue.read { db in
+                let applicationID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+                let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+                let tables = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") ?? 0
+                if applicationID == 0 && tables == 0 { return }
+                guard applicationID == RecordingStore.applicationID else {
+                    throw StoreError.notAStore(path: path, detail: "an SQLite database of another application")
+                }
+                if version > formatVersion { throw StoreError.newerFormat(path: path, version: version) }
+                _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM session")
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw translate(error, path: path)
+        }
+    }
+
+    /// One step per format version; each runs once, in order, inside the write transaction.
+    static let migrations: [@Sendable (Database) throws -> Void] = [
+        { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE session (
+                        id INTEGER PRIMARY KEY,
+                        started_at REAL NOT NULL,
+                        ended_at REAL,
+                        mode TEXT NOT NULL,
+                        command TEXT,
+                        tool_version TEXT NOT NULL
+                    );
+                    CREATE TABLE exchange (
+                        id INTEGER PRIMARY KEY,
+                        session_id INTEGER REFERENCES session(id),
+                        service TEXT NOT NULL,
+                        method TEXT NOT NULL,
+                        scheme TEXT NOT NULL,
+                        host TEXT NOT NULL,
+                        port INTEGER NOT NULL,
+                        path TEXT NOT NULL,
+                        query TEXT,
+                        request_headers TEXT NOT NULL,
+                        request_body BLOB NOT NULL,
+                        request_body_size INTEGER NOT NULL,
+                        status INTEGER,
+                        response_headers TEXT,
+                        response_body BLOB,
+                        response_body_size INTEGER,
+                        failure TEXT,
+                        started_at REAL NOT NULL,
+                        duration REAL NOT NULL
+                    );
+                    CREATE INDEX exchange_by_service ON exchange(service, id);
+                    """)
+        }
+    ]
+
+    static func migrate(_ db: Database) throws {
+        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+        if version > formatVersion { throw StoreError.newerFormat(path: db.description, version: version) }
+        guard version < formatVersion else { return }
+        try db.execute(sql: "PRAGMA application_id = \(applicationID)")
+        for step in version..<formatVersion {
+            try migrations[step](db)
+            try db.execute(sql: "PRAGMA user_version = \(step + 1)")
+        }
+    }
+
+    // MARK: Sessions
+
+    /// Starts a recording session; exchanges written by this process point at it.
+    public func beginSession(mode: String, command: String?, toolVersion: String) throws -> Int64 {
+        try guarded {
+            try pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO session (started_at, mode, command, tool_version) VALUES (?, ?, ?, ?)",
+                    arguments: [Date().timeIntervalSince1970, mode, command, toolVersion])
+                return db.lastInsertedRowID
+            }
+        }
+    }
+
+    public func endSession(_ id: Int64) throws {
+        try guarded {
+            try pool.write { db in
+                try db.execute(
+                    sql: "UPDATE session SET ended_at = ? WHERE id = ?", arguments: [Date().timeIntervalSince1970, id])
+            }
+        }
+    }
+
+    // MARK: Exchanges
+
+    /// Writes `exchanges` in one transaction.
+    public func insert(_ exchanges: [Exchange], session: Int64?) throws {
+        try guarded {
+            try pool.write { db in
+                let statement = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO exchange (session_id, service, method, scheme, host, port, path, query,
+                            request_headers, request_body, request_body_size, status, response_headers,
+                            response_body, response_body_size, failure, started_at, duration)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """)
+                for exchange in exchanges {
+                    let request = exchange.request
+                    var arguments: StatementArguments = [
+                        session, exchange.service, request.method, request.scheme, request.host, request.port,
+                        request.path, request.query, Self.encode(request.headers), request.body.bytes,
+                        request.body.size,
+                    ]
+                    switch exchange.result {
+                    case .response(let response):
+                        arguments += [
+                            response.status, Self.encode(response.headers), response.body.bytes, response.body.size,
+                            nil,
+                        ]
+                    case .failure(let reason):
+                        arguments += [nil, nil, nil, nil, reason]
+                    }
+                    arguments += [exchange.startedAt.timeIntervalSince1970, exchange.duration]
+                    try statement.execute(arguments: arguments)
+                }
+            }
+        }
+    }
+
+    /// Exchanges in recorded order, optionally of one service, optionally without failures.
+    public func exchanges(service: String? = nil, includeFailures: Bool = true) throws -> [Exchange] {
+        try guarded {
+            try pool.read { db in
+                var sql = "SELECT * FROM exchange"
+                var conditions: [String] = []
+                var arguments: StatementArguments = []
+                if let service {
+                    conditions.append("service = ?")
+                    arguments += [service]
+                }
+                if !includeFailures { conditions.append("failure IS NULL") }
+                if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+                sql += " ORDER BY id"
+                return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.exchange(from:))
+            }
+        }
+    }
+
+    public func count() throws -> Int {
+        try guarded { try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM exchange") ?? 0 } }
+    }
+
+    /// Services and templated endpoints with counts and first/last seen, sorted.
+    public func summaries() throws -> [EndpointSummary] {
+        let rows = try guarded {
+            try pool.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT service, method, path, count(*) AS n, sum(failure IS NOT NULL) AS failed,
+                            min(started_at) AS first, max(started_at) AS last
+                        FROM exchange GROUP BY service, method, path
+                        """)
+            }
+        }
+        var merged: [String: EndpointSummary] = [:]
+        for row in rows {
+            let service: String = row["service"]
+            let endpoint = Endpoint.template(method: row["method"], path: row["path"])
+            let first = Date(timeIntervalSince1970: row["first"])
+            let last = Date(timeIntervalSince1970: row["last"])
+            let key = "\(service) \(endpoint)"
+            if var summary = merged[key] {
+                summary.exchanges += row["n"]
+                summary.failures += row["failed"]
+                summary.firstSeen = min(summary.firstSeen, first)
+                summary.lastSeen = max(summary.lastSeen, last)
+                merged[key] = summary
+            } else {
+                merged[key] = EndpointSummary(
+                    service: service, endpoint: endpoint, exchanges: row["n"], failures: row["failed"],
+                    firstSeen: first, lastSeen: last)
+            }
+        }
+        return merged.values.sorted { ($0.service, $0.endpoint) < ($1.service, $1.endpoint) }
+    }
+
+    /// Checkpoints the WAL into the main file and closes every connection.
+    public func close() throws {
+        try guarded {
+            try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            try pool.close()
+        }
+    }
+
+    private func guarded<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw Self.translate(error, path: path)
+        }
+    }
+
+    // MARK: Row coding
+
+    static func encode(_ headers: HeaderFields) -> String {
+        JSONValue.array(headers.fields.map { .array([.string($0.name), .string($0.value)]) }).serialized()
+    }
+
+    static func decodeHeaders(_ text: String?) -> HeaderFields {
+        guard let text, case .array(let items)? = try? JSONValue.parse(text) else { return HeaderFields() }
+        return HeaderFields(
+            fields: items.compactMap { item in
+                guard case .array(let pair) = item, pair.count == 2, case .string(let name) = pair[0],
+                    case .string(let value) = pair[1]
+                else { return nil }
+                return .init(name, value)
+            })
+    }
+
+    static func exchange(from row: Row) -> Exchange {
+        let request = RecordedRequest(
+            method: row["method"], scheme: row["scheme"], host: row["host"], port: row["port"], path: row["path"],
+            query: row["query"], headers: decodeHeaders(row["request_headers"]),
+            body: CapturedBody(bytes: row["request_body"] ?? Data(), size: row["request_body_size"]))
+        let result: ExchangeResult
+        if let failure: String = row["failure"] {
+            result = .failure(failure)
+        } else {
+            result = .response(
+                RecordedResponse(
+                    status: row["status"] ?? 0, headers: decodeHeaders(row["response_headers"]),
+                    body: CapturedBody(bytes: row["response_body"] ?? Data(), size: row["response_body_size"] ?? 0)))
+        }
+        return Exchange(
+            id: row["id"], service: row["service"], request: request, result: result,
+            startedAt: Date(timeIntervalSince1970: row["started_at"]), duration: row["duration"])
+    }
+}

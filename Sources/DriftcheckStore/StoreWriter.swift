@@ -1,0 +1,111 @@
+import DriftcheckCore
+import Foundation
+
+/// The store's single writer: the proxy hands it exchanges without waiting; a background
+/// thread redacts them and writes them in batched transactions.
+///
+/// The queue is bounded. When the disk cannot keep up or writing fails, exchanges are dropped
+/// and counted, and forwarding traffic never waits on disk.
+public final class StoreWriter: @unchecked Sendable {
+    public struct Statistics: Sendable, Equatable {
+        public var written = 0
+        public var dropped = 0
+        public var batches = 0
+        public var failures = 0
+        /// The first write error, after which recording stopped.
+        public var error: String?
+    }
+
+    private let store: RecordingStore
+    private let session: Int64?
+    private let redaction: RedactionPolicy
+    private let capacity: Int
+    private let batchSize: Int
+    private let onError: @Sendable (String) -> Void
+
+    private let condition = NSCondition()
+    private var queue: [Exchange] = []
+    private var closed = false
+    private var finished = false
+    private var statistics = Statistics()
+
+    public init(
+        store: RecordingStore, session: Int64?, redaction: RedactionPolicy, capacity: Int = 8192,
+        batchSize: Int = 512, onError: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
+        self.store = store
+        self.session = session
+        self.redaction = redaction
+        self.capacity = capacity
+        self.batchSize = batchSize
+        self.onError = onError
+        let thread = Thread { [self] in run() }
+        thread.name = "driftcheck-store-writer"
+        thread.start()
+    }
+
+    /// Queues an exchange; false when it was dropped because the queue is full or recording stopped.
+    @discardableResult
+    public func submit(_ exchange: Exchange) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !closed, statistics.error == nil, queue.count < capacity else {
+            statistics.dropped += 1
+            return false
+        }
+        queue.append(exchange)
+        if case .failure = exchange.result { statistics.failures += 1 }
+        condition.signal()
+        return true
+    }
+
+    public var currentStatistics: Statistics {
+        condition.lock()
+        defer { condition.unlock() }
+        return statistics
+    }
+
+    /// Stops accepting, writes everything queued, and returns the final figures.
+    public func finish() -> Statistics {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        while !finished { condition.wait() }
+        let result = statistics
+        condition.unlock()
+        return result
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !closed { condition.wait() }
+            if queue.isEmpty && closed {
+                finished = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let batch = Array(queue.prefix(batchSize))
+            queue.removeFirst(batch.count)
+            condition.unlock()
+
+            let redacted = batch.map(redaction.redact)
+            do {
+                try store.insert(redacted, session: session)
+                condition.lock()
+                statistics.written += batch.count
+                statistics.batches += 1
+                condition.unlock()
+            } catch {
+                condition.lock()
+                let first = statistics.error == nil
+                if first { statistics.error = "\(error)" }
+                statistics.dropped += batch.count + queue.count
+                queue.removeAll()
+                condition.unlock()
+                if first { onError("recording stopped: \(error)") }
+            }
+        }
+    }
+}

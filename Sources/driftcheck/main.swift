@@ -1,0 +1,3 @@
+import DriftcheckCLI
+
+await DriftcheckMain.run()
