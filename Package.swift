@@ -70,7 +70,10 @@ let package = Package(
         .testTarget(name: "DriftcheckCoreTests", dependencies: ["DriftcheckCore"]),
         .testTarget(
             name: "DriftcheckStoreTests",
-            dependencies: ["DriftcheckStore", "DriftcheckTestSupport"]
+            dependencies: [
+                "DriftcheckStore", "DriftcheckTestSupport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "DriftcheckProxyTests",

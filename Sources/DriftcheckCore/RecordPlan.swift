@@ -102,15 +102,20 @@ public struct UpstreamSpec: Sendable, Hashable {
 
 /// Reads the `KEY=VALUE` files that `telepresence intercept --env-file` and docker write.
 public enum EnvFile {
-    public struct ParseError: Error, CustomStringConvertible, Sendable {
+    public struct ParseError: Error, CustomStringConvertible, Sendable, Equatable {
         public var line: Int
         public var reason: String
         public var description: String { "line \(line): \(reason)" }
+        public init(line: Int, reason: String) {
+            self.line = line
+            self.reason = reason
+        }
     }
 
     public static func parse(_ text: String) throws -> [(String, String)] {
         var result: [(String, String)] = []
-        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (number, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated()
+        {
             var line = rawLine.trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
             if line.trimmingCharacters(in: .whitespaces).isEmpty
                 || line.trimmingCharacters(in: .whitespaces).hasPrefix("#")

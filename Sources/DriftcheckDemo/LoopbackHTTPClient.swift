@@ -47,6 +47,7 @@ public struct ClientResponse: Sendable {
 
 public struct ClientError: Error, CustomStringConvertible {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
 /// A minimal HTTP/1.1 client for loopback servers: the demo's workload and the tests' driver.

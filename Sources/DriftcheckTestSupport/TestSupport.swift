@@ -1,0 +1,124 @@
+import DriftcheckCore
+import DriftcheckDemo
+import DriftcheckProcess
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// A directory under the system temp dir, removed by `remove()`.
+public struct TemporaryDirectory: Sendable {
+    public let path: String
+
+    public init() throws {
+        path = NSTemporaryDirectory() + "driftcheck-test-\(UUID().uuidString.prefix(12))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    public func file(_ name: String) -> String { "\(path)/\(name)" }
+
+    public func write(_ name: String, _ text: String) throws -> String {
+        let target = file(name)
+        try text.write(toFile: target, atomically: true, encoding: .utf8)
+        return target
+    }
+
+    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Event loops shared by the tests' clients and upstreams.
+public let testGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+
+/// A real upstream for the tests, with routes for the behaviours a recorder must survive:
+/// `/echo` answers with what it received, `/bytes/N` streams N bytes, `/stall` never answers,
+/// `/close` hangs up, `/truncated` breaks off a chunked body, `/status/N` answers N.
+public enum TestUpstream {
+    public static func start(host: String = "127.0.0.1") async throws -> LoopbackHTTPServer {
+        try await LoopbackHTTPServer.start(group: testGroup, host: host, route: route)
+    }
+
+    public static func route(_ request: ServerRequest) -> ServerResponse {
+        let parts = request.path.split(separator: "/").map(String.init)
+        switch parts.first {
+        case "echo":
+            let headers = request.headers.map { "[\(quote($0.0)),\(quote($0.1))]" }.joined(separator: ",")
+            let body = String(decoding: request.body, as: UTF8.self)
+            return .json(
+                "{\"method\":\(quote(request.method)),\"uri\":\(quote(request.uri)),\"headers\":[\(headers)],\"body\":\(quote(body)),\"bodySize\":\(request.bodySize)}",
+                headers: [("Set-Cookie", "session=upstream-session-secret; Path=/; HttpOnly")])
+        case "bytes":
+            return ServerResponse(
+                headers: [("Content-Type", "application/octet-stream")],
+                body: .generated(count: Int(parts.last ?? "0") ?? 0))
+        case "stall": return ServerResponse(body: .stall)
+        case "close": return ServerResponse(body: .close)
+        case "truncated":
+            return ServerResponse(headers: [("Content-Type", "text/plain")], body: .truncated(count: 1000))
+        case "status":
+            return .json("{\"status\":\(parts.last ?? "200")}", status: Int(parts.last ?? "200") ?? 200)
+        default:
+            return DemoService.route(request)
+        }
+    }
+
+    static func quote(_ text: String) -> String {
+        JSONValue.string(text).serialized()
+    }
+}
+
+/// Locates and runs the built `driftcheck` binary (tests that need a real process: signals, exit codes).
+public enum DriftcheckBinary {
+    /// `DRIFTCHECK_BIN`, else the debug build next to this package.
+    public static var path: String {
+        if let explicit = ProcessInfo.processInfo.environment["DRIFTCHECK_BIN"] { return explicit }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/driftcheck").path
+    }
+
+    /// A running `driftcheck` whose stdout+stderr go to a file.
+    public struct Running: Sendable {
+        public let process: ChildProcess
+        public let outputPath: String
+
+        public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+
+        /// Waits until the output has `count` `listening on` lines; returns their ports in order.
+        public func listeners(_ count: Int, timeout: Double = 30) async throws -> [Int] {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                let ports = output.split(separator: "\n").filter { $0.contains("listening on http://") }.compactMap {
+                    line -> Int? in
+                    guard let start = line.range(of: "http://")?.upperBound else { return nil }
+                    let address = line[start...].prefix { $0 != " " }
+                    return address.split(separator: ":").last.flatMap { Int($0) }
+                }
+                if ports.count >= count { return ports }
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
+            throw ClientError(description: "driftcheck did not start listening:\n\(output)")
+        }
+    }
+
+    /// Starts the binary with `arguments`.
+    public static func start(
+        _ arguments: [String], in directory: TemporaryDirectory, environment: [String: String] = [:]
+    )
+        throws -> Running
+    {
+        let output = directory.file("driftcheck-\(UUID().uuidString.prefix(6)).log")
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        env["NO_COLOR"] = "1"
+        let process = try ChildProcess.spawn([path] + arguments, environment: env, outputPath: output)
+        return Running(process: process, outputPath: output)
+    }
+
+    /// Runs the binary to completion: exit status and everything it printed.
+    public static func run(_ arguments: [String], in directory: TemporaryDirectory, environment: [String: String] = [:])
+        async throws -> (status: Int32, output: String)
+    {
+        let running = try start(arguments, in: directory, environment: environment)
+        let status = await running.process.wait()
+        return (status, running.output)
+    }
+}

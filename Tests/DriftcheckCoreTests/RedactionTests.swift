@@ -1,0 +1,97 @@
+import DriftcheckCore
+import Foundation
+import Testing
+
+@Suite struct RedactionTests {
+    func exchange(
+        headers: [(String, String)] = [], query: String? = nil, body: String = "", contentType: String? = nil,
+        responseHeaders: [(String, String)] = [], responseBody: String = ""
+    ) -> Exchange {
+        var requestHeaders = HeaderFields(headers)
+        if let contentType { requestHeaders.add("Content-Type", contentType) }
+        return Exchange(
+            service: "orders",
+            request: RecordedRequest(
+                method: "POST", host: "orders", port: 80, path: "/login", query: query, headers: requestHeaders,
+                body: CapturedBody(bytes: Data(body.utf8))),
+            result: .response(
+                RecordedResponse(
+                    status: 200, headers: HeaderFields(responseHeaders + [("Content-Type", "application/json")]),
+                    body: CapturedBody(bytes: Data(responseBody.utf8)))),
+            startedAt: Date(), duration: 0.01)
+    }
+
+    @Test func redactsSecretHeadersKeepingTheAuthScheme() {
+        let redacted = RedactionPolicy().redact(
+            exchange(headers: [
+                ("Authorization", "Bearer abc.def.ghi"), ("X-API-Key", "k-123"), ("X-Custom-Token", "t-1"),
+                ("Accept", "application/json"), ("WWW-Authenticate", "Bearer realm=x"),
+            ]))
+        let headers = redacted.request.headers
+        #expect(headers["authorization"] == "Bearer <redacted>")
+        #expect(headers["x-api-key"] == "<redacted>")
+        #expect(headers["x-custom-token"] == "<redacted>")
+        #expect(headers["accept"] == "application/json")
+        #expect(headers["www-authenticate"] == "Bearer realm=x")
+    }
+
+    @Test func redactsCookieValuesButKeepsNamesAndAttributes() {
+        let redacted = RedactionPolicy().redact(
+            exchange(
+                headers: [("Cookie", "session=s3cr3t; theme=dark")],
+                responseHeaders: [("Set-Cookie", "session=n3w; Path=/; HttpOnly")]))
+        #expect(redacted.request.headers["cookie"] == "session=<redacted>; theme=<redacted>")
+        #expect(redacted.response?.headers["set-cookie"] == "session=<redacted>; Path=/; HttpOnly")
+    }
+
+    @Test func redactsAddedHeaders() {
+        var policy = RedactionPolicy()
+        policy.addHeader("X-Tenant")
+        #expect(policy.redact(exchange(headers: [("x-tenant", "acme")])).request.headers["x-tenant"] == "<redacted>")
+    }
+
+    @Test func redactsQueryAndFormParameters() {
+        let redacted = RedactionPolicy().redact(
+            exchange(
+                query: "page=2&access_token=abc&api%5Fkey=k&sig=1", body: "user=ann&password=hunter2",
+                contentType: "application/x-www-form-urlencoded"))
+        #expect(redacted.request.query == "page=2&access_token=<redacted>&api%5Fkey=<redacted>&sig=<redacted>")
+        #expect(String(decoding: redacted.request.body.bytes, as: UTF8.self) == "user=ann&password=<redacted>")
+    }
+
+    @Test func redactsJSONFieldsKeepingTheirType() throws {
+        var policy = RedactionPolicy()
+        try policy.addField("$.user.ssn")
+        try policy.addField("pin")
+        let redacted = policy.redact(
+            exchange(
+                body:
+                    #"{"user":{"name":"ann","ssn":"123-45-6789","Password":"x","pin":1234},"refresh_token":null,"items":[{"api_key":true}]}"#,
+                contentType: "application/json",
+                responseBody: #"{"access_token":"eyJ","expires_in":3600}"#))
+        let body = try JSONValue.parse(redacted.request.body.bytes)
+        #expect(
+            body.serialized()
+                == #"{"user":{"name":"ann","ssn":"<redacted:string>","Password":"<redacted:string>","pin":"<redacted:integer>"},"refresh_token":"<redacted:null>","items":[{"api_key":"<redacted:boolean>"}]}"#
+        )
+        #expect(
+            String(decoding: redacted.response!.body.bytes, as: UTF8.self)
+                == #"{"access_token":"<redacted:string>","expires_in":3600}"#)
+    }
+
+    @Test func redactsSecretsInTruncatedJSON() {
+        var original = exchange(
+            body: #"{"name":"ann","password":"hunter2","bio":"long tex"#, contentType: "application/json")
+        original.request.body.size = 10_000
+        let redacted = RedactionPolicy().redact(original)
+        let text = String(decoding: redacted.request.body.bytes, as: UTF8.self)
+        #expect(!text.contains("hunter2"))
+        #expect(text.hasPrefix(#"{"name":"ann","password":"<redacted:string>""#))
+        #expect(redacted.request.body.isTruncated)
+    }
+
+    @Test func leavesOrdinaryBodiesAlone() {
+        let original = exchange(body: "plain text password=visible", contentType: "text/plain")
+        #expect(RedactionPolicy().redact(original).request.body == original.request.body)
+    }
+}

@@ -1,0 +1,79 @@
+import DriftcheckCore
+import DriftcheckTestSupport
+import Foundation
+import NIOConcurrencyHelpers
+import Testing
+
+@testable import DriftcheckStore
+
+@Suite struct StoreWriterTests {
+    @Test func writesEverythingSubmittedFromManyThreadsInBatches() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try RecordingStore(path: directory.file("s.sqlite"))
+        let writer = StoreWriter(store: store, session: nil, redaction: RedactionPolicy(), capacity: 100_000)
+        await withTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    for index in 0..<1_000 { writer.submit(sampleExchange(path: "/orders/\(worker * 1000 + index)")) }
+                }
+            }
+        }
+        let statistics = writer.finish()
+        #expect(statistics.written == 8_000)
+        #expect(statistics.dropped == 0)
+        #expect(statistics.batches < 8_000)
+        #expect(try store.count() == 8_000)
+        #expect(!writer.submit(sampleExchange()))
+    }
+
+    @Test func redactsBeforeWriting() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("s.sqlite")
+        let store = try RecordingStore(path: path)
+        let writer = StoreWriter(store: store, session: nil, redaction: RedactionPolicy())
+        var exchange = sampleExchange(body: #"{"token":"tok-SECRET-1"}"#)
+        exchange.request.headers.add("Authorization", "Basic U0VDUkVULTI=")
+        writer.submit(exchange)
+        _ = writer.finish()
+        let stored = try store.exchanges()[0]
+        #expect(stored.request.headers["authorization"] == "Basic <redacted>")
+        #expect(String(decoding: stored.response!.body.bytes, as: UTF8.self) == #"{"token":"<redacted:string>"}"#)
+    }
+
+    @Test func aFullDiskStopsRecordingLoudlyWithoutCrashing() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try RecordingStore(path: directory.file("s.sqlite"))
+        // A tiny page budget stands in for a full disk.
+        try store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA max_page_count = 40") }
+        let messages = NIOLockedValueBox<[String]>([])
+        let writer = StoreWriter(store: store, session: nil, redaction: RedactionPolicy(), batchSize: 16) { message in
+            messages.withLockedValue { $0.append(message) }
+        }
+        for index in 0..<500 {
+            writer.submit(sampleExchange(path: "/orders/\(index)", body: String(repeating: "y", count: 4000)))
+        }
+        let statistics = writer.finish()
+        #expect(statistics.error != nil)
+        #expect(statistics.written + statistics.dropped == 500)
+        #expect(statistics.written < 500)
+        #expect(messages.withLockedValue { $0.count } == 1)
+        #expect(messages.withLockedValue { $0.first?.contains("recording stopped") } == true)
+        #expect(try store.count() == statistics.written)
+    }
+
+    @Test func dropsInsteadOfBlockingWhenTheQueueIsFull() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try RecordingStore(path: directory.file("s.sqlite"))
+        let writer = StoreWriter(store: store, session: nil, redaction: RedactionPolicy(), capacity: 1, batchSize: 1)
+        var accepted = 0
+        for _ in 0..<2_000 where writer.submit(sampleExchange()) { accepted += 1 }
+        let statistics = writer.finish()
+        #expect(statistics.written == accepted)
+        #expect(statistics.dropped == 2_000 - accepted)
+        #expect(try store.count() == accepted)
+    }
+}
