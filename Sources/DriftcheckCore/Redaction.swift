@@ -75,53 +75,84 @@ public struct RedactionPolicy: Sendable, Equatable {
 
     // MARK: Applying
 
+    /// Redacts by name (headers, parameters, fields), then removes every value so redacted from
+    /// the rest of the exchange too: an echo service or an error message repeats secrets in
+    /// places no name rule can know.
     public func redact(_ exchange: Exchange) -> Exchange {
+        var secrets = Set<String>()
         var copy = exchange
-        copy.request.headers = redact(headers: exchange.request.headers)
-        copy.request.query = exchange.request.query.map(redact(query:))
-        copy.request.body = redact(body: exchange.request.body, headers: exchange.request.headers)
-        if case .response(var response) = exchange.result {
-            let original = response.headers
-            response.headers = redact(headers: original)
-            response.body = redact(body: response.body, headers: original)
+        copy.request.headers = redact(headers: exchange.request.headers, secrets: &secrets)
+        copy.request.query = exchange.request.query.map { redact(query: $0, secrets: &secrets) }
+        copy.request.body = redact(body: exchange.request.body, headers: exchange.request.headers, secrets: &secrets)
+        var response = exchange.response
+        if var redacted = response {
+            redacted.headers = redact(headers: redacted.headers, secrets: &secrets)
+            redacted.body = redact(body: redacted.body, headers: redacted.headers, secrets: &secrets)
+            response = redacted
+        }
+        // Short values ("en", "1") would erase ordinary data; they are not worth guessing at.
+        let scrub = secrets.filter { $0.utf8.count >= 6 }.sorted { $0.utf8.count > $1.utf8.count }
+        guard !scrub.isEmpty else {
+            if let response { copy.result = .response(response) }
+            return copy
+        }
+        copy.request.path = Self.scrub(copy.request.path, scrub)
+        copy.request.query = copy.request.query.map { Self.scrub($0, scrub) }
+        copy.request.headers = Self.scrub(copy.request.headers, scrub)
+        copy.request.body.bytes = Self.scrub(copy.request.body.bytes, scrub)
+        if var response {
+            response.headers = Self.scrub(response.headers, scrub)
+            response.body.bytes = Self.scrub(response.body.bytes, scrub)
             copy.result = .response(response)
         }
         return copy
     }
 
     public func redact(headers: HeaderFields) -> HeaderFields {
+        var secrets = Set<String>()
+        return redact(headers: headers, secrets: &secrets)
+    }
+
+    func redact(headers: HeaderFields, secrets: inout Set<String>) -> HeaderFields {
         HeaderFields(
             fields: headers.fields.map { field in
                 let lower = field.name.lowercased()
                 guard isSecretHeader(lower) else { return field }
                 switch lower {
-                case "cookie": return .init(field.name, Self.redactCookie(field.value))
-                case "set-cookie": return .init(field.name, Self.redactSetCookie(field.value))
+                case "cookie": return .init(field.name, Self.redactCookie(field.value, secrets: &secrets))
+                case "set-cookie": return .init(field.name, Self.redactSetCookie(field.value, secrets: &secrets))
                 case "authorization", "proxy-authorization":
+                    secrets.insert(field.value)
                     // Keep the scheme: "Bearer" vs "Basic" matters to a consumer, the credential does not.
                     let parts = field.value.split(separator: " ", maxSplits: 1)
                     if parts.count == 2, parts[0].allSatisfy(\.isLetter) {
+                        secrets.insert(String(parts[1]))
                         return .init(field.name, "\(parts[0]) \(Self.marker)")
                     }
                     return .init(field.name, Self.marker)
-                default: return .init(field.name, Self.marker)
+                default:
+                    secrets.insert(field.value)
+                    return .init(field.name, Self.marker)
                 }
             })
     }
 
-    static func redactCookie(_ value: String) -> String {
+    static func redactCookie(_ value: String, secrets: inout Set<String>) -> String {
         value.split(separator: ";").map { pair -> String in
             let trimmed = pair.trimmingCharacters(in: .whitespaces)
             guard let eq = trimmed.firstIndex(of: "=") else { return trimmed }
+            secrets.insert(String(trimmed[trimmed.index(after: eq)...]))
             return "\(trimmed[..<eq])=\(marker)"
         }.joined(separator: "; ")
     }
 
-    static func redactSetCookie(_ value: String) -> String {
+    static func redactSetCookie(_ value: String, secrets: inout Set<String>) -> String {
         var parts = value.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
         if let first = parts.first, let eq = first.firstIndex(of: "=") {
+            secrets.insert(String(first[first.index(after: eq)...]))
             parts[0] = "\(first[..<eq])=\(marker)"
         } else if !parts.isEmpty {
+            secrets.insert(parts[0])
             parts[0] = marker
         }
         return parts.joined(separator: ";")
@@ -129,37 +160,52 @@ public struct RedactionPolicy: Sendable, Equatable {
 
     /// Redacts secret parameters in `a=1&token=x` (query strings and form bodies).
     public func redact(query: String) -> String {
+        var secrets = Set<String>()
+        return redact(query: query, secrets: &secrets)
+    }
+
+    func redact(query: String, secrets: inout Set<String>) -> String {
         query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
             guard let eq = pair.firstIndex(of: "=") else { return String(pair) }
             let rawName = pair[..<eq]
             let name = (rawName.replacingOccurrences(of: "+", with: " ")).removingPercentEncoding ?? String(rawName)
-            return isSecretParameter(name) ? "\(rawName)=\(Self.marker)" : String(pair)
+            guard isSecretParameter(name) else { return String(pair) }
+            let rawValue = String(pair[pair.index(after: eq)...])
+            secrets.insert(rawValue)
+            if let decoded = rawValue.replacingOccurrences(of: "+", with: " ").removingPercentEncoding {
+                secrets.insert(decoded)
+            }
+            return "\(rawName)=\(Self.marker)"
         }.joined(separator: "&")
     }
 
-    func redact(body: CapturedBody, headers: HeaderFields) -> CapturedBody {
+    func redact(body: CapturedBody, headers: HeaderFields, secrets: inout Set<String>) -> CapturedBody {
         guard !body.bytes.isEmpty else { return body }
         let mediaType = MediaType.of(headers)
         if mediaType == "application/x-www-form-urlencoded" {
             let text = String(decoding: body.bytes, as: UTF8.self)
-            return CapturedBody(bytes: Data(redact(query: text).utf8), size: body.size)
+            return CapturedBody(bytes: Data(redact(query: text, secrets: &secrets).utf8), size: body.size)
         }
-        guard
-            MediaType.isJSON(mediaType)
-                || (mediaType == nil && body.bytes.first.map { $0 == 0x7B || $0 == 0x5B } == true)
-        else { return body }
+        let looksLikeJSON = mediaType == nil && body.bytes.first.map { $0 == 0x7B || $0 == 0x5B } == true
+        guard MediaType.isJSON(mediaType) || looksLikeJSON else { return body }
         if let value = try? JSONValue.parse(body.bytes) {
-            let redacted = redact(json: value, path: [])
+            let redacted = redact(json: value, path: [], secrets: &secrets)
             return redacted == value
                 ? body : CapturedBody(bytes: Data(redacted.serialized().utf8), size: body.size)
         }
         // Truncated or malformed JSON cannot be parsed, yet may still hold secrets.
-        return CapturedBody(
-            bytes: Data(redactLexically(String(decoding: body.bytes, as: UTF8.self)).utf8), size: body.size)
+        let text = String(decoding: body.bytes, as: UTF8.self)
+        return CapturedBody(bytes: Data(redactLexically(text, secrets: &secrets).utf8), size: body.size)
     }
 
     public func redact(json: JSONValue, path: [String] = []) -> JSONValue {
+        var secrets = Set<String>()
+        return redact(json: json, path: path, secrets: &secrets)
+    }
+
+    func redact(json: JSONValue, path: [String], secrets: inout Set<String>) -> JSONValue {
         if fieldPaths.contains(where: { JSONPath.matches(pattern: $0, path: path) }) {
+            Self.collect(json, into: &secrets)
             return .string(Self.typedMarker(json))
         }
         switch json {
@@ -167,15 +213,49 @@ public struct RedactionPolicy: Sendable, Equatable {
             return .object(
                 members.map { member in
                     if fields.contains(Self.normalise(member.key)) {
+                        Self.collect(member.value, into: &secrets)
                         return (member.key, .string(Self.typedMarker(member.value)))
                     }
-                    return (member.key, redact(json: member.value, path: path + [member.key]))
+                    return (member.key, redact(json: member.value, path: path + [member.key], secrets: &secrets))
                 })
         case .array(let items):
-            return .array(items.map { redact(json: $0, path: path + ["[*]"]) })
+            return .array(items.map { redact(json: $0, path: path + ["[*]"], secrets: &secrets) })
         default:
             return json
         }
+    }
+
+    /// The scalar values under a redacted JSON node.
+    static func collect(_ value: JSONValue, into secrets: inout Set<String>) {
+        switch value {
+        case .string(let text): secrets.insert(text)
+        case .number(let text): secrets.insert(text)
+        case .array(let items): for item in items { collect(item, into: &secrets) }
+        case .object(let members): for member in members { collect(member.value, into: &secrets) }
+        case .null, .bool: break
+        }
+    }
+
+    static func scrub(_ text: String, _ secrets: [String]) -> String {
+        secrets.reduce(text) { $0.replacingOccurrences(of: $1, with: marker) }
+    }
+
+    static func scrub(_ headers: HeaderFields, _ secrets: [String]) -> HeaderFields {
+        HeaderFields(fields: headers.fields.map { .init($0.name, scrub($0.value, secrets)) })
+    }
+
+    static func scrub(_ bytes: Data, _ secrets: [String]) -> Data {
+        var result = bytes
+        let replacement = Data(marker.utf8)
+        for secret in secrets {
+            let needle = Data(secret.utf8)
+            var searchStart = result.startIndex
+            while let range = result.range(of: needle, in: searchStart..<result.endIndex) {
+                result.replaceSubrange(range, with: replacement)
+                searchStart = range.lowerBound + replacement.count
+            }
+        }
+        return result
     }
 
     /// `"<redacted:string>"`, `"<redacted:integer>"`… : the value's JSON type survives redaction.
@@ -184,7 +264,7 @@ public struct RedactionPolicy: Sendable, Equatable {
     }
 
     /// Replaces the value after every secret member name in text that is not valid JSON.
-    func redactLexically(_ text: String) -> String {
+    func redactLexically(_ text: String, secrets: inout Set<String>) -> String {
         let pattern = #""([^"\\]{1,128})"\s*:\s*("(?:[^"\\]|\\.)*"?|[^,}\]\s]+)"#
         guard let regex = try? NSRegularExpression(pattern: pattern) else { return text }
         let ns = text as NSString
@@ -194,6 +274,8 @@ public struct RedactionPolicy: Sendable, Equatable {
             let name = ns.substring(with: match.range(at: 1))
             guard fields.contains(Self.normalise(name)) else { continue }
             let valueRange = match.range(at: 2)
+            let value = ns.substring(with: valueRange)
+            secrets.insert(value.hasPrefix("\"") ? String(value.dropFirst().prefix { $0 != "\"" }) : value)
             result += ns.substring(with: NSRange(location: last, length: valueRange.location - last))
             result += "\"<redacted:string>\""
             last = valueRange.location + valueRange.length

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -139,6 +140,70 @@ public enum LoopbackHTTPClient {
         deadline.cancel()
         return text
     }
+}
+
+/// A raw TCP conversation for tests of the wire format: send bytes, read until a marker.
+public final class RawConnection: Sendable {
+    let channel: Channel
+    let received: NIOLockedValueBox<(text: String, closed: Bool)>
+
+    private init(channel: Channel, received: NIOLockedValueBox<(text: String, closed: Bool)>) {
+        self.channel = channel
+        self.received = received
+    }
+
+    public static func open(host: String = "127.0.0.1", port: Int, group: EventLoopGroup) async throws -> RawConnection
+    {
+        let received = NIOLockedValueBox((text: "", closed: false))
+        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RawCollector(continuation: continuation))
+                }
+            }
+            .connect(host: host, port: port).get()
+        Task {
+            for await buffer in stream {
+                received.withLockedValue { $0.text += String(decoding: buffer.readableBytesView, as: UTF8.self) }
+            }
+            received.withLockedValue { $0.closed = true }
+        }
+        return RawConnection(channel: channel, received: received)
+    }
+
+    public func send(_ text: String) async throws {
+        try await channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    /// Everything received up to and including `marker`, consumed from the buffer.
+    public func read(until marker: String, timeout: Double = 10) async throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let found: String? = received.withLockedValue { state in
+                guard let range = state.text.range(of: marker) else { return nil }
+                let head = String(state.text[..<range.upperBound])
+                state.text.removeSubrange(..<range.upperBound)
+                return head
+            }
+            if let found { return found }
+            if received.withLockedValue({ $0.closed }) { break }
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
+        throw ClientError(description: "'\(marker)' not received; got: \(received.withLockedValue { $0.text })")
+    }
+
+    /// Everything until the peer closes (or `timeout` passes, then closes).
+    public func readToEnd(timeout: Double = 10) async throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline, !received.withLockedValue({ $0.closed }) {
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
+        try? await channel.close()
+        return received.withLockedValue { $0.text }
+    }
+
+    public var isClosed: Bool { received.withLockedValue { $0.closed } }
 }
 
 private final class ResponseCollector: ChannelInboundHandler {

@@ -29,7 +29,7 @@ public struct TemporaryDirectory: Sendable {
 public let testGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
 
 /// A real upstream for the tests, with routes for the behaviours a recorder must survive:
-/// `/echo` answers with what it received, `/bytes/N` streams N bytes, `/stall` never answers,
+/// `/echo` answers with what it received, `/count` with the body's size, `/bytes/N` streams N bytes, `/stall` never answers,
 /// `/close` hangs up, `/truncated` breaks off a chunked body, `/status/N` answers N.
 public enum TestUpstream {
     public static func start(host: String = "127.0.0.1") async throws -> LoopbackHTTPServer {
@@ -45,6 +45,8 @@ public enum TestUpstream {
             return .json(
                 "{\"method\":\(quote(request.method)),\"uri\":\(quote(request.uri)),\"headers\":[\(headers)],\"body\":\(quote(body)),\"bodySize\":\(request.bodySize)}",
                 headers: [("Set-Cookie", "session=upstream-session-secret; Path=/; HttpOnly")])
+        case "count":
+            return .json("{\"bodySize\":\(request.bodySize)}")
         case "bytes":
             return ServerResponse(
                 headers: [("Content-Type", "application/octet-stream")],

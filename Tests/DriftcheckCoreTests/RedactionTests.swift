@@ -94,4 +94,19 @@ import Testing
         let original = exchange(body: "plain text password=visible", contentType: "text/plain")
         #expect(RedactionPolicy().redact(original).request.body == original.request.body)
     }
+
+    @Test func removesARedactedValueWhereverElseItAppears() {
+        let redacted = RedactionPolicy().redact(
+            exchange(
+                headers: [("Authorization", "Bearer tok-0123456789")], query: "api_key=key-abcdef&lang=en",
+                responseHeaders: [("X-Echo", "you sent tok-0123456789")],
+                responseBody:
+                    #"{"headers":{"Authorization":"Bearer tok-0123456789"},"url":"/login?api_key=key-abcdef&lang=en"}"#
+            ))
+        let body = String(decoding: redacted.response!.body.bytes, as: UTF8.self)
+        #expect(!body.contains("tok-0123456789"))
+        #expect(!body.contains("key-abcdef"))
+        #expect(body.contains("lang=en"))
+        #expect(redacted.response?.headers["x-echo"] == "you sent <redacted>")
+    }
 }

@@ -1,0 +1,146 @@
+import DriftcheckCore
+import DriftcheckDemo
+import DriftcheckProxy
+import DriftcheckTestSupport
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+@Suite struct FailureTests {
+    /// A port with nothing listening: bound, then released.
+    func closedPort() async throws -> Int {
+        let server = try await TestUpstream.start()
+        let port = server.port
+        await server.stop()
+        return port
+    }
+
+    @Test func aRefusedUpstreamGives502AndIsStoredAsAFailure() async throws {
+        let port = try await closedPort()
+        let harness = try await ProxyHarness.start(
+            .reverse(service: "orders", upstream: UpstreamURL(scheme: "http", host: "127.0.0.1", port: port)))
+        defer { harness.remove() }
+        let response = try await harness.send(ClientRequest("GET", "/orders/1"))
+        #expect(response.status == 502)
+        #expect(response.text.contains("cannot connect"))
+        // The proxy keeps serving on the same connection and on new ones.
+        let again = try await harness.send(ClientRequest("GET", "/orders/2"))
+        #expect(again.status == 502)
+        let stored = try await harness.finish()
+        #expect(stored.count == 2)
+        guard case .failure(let reason) = stored[0].result else {
+            Issue.record("not stored as a failure")
+            return
+        }
+        #expect(reason.contains("cannot connect"))
+    }
+
+    @Test func aStalledUpstreamGives504AfterTheTimeout() async throws {
+        let upstream = try await TestUpstream.start()
+        var configuration = ProxyConfiguration()
+        configuration.upstreamTimeout = .milliseconds(300)
+        let harness = try await ProxyHarness.reverse(to: upstream, configuration: configuration)
+        defer { harness.remove() }
+        let response = try await harness.send(ClientRequest("GET", "/stall"), timeout: .seconds(10))
+        #expect(response.status == 504)
+        let after = try await harness.send(ClientRequest("GET", "/orders/1"))
+        #expect(after.status == 200)
+        let stored = try await harness.finish()
+        #expect(stored.count == 2)
+        #expect(stored[0].response == nil)
+        #expect(stored[1].response?.status == 200)
+        await upstream.stop()
+    }
+
+    @Test func anUpstreamThatHangsUpGives502() async throws {
+        let upstream = try await TestUpstream.start()
+        let harness = try await ProxyHarness.reverse(to: upstream)
+        defer { harness.remove() }
+        let response = try await harness.send(ClientRequest("GET", "/close"))
+        #expect(response.status == 502)
+        let stored = try await harness.finish()
+        #expect(stored.first?.response == nil)
+        await upstream.stop()
+    }
+
+    @Test func aBodyCutOffMidwayClosesTheClientAndIsNotASample() async throws {
+        let upstream = try await TestUpstream.start()
+        let harness = try await ProxyHarness.reverse(to: upstream)
+        defer { harness.remove() }
+        await #expect(throws: (any Error).self) {
+            _ = try await harness.send(ClientRequest("GET", "/truncated"), timeout: .seconds(10))
+        }
+        let stored = try await harness.finish()
+        #expect(stored.count == 1)
+        #expect(stored.first?.response == nil)
+        await upstream.stop()
+    }
+
+    @Test func aClientThatNeverFinishesItsHeadIsDisconnected() async throws {
+        let upstream = try await TestUpstream.start()
+        var configuration = ProxyConfiguration()
+        configuration.idleTimeout = .milliseconds(300)
+        let harness = try await ProxyHarness.reverse(to: upstream, configuration: configuration)
+        defer { harness.remove() }
+        let connection = try await RawConnection.open(port: harness.port, group: testGroup)
+        try await connection.send("GET /orders/1 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        _ = try await connection.readToEnd(timeout: 5)
+        #expect(connection.isClosed)
+        #expect(try await harness.finish().isEmpty)
+        await upstream.stop()
+    }
+
+    @Test func aClientDisconnectingMidUploadLeavesTheProxyServing() async throws {
+        let upstream = try await TestUpstream.start()
+        let harness = try await ProxyHarness.reverse(to: upstream)
+        defer { harness.remove() }
+        let connection = try await RawConnection.open(port: harness.port, group: testGroup)
+        try await connection.send(
+            "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + String(repeating: "a", count: 1000))
+        try await Task.sleep(nanoseconds: 100_000_000)
+        _ = try await connection.readToEnd(timeout: 0.1)
+        let after = try await harness.send(ClientRequest("GET", "/orders/1"))
+        #expect(after.status == 200)
+        try await Task.sleep(nanoseconds: 100_000_000)
+        let stored = try await harness.finish()
+        #expect(stored.filter { $0.response?.status == 200 }.count == 1)
+        #expect(stored.allSatisfy { $0.request.path != "/count" || $0.response == nil })
+        await upstream.stop()
+    }
+}
+
+@Suite struct HostileInputTests {
+    @Test(arguments: [
+        "GARBAGE\r\n\r\n",
+        "GET /orders HTTP/9.9\r\nHost: x\r\n\r\n",
+        "GET /orders HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "GET /orders HTTP/1.1\r\nHost: x\r\nX-Evil: a\rb\r\n\r\n",
+    ])
+    func malformedRequestsGet400AndAreNeverForwarded(request: String) async throws {
+        let upstream = try await TestUpstream.start()
+        let harness = try await ProxyHarness.reverse(to: upstream)
+        defer { harness.remove() }
+        let text = try await harness.raw(request)
+        #expect(text.hasPrefix("HTTP/1.1 400 Bad Request"), "\(text)")
+        let after = try await harness.send(ClientRequest("GET", "/orders/1"))
+        #expect(after.status == 200)
+        let stored = try await harness.finish()
+        #expect(stored.count == 1)
+        #expect(upstream.requestsServed == 1)
+        await upstream.stop()
+    }
+
+    @Test func anOversizedHeadGets431() async throws {
+        let upstream = try await TestUpstream.start()
+        let harness = try await ProxyHarness.reverse(to: upstream)
+        defer { harness.remove() }
+        let text = try await harness.raw(
+            "GET /orders HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 200_000))\r\n\r\n")
+        #expect(text.hasPrefix("HTTP/1.1 431"))
+        #expect(try await harness.finish().isEmpty)
+        await upstream.stop()
+    }
+}

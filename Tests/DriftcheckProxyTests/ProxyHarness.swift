@@ -1,0 +1,67 @@
+import DriftcheckCore
+import DriftcheckDemo
+import DriftcheckProxy
+import DriftcheckStore
+import DriftcheckTestSupport
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// A real recorder for a test: the proxy on loopback with an OS-assigned port, writing
+/// through the real writer into a real SQLite file.
+final class ProxyHarness: Sendable {
+    let directory: TemporaryDirectory
+    let store: RecordingStore
+    let writer: StoreWriter
+    let proxy: RecordingProxy
+    let port: Int
+
+    static func start(
+        _ route: ListenerRoute, configuration: ProxyConfiguration = ProxyConfiguration(),
+        redaction: RedactionPolicy = RedactionPolicy()
+    ) async throws -> ProxyHarness {
+        let directory = try TemporaryDirectory()
+        let store = try RecordingStore(path: directory.file("recordings.sqlite"))
+        let writer = StoreWriter(store: store, session: nil, redaction: redaction)
+        let proxy = RecordingProxy(group: testGroup, configuration: configuration) { writer.submit($0) }
+        let bound = try await proxy.listen(on: ListenAddress(host: "127.0.0.1", port: 0), route: route)
+        return ProxyHarness(directory: directory, store: store, writer: writer, proxy: proxy, port: bound.port)
+    }
+
+    /// A reverse-proxy harness in front of `upstream`, recorded as `service`.
+    static func reverse(
+        to upstream: LoopbackHTTPServer, service: String = "orders",
+        configuration: ProxyConfiguration = ProxyConfiguration(), redaction: RedactionPolicy = RedactionPolicy()
+    ) async throws -> ProxyHarness {
+        try await start(
+            .reverse(service: service, upstream: UpstreamURL.parse(upstream.baseURL)!), configuration: configuration,
+            redaction: redaction)
+    }
+
+    private init(
+        directory: TemporaryDirectory, store: RecordingStore, writer: StoreWriter, proxy: RecordingProxy, port: Int
+    ) {
+        self.directory = directory
+        self.store = store
+        self.writer = writer
+        self.proxy = proxy
+        self.port = port
+    }
+
+    func send(_ request: ClientRequest, timeout: TimeAmount = .seconds(60)) async throws -> ClientResponse {
+        try await LoopbackHTTPClient.send(request, port: port, group: testGroup, timeout: timeout)
+    }
+
+    func raw(_ text: String, timeout: TimeAmount = .seconds(5)) async throws -> String {
+        try await LoopbackHTTPClient.raw(Array(text.utf8), port: port, group: testGroup, timeout: timeout)
+    }
+
+    /// Stops the proxy, flushes the writer and returns what was stored.
+    func finish() async throws -> [Exchange] {
+        _ = await proxy.shutdown(timeout: .seconds(5))
+        _ = writer.finish()
+        return try store.exchanges()
+    }
+
+    func remove() { directory.remove() }
+}
