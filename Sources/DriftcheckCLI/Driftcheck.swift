@@ -62,9 +62,9 @@ public enum DriftcheckMain {
             if error is ExitCode {
                 exit(code.rawValue)
             }
-            // Argument errors: ArgumentParser's message, but SPEC's exit status for bad usage.
-            let message = Driftcheck.fullMessage(for: error)
-            FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+            // Argument errors: ArgumentParser's words on one line, and SPEC's exit status for bad usage.
+            let message = Driftcheck.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            Terminal.error("\(message) (see 'driftcheck --help')")
             exit(2)
         }
     }

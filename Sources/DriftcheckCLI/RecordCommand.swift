@@ -110,6 +110,11 @@ struct RecordCommand: AsyncParsableCommand {
         }
         if command.isEmpty && !rewriteEnv.isEmpty { throw UsageError("--rewrite-env needs a command after --") }
         if command.isEmpty && envFile != nil { throw UsageError("--env-file needs a command after --") }
+        if let program = command.first,
+            ChildProcess.locate(program, path: ProcessInfo.processInfo.environment["PATH"]) == nil
+        {
+            throw UsageError("cannot start '\(program)': no such executable")
+        }
 
         let mode = !command.isEmpty ? "wrapped" : upstreams.isEmpty ? "forward" : "reverse"
         let session = try RecordingSession(

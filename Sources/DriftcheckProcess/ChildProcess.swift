@@ -75,12 +75,17 @@ public final class ChildProcess: Sendable {
     }
 
     static func resolve(_ program: String, path: String?) -> String {
-        guard !program.contains("/"), let path else { return program }
-        for directory in path.split(separator: ":") {
+        locate(program, path: path) ?? program
+    }
+
+    /// The executable `program` names, searched in `path` when it has no `/`; nil when there is none.
+    public static func locate(_ program: String, path: String?) -> String? {
+        if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
+        for directory in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
             let candidate = "\(directory)/\(program)"
             if access(candidate, X_OK) == 0 { return candidate }
         }
-        return program
+        return nil
     }
 
     /// Sends `signal` to the child's whole process group.

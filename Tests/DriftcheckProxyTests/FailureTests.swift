@@ -8,16 +8,9 @@ import NIOPosix
 import Testing
 
 @Suite struct FailureTests {
-    /// A port with nothing listening: bound, then released.
-    func closedPort() async throws -> Int {
-        let server = try await TestUpstream.start()
-        let port = server.port
-        await server.stop()
-        return port
-    }
-
     @Test func aRefusedUpstreamGives502AndIsStoredAsAFailure() async throws {
-        let port = try await closedPort()
+        // Port 1 is privileged and unused here; a released ephemeral port could be reused by a parallel test.
+        let port = 1
         let harness = try await ProxyHarness.start(
             .reverse(service: "orders", upstream: UpstreamURL(scheme: "http", host: "127.0.0.1", port: port)))
         defer { harness.remove() }
@@ -84,7 +77,8 @@ import Testing
         let harness = try await ProxyHarness.reverse(to: upstream, configuration: configuration)
         defer { harness.remove() }
         let connection = try await RawConnection.open(port: harness.port, group: testGroup)
-        try await connection.send("GET /orders/1 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        // Under load the proxy may already have hung up before this write; either way it must close.
+        try? await connection.send("GET /orders/1 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         _ = try await connection.readToEnd(timeout: 5)
         #expect(connection.isClosed)
         #expect(try await harness.finish().isEmpty)

@@ -1,0 +1,192 @@
+import DriftcheckCore
+import DriftcheckDemo
+import DriftcheckStore
+import DriftcheckTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// These run the built binary: signals, exit statuses and stderr are what users see.
+@Suite(.serialized) struct RecordCommandTests {
+    @Test(arguments: [SIGINT, SIGTERM])
+    func aSignalFlushesEveryExchangeAndExitsZero(signal: Int32) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let upstream = try await TestUpstream.start()
+        let store = directory.file("recordings.sqlite")
+        let running = try DriftcheckBinary.start(
+            ["record", "--store", store, "--upstream", "orders=\(upstream.baseURL)", "--listen", "127.0.0.1:0"],
+            in: directory)
+        let port = try await running.listeners(1)[0]
+        #expect(running.output.contains("driftcheck: listening on http://127.0.0.1:\(port) (orders"))
+        let requests = (1...50).map { ClientRequest("GET", "/orders/\($0)") }
+        let responses = try await LoopbackHTTPClient.send(requests, port: port, group: testGroup)
+        #expect(responses.count == 50)
+
+        running.process.signalGroup(signal)
+        let status = await running.process.wait()
+        #expect(status == 0, "\(running.output)")
+        #expect(running.output.contains("recorded 50 exchanges in \(store)"))
+        let reopened = try RecordingStore(path: store)
+        #expect(try reopened.count() == 50)
+        #expect(try reopened.summaries().map(\.endpoint) == ["GET /orders/{id}"])
+        await upstream.stop()
+    }
+
+    @Test func wrappedCommandGetsRewrittenVariablesAndItsStatusIsReturned() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let orders = try await TestUpstream.start()
+        let elsewhere = try await TestUpstream.start(host: "127.0.0.2")
+        let store = directory.file("recordings.sqlite")
+        let envFile = try directory.write(
+            "intercept.env",
+            "ORDERS_URL=\(orders.baseURL)/api\nPAYMENTS_URL=http://payments.shop.invalid:81\nGREETING=hello\n")
+        let script = try directory.write(
+            "service.py",
+            """
+            import json, os, sys, urllib.request
+            urllib.request.urlopen(os.environ["ORDERS_URL"].replace("/api", "") + "/orders/3").read()
+            urllib.request.urlopen("http://127.0.0.2:\(elsewhere.port)/customers/9").read()
+            keys = ["ORDERS_URL", "PAYMENTS_URL", "GREETING", "HTTP_PROXY", "NO_PROXY"]
+            json.dump({k: os.environ.get(k) for k in keys}, open(sys.argv[1], "w"))
+            sys.exit(7)
+            """)
+        let seen = directory.file("seen.json")
+        let result = try await DriftcheckBinary.run(
+            [
+                "record", "--store", store, "--env-file", envFile, "--rewrite-env", "ORDERS_URL", "--", "python3",
+                script, seen,
+            ],
+            in: directory)
+        #expect(result.status == 7, "\(result.output)")
+
+        let environment = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: seen)))
+        guard case .string(let ordersURL)? = environment["ORDERS_URL"],
+            case .string(let paymentsURL)? = environment["PAYMENTS_URL"],
+            case .string(let proxyURL)? = environment["HTTP_PROXY"]
+        else {
+            Issue.record("variables missing: \(environment.serialized())")
+            return
+        }
+        #expect(ordersURL.hasPrefix("http://127.0.0.1:") && ordersURL.hasSuffix("/api"))
+        #expect(ordersURL != "\(orders.baseURL)/api")
+        #expect(paymentsURL.hasPrefix("http://127.0.0.1:"))
+        #expect(proxyURL.hasPrefix("http://127.0.0.1:"))
+        #expect(environment["GREETING"] == .string("hello"))
+        #expect(result.output.contains("(orders → \(orders.baseURL))"))
+        #expect(result.output.contains("(payments → http://payments.shop.invalid:81)"))
+
+        let stored = try RecordingStore(path: store).exchanges()
+        #expect(Set(stored.map(\.service)) == ["orders", "127.0.0.2-\(elsewhere.port)"])
+        #expect(stored.first { $0.service == "orders" }?.request.path == "/orders/3")
+        await orders.stop()
+        await elsewhere.stop()
+    }
+
+    @Test(arguments: [
+        (["record", "--upstream", "orders"], "--upstream 'orders'"),
+        (["record", "--upstream", "orders=ftp://x"], "is not an http:// or https:// URL"),
+        (["record", "--listen", "nowhere"], "--listen 'nowhere'"),
+        (["record", "--max-body", "lots", "--listen", "127.0.0.1:0"], "--max-body 'lots'"),
+        (["record", "--upstream-timeout", "-1", "--listen", "127.0.0.1:0"], "--upstream-timeout"),
+        (["record", "--redact-field", "$..bad", "--listen", "127.0.0.1:0"], "--redact-field"),
+        (["record", "--env-file", "/nonexistent/e.env", "--", "true"], "--env-file /nonexistent/e.env: cannot read"),
+        (["record", "--rewrite-env", "X", "--listen", "127.0.0.1:0"], "--rewrite-env needs a command"),
+        (["record", "--", "/nonexistent/program"], "cannot start '/nonexistent/program'"),
+        (["record", "--no-such-flag"], "--no-such-flag"),
+        (["list", "--store", "/nonexistent/store.sqlite"], "/nonexistent/store.sqlite: no such store"),
+        (["frobnicate"], "frobnicate"),
+    ])
+    func badInputExitsTwoWithAMessageNamingIt(arguments: [String], message: String) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store =
+            arguments.contains("--store") || arguments == ["frobnicate"] ? [] : ["--store", directory.file("s.sqlite")]
+        let result = try await DriftcheckBinary.run(arguments + store, in: directory)
+        #expect(result.status == 2, "\(result.output)")
+        #expect(result.output.contains(message), "\(result.output)")
+        #expect(result.output.split(separator: "\n").count == 1, "\(result.output)")
+        #expect(result.output.hasPrefix("driftcheck: error: "))
+    }
+
+    @Test func aFileThatIsNotAStoreIsRefusedByNameAndLeftAlone() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try directory.write("store.sqlite", "this is my thesis, not a database")
+        for command in [["list"], ["record", "--listen", "127.0.0.1:0"]] {
+            let result = try await DriftcheckBinary.run(command + ["--store", path], in: directory)
+            #expect(result.status == 2)
+            #expect(result.output.contains("\(path): not a driftcheck store"), "\(result.output)")
+            #expect(result.output.split(separator: "\n").count == 1)
+        }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "this is my thesis, not a database")
+    }
+
+    @Test func anUpstreamThatIsDownGives502AndNoSample() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = directory.file("recordings.sqlite")
+        let running = try DriftcheckBinary.start(
+            ["record", "--store", store, "--upstream", "orders=http://127.0.0.1:1", "--listen", "127.0.0.1:0"],
+            in: directory)
+        let port = try await running.listeners(1)[0]
+        let response = try await LoopbackHTTPClient.send(
+            ClientRequest("GET", "/orders/1"), port: port, group: testGroup)
+        #expect(response.status == 502)
+        running.process.signalGroup(SIGINT)
+        #expect(await running.process.wait() == 0)
+        #expect(running.output.contains("1 failed upstream call"))
+        let stored = try RecordingStore(path: store)
+        #expect(try stored.count() == 1)
+        #expect(try stored.exchanges(includeFailures: false).isEmpty)
+    }
+}
+
+@Suite struct ListAndDemoTests {
+    @Test func listsATableAndJSON() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = directory.file("s.sqlite")
+        let recordings = try RecordingStore(path: store)
+        let base = Date(timeIntervalSince1970: 1_790_000_000)
+        let exchanges = ["/orders/1", "/orders/2", "/orders"].enumerated().map { index, path in
+            Exchange(
+                service: "orders", request: RecordedRequest(method: "GET", host: "o", port: 80, path: path),
+                result: .response(RecordedResponse(status: 200)), startedAt: base.addingTimeInterval(Double(index)),
+                duration: 0.01)
+        }
+        try recordings.insert(exchanges, session: nil)
+        try recordings.close()
+
+        let table = try await DriftcheckBinary.run(["list", "--store", store], in: directory)
+        #expect(table.status == 0)
+        #expect(table.output.contains("orders   GET /orders/{id}  2          0       2026-09-21T14:13:20Z"))
+        #expect(table.output.contains("1 service, 2 endpoints, 3 exchanges"))
+
+        let json = try await DriftcheckBinary.run(["list", "--store", store, "--json"], in: directory)
+        let value = try JSONValue.parse(json.output)
+        #expect(
+            value.serialized()
+                == #"{"version":1,"services":[{"name":"orders","exchanges":3,"endpoints":[{"endpoint":"GET /orders","exchanges":1,"failures":0,"firstSeen":"2026-09-21T14:13:22Z","lastSeen":"2026-09-21T14:13:22Z"},{"endpoint":"GET /orders/{id}","exchanges":2,"failures":0,"firstSeen":"2026-09-21T14:13:20Z","lastSeen":"2026-09-21T14:13:21Z"}]}]}"#
+        )
+    }
+
+    @Test func demoRecordsTheBuiltInWorkloadAndListsIt() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = directory.file("demo.sqlite")
+        let result = try await DriftcheckBinary.run(["demo", "--store", store], in: directory)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("GET /orders/{id}"))
+        #expect(result.output.contains("POST /orders"))
+        let stored = try RecordingStore(path: store).exchanges()
+        #expect(stored.count == 21)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: store))
+        #expect(!String(decoding: bytes, as: UTF8.self).contains("demo-secret-token"))
+        #expect(stored.contains { $0.response?.status == 401 })
+    }
+}
