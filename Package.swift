@@ -81,7 +81,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DriftcheckCLITests",
-            dependencies: ["DriftcheckCLI", "DriftcheckStore", "DriftcheckTestSupport"]
+            dependencies: ["DriftcheckCLI", "DriftcheckStore", "DriftcheckProcess", "DriftcheckTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -29,7 +29,7 @@ public struct TemporaryDirectory: Sendable {
 public let testGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
 
 /// A real upstream for the tests, with routes for the behaviours a recorder must survive:
-/// `/echo` answers with what it received, `/count` with the body's size, `/bytes/N` streams N bytes, `/stall` never answers,
+/// `/echo` answers with what it received, `/count` with the body's size, `/bytes/N` streams N bytes, `/slow/MS` answers after MS ms, `/stall` never answers,
 /// `/close` hangs up, `/truncated` breaks off a chunked body, `/status/N` answers N.
 public enum TestUpstream {
     public static func start(host: String = "127.0.0.1") async throws -> LoopbackHTTPServer {
@@ -51,6 +51,10 @@ public enum TestUpstream {
             return ServerResponse(
                 headers: [("Content-Type", "application/octet-stream")],
                 body: .generated(count: Int(parts.last ?? "0") ?? 0))
+        case "slow":
+            return ServerResponse(
+                headers: [("Content-Type", "application/json")], body: .bytes(Data("{\"slow\":true}".utf8)),
+                delay: .milliseconds(Int64(parts.last ?? "500") ?? 500))
         case "stall": return ServerResponse(body: .stall)
         case "close": return ServerResponse(body: .close)
         case "truncated":

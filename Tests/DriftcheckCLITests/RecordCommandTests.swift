@@ -1,5 +1,6 @@
 import DriftcheckCore
 import DriftcheckDemo
+import DriftcheckProcess
 import DriftcheckStore
 import DriftcheckTestSupport
 import Foundation
@@ -188,5 +189,102 @@ import Testing
         let bytes = try Data(contentsOf: URL(fileURLWithPath: store))
         #expect(!String(decoding: bytes, as: UTF8.self).contains("demo-secret-token"))
         #expect(stored.contains { $0.response?.status == 401 })
+    }
+}
+
+@Suite(.serialized) struct RecordShutdownAndTLSTests {
+    @Test func exchangesInFlightAtSIGINTFinishAndAreStored() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let upstream = try await TestUpstream.start()
+        let store = directory.file("recordings.sqlite")
+        let running = try DriftcheckBinary.start(
+            ["record", "--store", store, "--upstream", "orders=\(upstream.baseURL)", "--listen", "127.0.0.1:0"],
+            in: directory)
+        let port = try await running.listeners(1)[0]
+        async let slow = LoopbackHTTPClient.send(ClientRequest("GET", "/slow/800"), port: port, group: testGroup)
+        try await Task.sleep(nanoseconds: 300_000_000)
+        running.process.signalGroup(SIGINT)
+        let response = try await slow
+        #expect(response.status == 200)
+        #expect(await running.process.wait() == 0)
+        let stored = try RecordingStore(path: store).exchanges()
+        #expect(stored.map(\.request.path) == ["/slow/800"])
+        #expect(stored.first?.response?.status == 200)
+        await upstream.stop()
+    }
+
+    /// A real TLS peer: Python's http.server behind a self-signed certificate made by openssl.
+    @Test func httpsUpstreamsNeedTrustOrAnExplicitFlag() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let key = directory.file("key.pem")
+        let certificate = directory.file("cert.pem")
+        let openssl = try ChildProcess.spawn(
+            [
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
+                "-days", "1", "-subj", "/CN=127.0.0.1",
+            ], environment: ProcessInfo.processInfo.environment, outputPath: directory.file("openssl.log"))
+        #expect(await openssl.wait() == 0)
+        let server = try directory.write(
+            "tls_server.py",
+            """
+            import http.server, ssl, sys
+            class H(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                def do_GET(self):
+                    body = b'{"secure":true}'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *args): pass
+            httpd = http.server.HTTPServer(("127.0.0.1", 0), H)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(sys.argv[1], sys.argv[2])
+            httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+            print(httpd.server_address[1], flush=True)
+            httpd.serve_forever()
+            """)
+        let portFile = directory.file("tls-port")
+        let python = try ChildProcess.spawn(
+            ["python3", server, certificate, key], environment: ProcessInfo.processInfo.environment,
+            outputPath: portFile)
+        defer { python.signalGroup(SIGKILL) }
+        var tlsPort = 0
+        for _ in 0..<100 where tlsPort == 0 {
+            tlsPort =
+                Int(
+                    (try? String(contentsOfFile: portFile, encoding: .utf8))?.trimmingCharacters(
+                        in: .whitespacesAndNewlines) ?? "") ?? 0
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        #expect(tlsPort > 0)
+
+        for insecure in [false, true] {
+            let store = directory.file("tls-\(insecure).sqlite")
+            let running = try DriftcheckBinary.start(
+                [
+                    "record", "--store", store, "--upstream", "secure=https://127.0.0.1:\(tlsPort)", "--listen",
+                    "127.0.0.1:0",
+                ]
+                    + (insecure ? ["--insecure-upstream"] : []), in: directory)
+            let port = try await running.listeners(1)[0]
+            let response = try await LoopbackHTTPClient.send(ClientRequest("GET", "/x"), port: port, group: testGroup)
+            running.process.signalGroup(SIGINT)
+            #expect(await running.process.wait() == 0)
+            if insecure {
+                #expect(response.status == 200)
+                #expect(response.text == #"{"secure":true}"#)
+                let stored = try RecordingStore(path: store).exchanges()
+                #expect(stored.first?.request.scheme == "https")
+                #expect(stored.first?.response?.status == 200)
+            } else {
+                // A self-signed certificate is not trusted by default.
+                #expect(response.status == 502)
+                #expect(try RecordingStore(path: store).exchanges(includeFailures: false).isEmpty)
+            }
+        }
     }
 }

@@ -1,4 +1,5 @@
 import DriftcheckCore
+import Foundation
 import Testing
 
 @Suite struct RecordPlanTests {
@@ -73,5 +74,20 @@ import Testing
         let rewritten = EnvRewritePlan.rewrite(
             "https://orders.shop:8443/api/v1?x=1", to: ListenAddress(host: "127.0.0.1", port: 4000))
         #expect(rewritten == "http://127.0.0.1:4000/api/v1?x=1")
+    }
+}
+
+@Suite struct TelepresenceFixtureTests {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("fixtures/env/telepresence.env")
+
+    @Test func plansListenersForTheClusterDependenciesOnly() throws {
+        let text = try String(contentsOf: Self.fixture, encoding: .utf8)
+        let plan = EnvRewritePlan.plan(environment: try EnvFile.parse(text), upstreams: [], forced: [])
+        #expect(plan.targets.map(\.service) == ["orders", "payments-api", "inventory"])
+        #expect(plan.targets[0].variables == ["ORDERS_URL", "ORDERS_ADMIN_URL"])
+        #expect(
+            plan.targets[1].upstream == UpstreamURL(scheme: "https", host: "payments.shop.svc.cluster.local", port: 443)
+        )
     }
 }
