@@ -83,6 +83,7 @@ peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$dc_pid/status")
 
 kill -INT "$dc_pid"
 wait "$dc_pid" || true
+grep "recorded\|warning\|error" "$work/driftcheck.log" >&2 || true
 stored=$(sqlite3 "$store" "select count(*) from exchange where path = '/order.json' and failure is null")
 
 python3 - "$direct_rps" "$direct_p99" "$nginx_rps" "$nginx_p99" "$dc_rps" "$dc_p99" "$dc_total" "$stored" "$peak_kib" \

@@ -91,6 +91,7 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
     private var current: InFlight?
     private var pipelined: [HTTPServerRequestPart] = []
     private var closing = false
+    private var readingPaused = false
 
     init(
         route: ListenerRoute, pool: UpstreamPool, configuration: ProxyConfiguration, recorder: Recorder,
@@ -243,6 +244,11 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
             expectContinue: expectContinue)
         current = exchange
         recorder.exchangeStarted()
+        // The common keep-alive case needs no pause: an idle upstream connection is at hand.
+        if let connection = pool.takeIdle(target) {
+            connected(.success(connection), exchange)
+            return
+        }
         setReading(context.channel, false)
         pool.acquire(target).assumeIsolated().whenComplete { result in
             self.connected(result, exchange)
@@ -274,8 +280,10 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
             }
             exchange.lastUpstreamActivity = .now()
             armTimeout(exchange)
-            if !exchange.requestComplete {
-                setReading(context.channel, connection.channel.isWritable)
+            if !exchange.requestComplete && !connection.channel.isWritable {
+                setReading(context.channel, false)
+            } else if !exchange.requestComplete {
+                setReading(context.channel, true)
             }
         }
     }
@@ -415,6 +423,11 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     private func setReading(_ channel: Channel, _ on: Bool) {
+        if channel === context.channel {
+            // Toggling autoRead costs a future each time; skip it when nothing changes.
+            guard readingPaused == on else { return }
+            readingPaused = !on
+        }
         channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
         if on { channel.read() }
     }

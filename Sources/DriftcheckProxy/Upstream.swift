@@ -89,13 +89,19 @@ final class UpstreamPool: @unchecked Sendable {
         self.tlsContext = tlsContext
     }
 
-    /// An idle connection to `target`, or a new one.
-    func acquire(_ target: UpstreamTarget) -> EventLoopFuture<UpstreamConnection> {
+    /// An idle keep-alive connection to `target`, if one is open.
+    func takeIdle(_ target: UpstreamTarget) -> UpstreamConnection? {
         loop.preconditionInEventLoop()
         while var list = idle[target], let connection = list.popLast() {
             idle[target] = list
-            if connection.channel.isActive { return loop.makeSucceededFuture(connection) }
+            if connection.channel.isActive { return connection }
         }
+        return nil
+    }
+
+    /// An idle connection to `target`, or a new one.
+    func acquire(_ target: UpstreamTarget) -> EventLoopFuture<UpstreamConnection> {
+        if let connection = takeIdle(target) { return loop.makeSucceededFuture(connection) }
         return connect(target)
     }
 

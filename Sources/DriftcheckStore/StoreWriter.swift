@@ -20,23 +20,27 @@ public final class StoreWriter: @unchecked Sendable {
     private let session: Int64?
     private let redaction: RedactionPolicy
     private let capacity: Int
+    private let byteCapacity: Int
     private let batchSize: Int
     private let onError: @Sendable (String) -> Void
 
     private let condition = NSCondition()
     private var queue: [Exchange] = []
+    private var queuedBytes = 0
     private var closed = false
     private var finished = false
     private var statistics = Statistics()
 
+    /// `capacity` and `byteCapacity` bound the queue by exchanges and by body bytes held.
     public init(
-        store: RecordingStore, session: Int64?, redaction: RedactionPolicy, capacity: Int = 8192,
-        batchSize: Int = 512, onError: @escaping @Sendable (String) -> Void = { _ in }
+        store: RecordingStore, session: Int64?, redaction: RedactionPolicy, capacity: Int = 65_536,
+        byteCapacity: Int = 48 << 20, batchSize: Int = 1024, onError: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.store = store
         self.session = session
         self.redaction = redaction
         self.capacity = capacity
+        self.byteCapacity = byteCapacity
         self.batchSize = batchSize
         self.onError = onError
         let thread = Thread { [self] in run() }
@@ -49,13 +53,17 @@ public final class StoreWriter: @unchecked Sendable {
     public func submit(_ exchange: Exchange) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        guard !closed, statistics.error == nil, queue.count < capacity else {
+        let bytes = Self.bodyBytes(exchange)
+        guard !closed, statistics.error == nil, queue.count < capacity, queuedBytes + bytes <= byteCapacity else {
             statistics.dropped += 1
             return false
         }
         queue.append(exchange)
+        queuedBytes += bytes
         if case .failure = exchange.result { statistics.failures += 1 }
-        condition.signal()
+        // Waking the writer for every exchange would make one-row transactions and a context
+        // switch per request; it wakes when work appears and when a batch is full.
+        if queue.count == 1 || queue.count == batchSize { condition.signal() }
         return true
     }
 
@@ -76,10 +84,18 @@ public final class StoreWriter: @unchecked Sendable {
         return result
     }
 
+    static func bodyBytes(_ exchange: Exchange) -> Int {
+        exchange.request.body.bytes.count + (exchange.response?.body.bytes.count ?? 0)
+    }
+
     private func run() {
         while true {
             condition.lock()
             while queue.isEmpty && !closed { condition.wait() }
+            // Give a burst a moment to fill the batch: fewer, larger transactions.
+            if !closed && queue.count < batchSize {
+                _ = condition.wait(until: Date().addingTimeInterval(0.002))
+            }
             if queue.isEmpty && closed {
                 finished = true
                 condition.broadcast()
@@ -88,6 +104,7 @@ public final class StoreWriter: @unchecked Sendable {
             }
             let batch = Array(queue.prefix(batchSize))
             queue.removeFirst(batch.count)
+            queuedBytes -= batch.reduce(0) { $0 + Self.bodyBytes($1) }
             condition.unlock()
 
             let redacted = batch.map(redaction.redact)
@@ -103,6 +120,7 @@ public final class StoreWriter: @unchecked Sendable {
                 if first { statistics.error = "\(error)" }
                 statistics.dropped += batch.count + queue.count
                 queue.removeAll()
+                queuedBytes = 0
                 condition.unlock()
                 if first { onError("recording stopped: \(error)") }
             }
