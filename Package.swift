@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // Pure model and analysis: Foundation only, no sockets, no disk.
@@ -35,6 +36,12 @@ let package = Package(
             ]
         ),
         .target(name: "CDriftcheckShims"),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "DriftcheckReplay", dependencies: ["DriftcheckCore", "CCurl"]),
+        .target(
+            name: "DriftcheckMocks",
+            dependencies: ["DriftcheckCore", "DriftcheckReplay", "DriftcheckProcess", .product(name: "Yams", package: "Yams")]
+        ),
         .target(name: "DriftcheckProcess", dependencies: ["CDriftcheckShims"]),
         // A built-in dependency to record, and a small HTTP client to drive it: for `demo` and tests.
         .target(
@@ -47,10 +54,14 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // Report writers: a Report in, a String out.
+        .target(name: "DriftcheckReports", dependencies: ["DriftcheckCore"]),
         .target(
             name: "DriftcheckCLI",
             dependencies: [
                 "DriftcheckCore", "DriftcheckStore", "DriftcheckProxy", "DriftcheckProcess", "DriftcheckDemo",
+                "DriftcheckReplay", "DriftcheckMocks", "DriftcheckReports",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -68,6 +79,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DriftcheckCoreTests", dependencies: ["DriftcheckCore"]),
+        .testTarget(
+            name: "DriftcheckMocksTests",
+            dependencies: ["DriftcheckMocks", "DriftcheckReplay", "DriftcheckTestSupport"]
+        ),
+        .testTarget(name: "DriftcheckReportsTests", dependencies: ["DriftcheckReports"], exclude: ["Golden"]),
         .testTarget(
             name: "DriftcheckStoreTests",
             dependencies: [

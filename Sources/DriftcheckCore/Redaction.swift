@@ -59,12 +59,21 @@ public struct RedactionPolicy: Sendable, Equatable {
         String(name.lowercased().unicodeScalars.filter { $0 != "_" && $0 != "-" })
     }
 
+    static let secretFragments = ["token", "secret", "password", "api-key", "apikey", "credential"].map {
+        Array($0.utf8)
+    }
+
+    // Runs for every header of every exchange: byte comparisons, not Foundation's string search.
     func isSecretHeader(_ name: String) -> Bool {
         let lower = name.lowercased()
         if headers.contains(lower) { return true }
         guard lower != "www-authenticate" else { return false }
-        return ["token", "secret", "password", "api-key", "apikey", "credential"].contains {
-            lower.contains($0)
+        let bytes = Array(lower.utf8)
+        return Self.secretFragments.contains { fragment in
+            guard bytes.count >= fragment.count else { return false }
+            return (0...(bytes.count - fragment.count)).contains { start in
+                bytes[start..<(start + fragment.count)].elementsEqual(fragment)
+            }
         }
     }
 

@@ -1,0 +1,119 @@
+import CCurl
+import DriftcheckCore
+import Foundation
+
+/// A mock did not answer at all: refused, timed out, or not HTTP. Exit status 3.
+public struct MockUnreachable: Error, CustomStringConvertible, Sendable {
+    public var service: String
+    public var url: String
+    public var reason: String
+    public var description: String { "\(service): the mock at \(url) could not be reached: \(reason)" }
+}
+
+/// Sends recorded requests to a running mock with libcurl. One client per thread: it keeps
+/// its connection alive between requests.
+public final class CurlClient {
+    private let handle: UnsafeMutableRawPointer
+    public let baseURL: String
+    public let service: String
+    public let timeout: Double
+
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    public init(service: String, baseURL: String, timeout: Double = 30) {
+        _ = Self.globalInit
+        handle = curl_easy_init()
+        self.service = service
+        var base = baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        self.baseURL = base
+        self.timeout = timeout
+    }
+
+    deinit { curl_easy_cleanup(handle) }
+
+    /// Headers curl must set itself, or that describe the recorded hop rather than the request.
+    static let skipped: Set<String> = [
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te",
+        "upgrade", "expect", "accept-encoding",
+    ]
+
+    /// Sends `request` as recorded (method, path, query, headers, body) and returns the answer.
+    public func send(_ request: RecordedRequest) throws -> RecordedResponse {
+        curl_easy_reset(handle)
+        let url = baseURL + request.target
+        let sink = ResponseSink()
+        let unmanaged = Unmanaged.passRetained(sink)
+        defer { unmanaged.release() }
+
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        for field in request.headers where !Self.skipped.contains(field.name.lowercased()) {
+            headerList = curl_slist_append(headerList, "\(field.name): \(field.value)")
+        }
+        // An empty value stops curl from adding its own Expect: 100-continue.
+        headerList = curl_slist_append(headerList, "Expect:")
+        defer { curl_slist_free_all(headerList) }
+
+        let body = request.body.bytes
+        let code: CURLcode = url.withCString { urlPointer in
+            request.method.withCString { methodPointer in
+                body.withUnsafeBytes { bodyPointer in
+                    driftcheck_curl_setopt_string(handle, CURLOPT_URL, urlPointer)
+                    driftcheck_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList)
+                    driftcheck_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout * 1000))
+                    driftcheck_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(timeout, 10) * 1000))
+                    driftcheck_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+                    driftcheck_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+                    driftcheck_curl_setopt_long(handle, CURLOPT_PROXY_TRANSFER_MODE, 0)
+                    driftcheck_curl_setopt_string(handle, CURLOPT_PROXY, "")
+                    if request.method == "HEAD" {
+                        driftcheck_curl_setopt_long(handle, CURLOPT_NOBODY, 1)
+                    } else if !body.isEmpty {
+                        driftcheck_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count)
+                        driftcheck_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bodyPointer.baseAddress))
+                    }
+                    if request.method != "GET" && request.method != "HEAD" || !body.isEmpty {
+                        driftcheck_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, methodPointer)
+                    }
+                    driftcheck_curl_setopt_callback(handle, CURLOPT_WRITEFUNCTION, { data, size, count, context in
+                        let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
+                        sink.body.append(UnsafeRawPointer(data!).assumingMemoryBound(to: UInt8.self), count: size * count)
+                        return size * count
+                    })
+                    driftcheck_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, unmanaged.toOpaque())
+                    driftcheck_curl_setopt_callback(handle, CURLOPT_HEADERFUNCTION, { data, size, count, context in
+                        let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
+                        let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
+                        sink.header(line)
+                        return size * count
+                    })
+                    driftcheck_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, unmanaged.toOpaque())
+                    return curl_easy_perform(handle)
+                }
+            }
+        }
+        guard code == CURLE_OK else {
+            throw MockUnreachable(service: service, url: baseURL, reason: String(cString: curl_easy_strerror(code)))
+        }
+        var status = 0
+        driftcheck_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return RecordedResponse(status: status, headers: HeaderFields(sink.headers), body: CapturedBody(bytes: sink.body))
+    }
+}
+
+private final class ResponseSink {
+    var headers: [(String, String)] = []
+    var body = Data()
+
+    func header(_ line: String) {
+        let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.hasPrefix("HTTP/") {
+            // A new status line (after a 100 Continue) starts the headers over.
+            headers.removeAll()
+            return
+        }
+        guard let colon = trimmed.firstIndex(of: ":") else { return }
+        headers.append(
+            (String(trimmed[..<colon]), trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+    }
+}
