@@ -40,7 +40,9 @@ let package = Package(
         .target(name: "DriftcheckReplay", dependencies: ["DriftcheckCore", "CCurl"]),
         .target(
             name: "DriftcheckMocks",
-            dependencies: ["DriftcheckCore", "DriftcheckReplay", "DriftcheckProcess", .product(name: "Yams", package: "Yams")]
+            dependencies: [
+                "DriftcheckCore", "DriftcheckReplay", "DriftcheckProcess", .product(name: "Yams", package: "Yams"),
+            ]
         ),
         .target(name: "DriftcheckProcess", dependencies: ["CDriftcheckShims"]),
         // A built-in dependency to record, and a small HTTP client to drive it: for `demo` and tests.

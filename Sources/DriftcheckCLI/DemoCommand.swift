@@ -11,12 +11,36 @@ import NIOPosix
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Record a scripted workload against a built-in dependency and list it.")
+        abstract: "The whole loop on built-in fixtures: record a workload, then compare it against drifted mocks.")
 
     @Option(name: .long, help: "Where to keep the demo's recordings (default: a new temporary directory).")
     var store: String?
 
+    @Option(name: .long, help: "The demo's mocks (default: fixtures/demo/mocks of this checkout).")
+    var mocks: String?
+
+    @Option(name: .long, help: ArgumentHelp("Report format for the comparison.", valueName: "format"))
+    var format: String = "text"
+
+    /// `fixtures/demo/mocks` from the working directory, or from the checkout the binary was built in.
+    func demoMocks() throws -> String {
+        if let mocks { return mocks }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let candidates = [
+            "fixtures/demo/mocks",
+            executable.deletingLastPathComponent().appendingPathComponent("../../../fixtures/demo/mocks").standardized
+                .path,
+            executable.deletingLastPathComponent().appendingPathComponent("../../fixtures/demo/mocks").standardized
+                .path,
+        ]
+        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw UsageError("demo: cannot find fixtures/demo/mocks; run from the driftcheck checkout or pass --mocks")
+        }
+        return found
+    }
+
     func run() async throws {
+        let mocksPath = try demoMocks()
         let storePath =
             store ?? (NSTemporaryDirectory() + "driftcheck-demo-\(UUID().uuidString.prefix(8))/recordings.sqlite")
         let group = MultiThreadedEventLoopGroup.singleton
@@ -52,6 +76,10 @@ struct DemoCommand: AsyncParsableCommand {
 
         let summaries = try RecordingStore(path: storePath).summaries()
         print(ListCommand.table(summaries), terminator: "")
-        print("\nNext: driftcheck list --store \(storePath) --json")
+        print("\n$ driftcheck compare \(mocksPath) --store \(storePath)\n")
+        var options = try ComparisonOptions.parse([mocksPath, "--store", storePath, "--format", format])
+        options.config = nil
+        let status = try await Comparison(options: options, defaultFailOn: .never).run()
+        if status != 0 { throw ExitStatus(status) }
     }
 }

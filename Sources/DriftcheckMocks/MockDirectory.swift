@@ -20,7 +20,8 @@ public struct MockProcessSpec: Sendable, Equatable {
     public var directory: String
 
     public static func load(_ path: String) throws -> MockProcessSpec {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else {
             throw MockConfigurationError("\(path): cannot read the file")
         }
         let node: Any?
@@ -30,7 +31,8 @@ public struct MockProcessSpec: Sendable, Equatable {
             throw MockConfigurationError("\(path): invalid YAML (\(Self.firstLine(error)))")
         }
         guard let map = node as? [String: Any] else {
-            throw MockConfigurationError("\(path): expected a mapping with url: (and optional command:, ready:, timeout:)")
+            throw MockConfigurationError(
+                "\(path): expected a mapping with url: (and optional command:, ready:, timeout:)")
         }
         let known: Set<String> = ["url", "command", "ready", "timeout"]
         if let unknown = map.keys.filter({ !known.contains($0) }).sorted().first {
@@ -89,7 +91,9 @@ public enum MockDirectory {
         for name in names where !name.hasPrefix(".") {
             let directory = (root as NSString).appendingPathComponent(name)
             var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else { continue }
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+                continue
+            }
             let mockYml = (directory as NSString).appendingPathComponent("mock.yml")
             let mappings = (directory as NSString).appendingPathComponent("mappings")
             if FileManager.default.fileExists(atPath: mockYml) {

@@ -70,23 +70,30 @@ public final class CurlClient {
                         driftcheck_curl_setopt_long(handle, CURLOPT_NOBODY, 1)
                     } else if !body.isEmpty {
                         driftcheck_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count)
-                        driftcheck_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bodyPointer.baseAddress))
+                        driftcheck_curl_setopt_pointer(
+                            handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bodyPointer.baseAddress))
                     }
                     if request.method != "GET" && request.method != "HEAD" || !body.isEmpty {
                         driftcheck_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, methodPointer)
                     }
-                    driftcheck_curl_setopt_callback(handle, CURLOPT_WRITEFUNCTION, { data, size, count, context in
-                        let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
-                        sink.body.append(UnsafeRawPointer(data!).assumingMemoryBound(to: UInt8.self), count: size * count)
-                        return size * count
-                    })
+                    driftcheck_curl_setopt_callback(
+                        handle, CURLOPT_WRITEFUNCTION,
+                        { data, size, count, context in
+                            let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
+                            sink.body.append(
+                                UnsafeRawPointer(data!).assumingMemoryBound(to: UInt8.self), count: size * count)
+                            return size * count
+                        })
                     driftcheck_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, unmanaged.toOpaque())
-                    driftcheck_curl_setopt_callback(handle, CURLOPT_HEADERFUNCTION, { data, size, count, context in
-                        let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
-                        let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
-                        sink.header(line)
-                        return size * count
-                    })
+                    driftcheck_curl_setopt_callback(
+                        handle, CURLOPT_HEADERFUNCTION,
+                        { data, size, count, context in
+                            let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
+                            let line = String(
+                                decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
+                            sink.header(line)
+                            return size * count
+                        })
                     driftcheck_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, unmanaged.toOpaque())
                     return curl_easy_perform(handle)
                 }
@@ -97,7 +104,8 @@ public final class CurlClient {
         }
         var status = 0
         driftcheck_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return RecordedResponse(status: status, headers: HeaderFields(sink.headers), body: CapturedBody(bytes: sink.body))
+        return RecordedResponse(
+            status: status, headers: HeaderFields(sink.headers), body: CapturedBody(bytes: sink.body))
     }
 }
 

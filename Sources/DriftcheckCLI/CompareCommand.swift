@@ -1,0 +1,311 @@
+import ArgumentParser
+import DriftcheckCore
+import DriftcheckMocks
+import DriftcheckReplay
+import DriftcheckReports
+import DriftcheckStore
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Options shared by `compare` and `gate`.
+struct ComparisonOptions: ParsableArguments {
+    @Argument(
+        help: ArgumentHelp(
+            "Mocks directory: one sub-directory per service (mappings/ or mock.yml).", valueName: "mocks"))
+    var mocks: String?
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    @Option(name: .long, help: ArgumentHelp("Policy file (default: driftcheck.yml if present).", valueName: "path"))
+    var config: String?
+
+    @Option(
+        name: .long, help: ArgumentHelp("A running mock NAME=URL for a service (repeatable).", valueName: "name=url"))
+    var mock: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Only this service (repeatable).", valueName: "name"))
+    var service: [String] = []
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Report format: text, json, junit, markdown, html (repeatable).", valueName: "format"))
+    var format: [String] = []
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Where the matching --format goes; - is stdout (repeatable).", valueName: "file"))
+    var output: [String] = []
+
+    @Option(name: .customLong("fail-on"), help: ArgumentHelp("breaking, warning, info or never.", valueName: "level"))
+    var failOn: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Requests in flight per service (default 1 keeps recorded order).", valueName: "n"))
+    var parallel: Int = 1
+
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for each mock answer.", valueName: "seconds"))
+    var timeout: Double = 30
+
+    @Flag(name: .long, help: "Show why candidate differences were treated as noise or accepted.")
+    var explain = false
+
+    @Flag(name: .customLong("no-color"), help: "No colours in text output (NO_COLOR is honoured too).")
+    var noColor = false
+}
+
+/// A whole comparison: recordings in, report out, exit status decided.
+struct Comparison {
+    var options: ComparisonOptions
+    var defaultFailOn: FailLevel
+
+    func outputs() throws -> [(ReportFormat, String)] {
+        let formats = try (options.format.isEmpty ? ["text"] : options.format).map { name in
+            guard let format = ReportFormat(rawValue: name) else {
+                throw UsageError("--format '\(name)': expected text, json, junit, markdown or html")
+            }
+            return format
+        }
+        if options.output.count > formats.count {
+            throw UsageError(
+                "--output \(options.output[formats.count]): no --format for it (pair each --output with a --format)")
+        }
+        return formats.enumerated().map { index, format in
+            (format, index < options.output.count ? options.output[index] : "-")
+        }
+    }
+
+    func failLevel() throws -> FailLevel {
+        guard let text = options.failOn else { return defaultFailOn }
+        guard let level = FailLevel(rawValue: text) else {
+            throw UsageError("--fail-on '\(text)': expected breaking, warning, info or never")
+        }
+        return level
+    }
+
+    func mockTargets() throws -> [String: MockTarget] {
+        var targets: [String: MockTarget] = [:]
+        if let directory = options.mocks {
+            do { targets = try MockDirectory.load(directory) } catch let error as MockConfigurationError {
+                throw UsageError(error.description)
+            }
+        }
+        for spec in options.mock {
+            guard let eq = spec.firstIndex(of: "="), UpstreamURL.parse(String(spec[spec.index(after: eq)...])) != nil
+            else {
+                throw UsageError("--mock '\(spec)': expected NAME=URL, e.g. orders=http://127.0.0.1:3000")
+            }
+            targets[String(spec[..<eq])] = .running(url: String(spec[spec.index(after: eq)...]))
+        }
+        if options.mocks == nil && options.mock.isEmpty {
+            throw UsageError("name a mocks directory (driftcheck compare ./mocks) or --mock NAME=URL")
+        }
+        return targets
+    }
+
+    /// Runs the comparison and returns the exit status SPEC defines.
+    func run() async throws -> Int32 {
+        let outputs = try outputs()
+        let failOn = try failLevel()
+        guard options.parallel >= 1 else { throw UsageError("--parallel \(options.parallel): must be at least 1") }
+        guard options.timeout > 0 else { throw UsageError("--timeout \(options.timeout): must be positive") }
+        let policy = try ConfigFile.load(explicit: options.config)
+        let targets = try mockTargets()
+        let store = try options.storeOptions.openExisting()
+        var exchanges = try store.exchanges(includeFailures: false)
+        if !options.service.isEmpty { exchanges = exchanges.filter { options.service.contains($0.service) } }
+        let services = Array(Set(exchanges.map(\.service))).sorted()
+        var diagnostics: [Diagnostic] = []
+        for service in services where targets[service] == nil {
+            let count = exchanges.filter { $0.service == service }.count
+            diagnostics.append(
+                Diagnostic(
+                    service: service, message: "no mock for this service; its \(count) exchanges were not compared"))
+        }
+
+        let session = MockSession(timeout: options.timeout)
+        do {
+            try await session.start(targets, services: services)
+        } catch let failure as MockStartFailure {
+            Terminal.error(failure.description)
+            return 3
+        } catch let error as MockConfigurationError {
+            throw UsageError(error.description)
+        }
+        let progress = Progress(total: exchanges.filter { session.hasMock(for: $0.service) }.count)
+        var findings: [Finding] = []
+        var explanations: [String] = []
+        var compared = 0
+        do {
+            for service in services where session.hasMock(for: service) {
+                let recorded = exchanges.filter { $0.service == service }
+                let replayed = try await session.replay(
+                    service: service, exchanges: recorded, workers: options.parallel, progress: { progress.advance($0) }
+                )
+                let result = Differ(explain: options.explain).compare(service: service, replayed: replayed)
+                findings += result.findings
+                explanations += result.explanations
+                diagnostics += result.diagnostics
+                compared += result.compared
+                if let engine = session.engines[service] {
+                    diagnostics += engine.engineDiagnostics
+                    for stub in engine.unusedStubs {
+                        findings.append(
+                            Finding(
+                                service: service, endpoint: stub.endpoint, kind: .unverified, path: "$",
+                                message:
+                                    "no recording exercises this mock route (\((stub.file as NSString).lastPathComponent))"
+                            ))
+                    }
+                }
+                findings += staleness(service: service, recorded: recorded, policy: policy)
+            }
+        } catch let error as MockUnreachable {
+            progress.finish()
+            await session.stop()
+            Terminal.error(error.description)
+            return 3
+        }
+        progress.finish()
+        await session.stop()
+
+        let outcome = policy.apply(findings, now: Date())
+        let report = Report(
+            exchanges: exchanges.count, compared: compared, services: services.count, findings: outcome.findings,
+            diagnostics: diagnostics, explanations: options.explain ? explanations + outcome.explanations : [])
+        for (format, destination) in outputs {
+            let color =
+                format == .text && destination == "-" && isatty(1) == 1 && !options.noColor
+                && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+            let text = ReportWriter.write(report, format: format, failOn: failOn, color: color)
+            if destination == "-" {
+                print(text, terminator: "")
+                fflush(stdout)
+            } else {
+                do {
+                    try text.write(toFile: destination, atomically: true, encoding: .utf8)
+                } catch {
+                    throw UsageError("--output \(destination): cannot write the file")
+                }
+            }
+        }
+        if !outputs.contains(where: { $0.0 == .text && $0.1 == "-" }) {
+            Terminal.say(String(ReportWriter.summaryLine(report).dropFirst("driftcheck: ".count)))
+        }
+        try annotate(report, failOn: failOn)
+        return report.fails(at: failOn) ? 1 : 0
+    }
+
+    func staleness(service: String, recorded: [Exchange], policy: Policy) -> [Finding] {
+        guard let maxAge = policy.maxAge else { return [] }
+        var newest: [String: Date] = [:]
+        for exchange in recorded {
+            newest[exchange.endpoint] = max(newest[exchange.endpoint] ?? .distantPast, exchange.startedAt)
+        }
+        let limit = Date().addingTimeInterval(-maxAge)
+        return newest.filter { $0.value < limit }.sorted { $0.key < $1.key }.map { endpoint, date in
+            let days = Int(Date().timeIntervalSince(date) / 86_400)
+            return Finding(
+                service: service, endpoint: endpoint, kind: .staleRecording, path: "$",
+                message:
+                    "the newest recording is \(days) day\(days == 1 ? "" : "s") old, older than max-age; record it again",
+                real: .string(ISO8601DateFormatter().string(from: date)))
+        }
+    }
+
+    /// GitHub Actions: workflow-command annotations and the Markdown summary for the run page.
+    func annotate(_ report: Report, failOn: FailLevel) throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard environment["GITHUB_ACTIONS"] == "true" else { return }
+        for line in GitHubAnnotations.lines(report, failOn: failOn) { print(line) }
+        if let summary = environment["GITHUB_STEP_SUMMARY"], !summary.isEmpty {
+            let text = ReportWriter.markdown(report, failOn: failOn)
+            if let handle = FileHandle(forWritingAtPath: summary) {
+                handle.seekToEndOfFile()
+                handle.write(Data(text.utf8))
+                handle.closeFile()
+            } else {
+                try? text.write(toFile: summary, atomically: true, encoding: .utf8)
+            }
+        }
+    }
+}
+
+/// `::error title=…::message` lines GitHub turns into annotations.
+enum GitHubAnnotations {
+    static func escapeData(_ text: String) -> String {
+        text.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "\r", with: "%0D")
+            .replacingOccurrences(of: "\n", with: "%0A")
+    }
+
+    static func escapeProperty(_ text: String) -> String {
+        escapeData(text).replacingOccurrences(of: ":", with: "%3A").replacingOccurrences(of: ",", with: "%2C")
+    }
+
+    static func lines(_ report: Report, failOn: FailLevel) -> [String] {
+        report.findings.filter { $0.accepted == nil }.map { finding in
+            let command = failOn.fails(finding.severity) ? "error" : finding.severity == .info ? "notice" : "warning"
+            let title = escapeProperty("driftcheck \(finding.kind.rawValue): \(finding.service) \(finding.endpoint)")
+            return "::\(command) title=\(title)::\(escapeData("\(finding.path): \(finding.message)"))"
+        }
+    }
+}
+
+/// A one-line progress bar on stderr when it is a terminal.
+final class Progress: @unchecked Sendable {
+    private let total: Int
+    private var done = 0
+    private var lastDraw = Date.distantPast
+    private let lock = NSLock()
+    private let enabled = isatty(2) == 1
+
+    init(total: Int) { self.total = total }
+
+    func advance(_ count: Int) {
+        guard enabled else { return }
+        lock.withLock {
+            done += count
+            guard Date().timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
+            lastDraw = Date()
+            let width = 30
+            let filled = total == 0 ? width : width * done / total
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            FileHandle.standardError.write(Data("\rreplaying \(bar) \(done)/\(total)".utf8))
+        }
+    }
+
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}
+
+/// `driftcheck compare MOCKS`.
+struct CompareCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare", abstract: "Replay recordings against local mocks and report where they drift.")
+
+    @OptionGroup var options: ComparisonOptions
+
+    func run() async throws {
+        let status = try await Comparison(options: options, defaultFailOn: .never).run()
+        if status != 0 { throw ExitStatus(status) }
+    }
+}
+
+/// `driftcheck gate MOCKS`: compare with CI defaults.
+struct GateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gate",
+        abstract: "compare as a pre-merge check: fails on breaking drift; GitHub annotations and step summary.")
+
+    @OptionGroup var options: ComparisonOptions
+
+    func run() async throws {
+        let status = try await Comparison(options: options, defaultFailOn: .breaking).run()
+        if status != 0 { throw ExitStatus(status) }
+    }
+}

@@ -1,0 +1,156 @@
+import DriftcheckCore
+import Foundation
+import Yams
+
+/// `driftcheck.yml`:
+///
+/// ```yaml
+/// max-age: 30d                  # older recordings raise stale-recording
+/// rules:                        # later rules win; severity: off silences
+///   - { service: orders, path: "$.debug", severity: off }
+///   - { kind: missing-field, severity: warning }
+/// accept:
+///   - { service: orders, endpoint: "GET /orders/{id}", kind: phantom-field, path: "$.discount",
+///       reason: "discount ships in the next release", expires: 2027-01-31 }
+/// ```
+enum ConfigFile {
+    static let defaultPath = "driftcheck.yml"
+
+    /// The policy at `explicit`, else `driftcheck.yml` when present, else the empty policy.
+    static func load(explicit: String?) throws -> Policy {
+        let path = explicit ?? defaultPath
+        guard FileManager.default.fileExists(atPath: path) else {
+            if explicit != nil { throw UsageError("--config \(path): no such file") }
+            return Policy()
+        }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else {
+            throw UsageError("\(path): cannot read the file")
+        }
+        return try parse(text, path: path)
+    }
+
+    static func parse(_ text: String, path: String) throws -> Policy {
+        let node: Any?
+        do {
+            node = try Yams.load(yaml: text)
+        } catch {
+            throw UsageError("\(path): invalid YAML (\("\(error)".split(separator: "\n").first ?? ""))")
+        }
+        guard let root = node as? [String: Any] ?? (node == nil ? [:] : nil) else {
+            throw UsageError("\(path): expected a mapping with rules:, accept: or max-age:")
+        }
+        let known: Set<String> = ["version", "max-age", "rules", "accept"]
+        if let unknown = root.keys.filter({ !known.contains($0) }).sorted().first {
+            throw UsageError("\(path): unknown key '\(unknown)' (expected version, max-age, rules, accept)")
+        }
+        var policy = Policy()
+        if let age = root["max-age"] {
+            guard let seconds = duration("\(age)") else {
+                throw UsageError("\(path): max-age '\(age)': expected a duration like 30d, 12h or 90m")
+            }
+            policy.maxAge = seconds
+        }
+        for (index, item) in try list(root["rules"], "rules", path).enumerated() {
+            let context = "\(path): rules[\(index)]"
+            let severityText = try string(item["severity"], "severity", context)
+            guard let severityText else {
+                throw UsageError("\(context): severity: is required (off, info, warning, breaking)")
+            }
+            let severity: Severity?
+            if severityText == "off" || severityText == "false" {
+                severity = nil
+            } else if let level = Severity(rawValue: severityText) {
+                severity = level
+            } else {
+                throw UsageError("\(context): severity '\(severityText)' is not one of off, info, warning, breaking")
+            }
+            try checkKeys(item, ["service", "endpoint", "kind", "path", "severity"], context)
+            policy.rules.append(
+                Policy.Rule(
+                    service: try string(item["service"], "service", context),
+                    endpoint: try string(item["endpoint"], "endpoint", context),
+                    kind: try kind(item["kind"], context), path: try string(item["path"], "path", context),
+                    severity: severity))
+        }
+        for (index, item) in try list(root["accept"], "accept", path).enumerated() {
+            let context = "\(path): accept[\(index)]"
+            try checkKeys(item, ["service", "endpoint", "kind", "path", "reason", "expires"], context)
+            guard let service = try string(item["service"], "service", context) else {
+                throw UsageError("\(context): service: is required")
+            }
+            guard let reason = try string(item["reason"], "reason", context), !reason.isEmpty else {
+                throw UsageError("\(context): reason: is required — say why this drift is acceptable")
+            }
+            var expires: Date?
+            if let raw = item["expires"] {
+                let text = raw is Date ? Self.dayFormatter.string(from: raw as! Date) : "\(raw)"
+                guard let date = Self.dayFormatter.date(from: text) else {
+                    throw UsageError("\(context): expires '\(text)': expected a date like 2027-01-31")
+                }
+                // An acceptance holds through the whole day it expires on.
+                expires = date.addingTimeInterval(86_400)
+            }
+            policy.accept.append(
+                Policy.Acceptance(
+                    service: service, endpoint: try string(item["endpoint"], "endpoint", context),
+                    kind: try kind(item["kind"], context), path: try string(item["path"], "path", context),
+                    reason: reason,
+                    expires: expires))
+        }
+        return policy
+    }
+
+    static let dayFormatter: DateFormatter = {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd"
+        return formatter
+    }()
+
+    static func list(_ value: Any?, _ name: String, _ path: String) throws -> [[String: Any]] {
+        guard let value else { return [] }
+        guard let items = value as? [Any] else { throw UsageError("\(path): \(name): must be a list") }
+        return try items.enumerated().map { index, item in
+            guard let map = item as? [String: Any] else {
+                throw UsageError("\(path): \(name)[\(index)]: must be a mapping")
+            }
+            return map
+        }
+    }
+
+    static func checkKeys(_ item: [String: Any], _ allowed: Set<String>, _ context: String) throws {
+        if let unknown = item.keys.filter({ !allowed.contains($0) }).sorted().first {
+            throw UsageError(
+                "\(context): unknown key '\(unknown)' (expected \(allowed.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    static func string(_ value: Any?, _ name: String, _ context: String) throws -> String? {
+        guard let value else { return nil }
+        if let text = value as? String { return text }
+        if let bool = value as? Bool { return bool ? "true" : "false" }
+        if value is Int || value is Double { return "\(value)" }
+        throw UsageError("\(context): \(name): must be a string")
+    }
+
+    static func kind(_ value: Any?, _ context: String) throws -> DriftKind? {
+        guard let text = try string(value, "kind", context) else { return nil }
+        guard let kind = DriftKind(rawValue: text) else {
+            throw UsageError(
+                "\(context): kind '\(text)' is not a drift kind (\(DriftKind.allCases.map(\.rawValue).joined(separator: ", ")))"
+            )
+        }
+        return kind
+    }
+
+    /// `30d`, `12h`, `90m`, `3600s` or seconds.
+    static func duration(_ text: String) -> TimeInterval? {
+        let units: [Character: Double] = ["d": 86_400, "h": 3600, "m": 60, "s": 1, "w": 604_800]
+        if let last = text.last, let factor = units[last], let value = Double(text.dropLast()), value > 0 {
+            return value * factor
+        }
+        return Double(text).flatMap { $0 > 0 ? $0 : nil }
+    }
+}

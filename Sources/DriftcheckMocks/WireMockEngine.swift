@@ -1,0 +1,169 @@
+import DriftcheckCore
+import Foundation
+
+/// WireMock mappings evaluated in-process, following WireMock 2.x's matching and response
+/// rules: no Java needed. Built for replay: one request at a time, in recorded order.
+public final class WireMockEngine: @unchecked Sendable {
+    public struct Stub {
+        public var index: Int
+        public var file: String
+        public var mapping: JSONValue
+        public var priority: Int
+        public var method: String
+        public var endpoint: String
+        var matcher: RequestMatcher
+        var response: JSONValue
+        var scenario: String?
+        var requiredState: String?
+        var newState: String?
+    }
+
+    public private(set) var stubs: [Stub] = []
+    public private(set) var diagnostics: [Diagnostic] = []
+    /// Stubs that answered at least one request.
+    public private(set) var used: Set<Int> = []
+    private var scenarioStates: [String: String] = [:]
+    private let filesDirectory: String
+    private let service: String
+    private let lock = NSLock()
+
+    /// Loads `DIRECTORY/mappings/*.json` (each a mapping or `{"mappings": [...]}`).
+    public init(directory: String, service: String) throws {
+        self.service = service
+        filesDirectory = (directory as NSString).appendingPathComponent("__files")
+        let mappingsDirectory = (directory as NSString).appendingPathComponent("mappings")
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: mappingsDirectory)) ?? [])
+            .filter { $0.hasSuffix(".json") }.sorted()
+        for name in names {
+            let path = (mappingsDirectory as NSString).appendingPathComponent(name)
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw MockConfigurationError("\(path): cannot read the file")
+            }
+            let document: JSONValue
+            do {
+                document = try JSONValue.parse(data)
+            } catch {
+                throw MockConfigurationError("\(path): \(error)")
+            }
+            let mappings: [JSONValue]
+            if case .array(let list)? = document["mappings"] { mappings = list } else { mappings = [document] }
+            for mapping in mappings { try add(mapping, file: path) }
+        }
+    }
+
+    private func add(_ mapping: JSONValue, file: String) throws {
+        guard case .object = mapping, let request = mapping["request"], case .object = request else {
+            throw MockConfigurationError("\(file): a mapping needs a \"request\" object")
+        }
+        let response = mapping["response"] ?? .object([])
+        guard case .object = response else { throw MockConfigurationError("\(file): \"response\" must be an object") }
+        let matcher: RequestMatcher
+        do {
+            matcher = try RequestMatcher(request)
+        } catch let error as MatcherError {
+            throw MockConfigurationError("\(file): \(error.description)")
+        }
+        var priority = 5
+        if case .number(let text)? = mapping["priority"], let value = Int(text) { priority = value }
+        stubs.append(
+            Stub(
+                index: stubs.count, file: file, mapping: mapping, priority: priority, method: matcher.method,
+                endpoint: matcher.endpoint, matcher: matcher, response: response,
+                scenario: mapping["scenarioName"]?.stringValue,
+                requiredState: mapping["requiredScenarioState"]?.stringValue,
+                newState: mapping["newScenarioState"]?.stringValue))
+    }
+
+    /// WireMock's answer to `request`: the highest-priority matching stub (lowest number; the
+    /// most recently loaded among equals), or `.unmatched`.
+    public func respond(to request: RecordedRequest) -> MockAnswer {
+        lock.lock()
+        defer { lock.unlock() }
+        let incoming = IncomingRequest(request)
+        var best: Stub?
+        for stub in stubs {
+            if let scenario = stub.scenario, let required = stub.requiredState,
+                (scenarioStates[scenario] ?? "Started") != required
+            {
+                continue
+            }
+            guard stub.matcher.matches(incoming) else { continue }
+            if let current = best, current.priority < stub.priority { continue }
+            best = stub
+        }
+        guard let stub = best else {
+            return .unmatched("no WireMock mapping matched \(request.method) \(request.target)")
+        }
+        used.insert(stub.index)
+        if let scenario = stub.scenario, let next = stub.newState { scenarioStates[scenario] = next }
+        var diagnostics: [String] = []
+        let response = ResponseBuilder(filesDirectory: filesDirectory).build(
+            stub.response, for: incoming, diagnostics: &diagnostics)
+        for message in diagnostics where !self.diagnostics.contains(where: { $0.message.hasSuffix(message) }) {
+            self.diagnostics.append(Diagnostic(service: service, message: "\(stub.file): \(message)"))
+        }
+        return .response(response)
+    }
+
+    /// Stubs no request matched: routes no recording exercises.
+    public var unusedStubs: [Stub] {
+        lock.lock()
+        defer { lock.unlock() }
+        return stubs.filter { !used.contains($0.index) }
+    }
+
+    public var engineDiagnostics: [Diagnostic] {
+        lock.lock()
+        defer { lock.unlock() }
+        return diagnostics
+    }
+}
+
+extension JSONValue {
+    var stringValue: String? {
+        switch self {
+        case .string(let text): return text
+        case .number(let text): return text
+        case .bool(let value): return value ? "true" : "false"
+        default: return nil
+        }
+    }
+}
+
+/// A request as WireMock sees it: decoded query parameters, cookies, text body.
+struct IncomingRequest {
+    var method: String
+    var url: String
+    var path: String
+    var query: [(String, String)]
+    var headers: HeaderFields
+    var cookies: [(String, String)]
+    var body: Data
+    var bodyText: String
+
+    init(_ request: RecordedRequest) {
+        method = request.method.uppercased()
+        url = request.target
+        path = request.path
+        query = (request.query ?? "").split(separator: "&").compactMap { pair in
+            guard !pair.isEmpty else { return nil }
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let decode = { (text: Substring) in
+                (String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding) ?? String(text)
+            }
+            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
+        }
+        headers = request.headers
+        cookies = request.headers.values("cookie").flatMap { $0.split(separator: ";") }.compactMap { pair in
+            let parts = pair.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { return nil }
+            return (String(parts[0]), String(parts[1]))
+        }
+        body = request.body.bytes
+        bodyText = String(decoding: request.body.bytes, as: UTF8.self)
+    }
+}
+
+struct MatcherError: Error {
+    var description: String
+}

@@ -1,0 +1,421 @@
+import DriftcheckCore
+import Foundation
+
+/// One WireMock value pattern: `equalTo`, `contains`, `matches`, `absent`, `equalToJson`…
+indirect enum ValuePattern {
+    case equalTo(String, caseInsensitive: Bool)
+    case contains(String)
+    case doesNotContain(String)
+    case matches(NSRegularExpression)
+    case doesNotMatch(NSRegularExpression)
+    case absent
+    case equalToJson(JSONValue, ignoreArrayOrder: Bool, ignoreExtraElements: Bool)
+    case matchesJsonPath(String, ValuePattern?)
+    case binaryEqualTo(Data)
+    case and([ValuePattern])
+    case or([ValuePattern])
+
+    init(_ spec: JSONValue, context: String) throws {
+        guard case .object(let members) = spec else {
+            throw MatcherError(description: "\(context): expected a matcher object like {\"equalTo\": \"…\"}")
+        }
+        let flag = { (name: String) -> Bool in
+            if case .bool(let value)? = spec[name] { return value }
+            return false
+        }
+        for (key, value) in members {
+            switch key {
+            case "equalTo":
+                self = .equalTo(value.stringValue ?? value.serialized(), caseInsensitive: flag("caseInsensitive"))
+                return
+            case "contains":
+                self = .contains(value.stringValue ?? "")
+                return
+            case "doesNotContain":
+                self = .doesNotContain(value.stringValue ?? "")
+                return
+            case "matches", "doesNotMatch":
+                let pattern = value.stringValue ?? ""
+                guard
+                    let regex = try? NSRegularExpression(
+                        pattern: "^(?:\(pattern))$", options: [.dotMatchesLineSeparators])
+                else {
+                    throw MatcherError(description: "\(context): invalid regular expression '\(pattern)'")
+                }
+                self = key == "matches" ? .matches(regex) : .doesNotMatch(regex)
+                return
+            case "absent":
+                self = .absent
+                return
+            case "equalToJson":
+                var expected = value
+                if case .string(let text) = value {
+                    guard let parsed = try? JSONValue.parse(text) else {
+                        throw MatcherError(description: "\(context): equalToJson is not valid JSON")
+                    }
+                    expected = parsed
+                }
+                self = .equalToJson(
+                    expected, ignoreArrayOrder: flag("ignoreArrayOrder"),
+                    ignoreExtraElements: flag("ignoreExtraElements"))
+                return
+            case "matchesJsonPath":
+                if case .string(let expression) = value {
+                    self = .matchesJsonPath(expression, nil)
+                } else if case .string(let expression)? = value["expression"], case .object(let rest) = value {
+                    let inner = JSONValue.object(rest.filter { $0.key != "expression" })
+                    self = .matchesJsonPath(expression, try ValuePattern(inner, context: context))
+                } else {
+                    throw MatcherError(description: "\(context): matchesJsonPath needs an expression")
+                }
+                return
+            case "binaryEqualTo":
+                self = .binaryEqualTo(Data(base64Encoded: value.stringValue ?? "") ?? Data())
+                return
+            case "and", "or":
+                guard case .array(let items) = value else {
+                    throw MatcherError(description: "\(context): \(key) needs a list of matchers")
+                }
+                let patterns = try items.map { try ValuePattern($0, context: context) }
+                self = key == "and" ? .and(patterns) : .or(patterns)
+                return
+            case "caseInsensitive", "ignoreArrayOrder", "ignoreExtraElements":
+                continue
+            default:
+                throw MatcherError(
+                    description: "\(context): the matcher '\(key)' is not supported by driftcheck's WireMock engine")
+            }
+        }
+        throw MatcherError(description: "\(context): empty matcher")
+    }
+
+    var isAbsent: Bool {
+        if case .absent = self { return true }
+        return false
+    }
+
+    func matches(_ value: String?) -> Bool {
+        switch self {
+        case .absent: return value == nil
+        case .and(let patterns): return patterns.allSatisfy { $0.matches(value) }
+        case .or(let patterns): return patterns.contains { $0.matches(value) }
+        default: break
+        }
+        guard let value else { return false }
+        switch self {
+        case .equalTo(let expected, let caseInsensitive):
+            return caseInsensitive ? value.caseInsensitiveCompare(expected) == .orderedSame : value == expected
+        case .contains(let part): return value.contains(part)
+        case .doesNotContain(let part): return !value.contains(part)
+        case .matches(let regex):
+            return regex.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
+        case .doesNotMatch(let regex):
+            return regex.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) == nil
+        case .equalToJson(let expected, let ignoreOrder, let ignoreExtra):
+            guard let actual = try? JSONValue.parse(value) else { return false }
+            return JSONEquivalence.matches(
+                expected: expected, actual: actual, ignoreArrayOrder: ignoreOrder, ignoreExtraElements: ignoreExtra)
+        case .matchesJsonPath(let expression, let inner):
+            guard let document = try? JSONValue.parse(value) else { return false }
+            let results = JSONPathQuery.evaluate(expression, on: document)
+            guard let inner else { return !results.isEmpty }
+            return results.contains { inner.matches($0.stringValue ?? $0.serialized()) }
+        case .binaryEqualTo(let data): return Data(value.utf8) == data
+        case .absent, .and, .or: return false
+        }
+    }
+}
+
+/// JSON comparison with WireMock's `equalToJson` options and json-unit placeholders.
+enum JSONEquivalence {
+    static func matches(expected: JSONValue, actual: JSONValue, ignoreArrayOrder: Bool, ignoreExtraElements: Bool)
+        -> Bool
+    {
+        if case .string(let text) = expected, text.hasPrefix("${json-unit.") {
+            switch (text, actual) {
+            case ("${json-unit.ignore}", _): return true
+            case ("${json-unit.any-string}", .string): return true
+            case ("${json-unit.any-number}", .number): return true
+            case ("${json-unit.any-boolean}", .bool): return true
+            case ("${json-unit.any-string}", _), ("${json-unit.any-number}", _), ("${json-unit.any-boolean}", _):
+                return false
+            default:
+                if text.hasPrefix("${json-unit.regex}"), case .string(let value) = actual {
+                    let pattern = String(text.dropFirst("${json-unit.regex}".count))
+                    return value.range(of: "^(?:\(pattern))$", options: .regularExpression) != nil
+                }
+                return false
+            }
+        }
+        switch (expected, actual) {
+        case (.object(let want), .object(let have)):
+            if !ignoreExtraElements && want.count != have.count { return false }
+            return want.allSatisfy { member in
+                guard let value = have.first(where: { $0.key == member.key })?.value else { return false }
+                return matches(
+                    expected: member.value, actual: value, ignoreArrayOrder: ignoreArrayOrder,
+                    ignoreExtraElements: ignoreExtraElements)
+            }
+        case (.array(let want), .array(let have)):
+            if want.count != have.count && !ignoreExtraElements { return false }
+            if want.count > have.count { return false }
+            if !ignoreArrayOrder {
+                return zip(want, have).allSatisfy {
+                    matches(
+                        expected: $0, actual: $1, ignoreArrayOrder: ignoreArrayOrder,
+                        ignoreExtraElements: ignoreExtraElements)
+                }
+            }
+            var remaining = have
+            for item in want {
+                guard
+                    let index = remaining.firstIndex(where: {
+                        matches(
+                            expected: item, actual: $0, ignoreArrayOrder: ignoreArrayOrder,
+                            ignoreExtraElements: ignoreExtraElements)
+                    })
+                else { return false }
+                remaining.remove(at: index)
+            }
+            return true
+        default:
+            return expected == actual
+        }
+    }
+}
+
+/// The JSONPath WireMock mappings use: `$.a.b`, `$.a[0]`, `$.a[*]`, `$['a']`, `..name`,
+/// and filters `[?(@.x == 'y')]` with == != < <= > >= or bare existence.
+enum JSONPathQuery {
+    static func evaluate(_ expression: String, on document: JSONValue) -> [JSONValue] {
+        var current = [document]
+        var rest = Substring(expression.trimmingCharacters(in: .whitespaces))
+        guard rest.hasPrefix("$") else { return [] }
+        rest = rest.dropFirst()
+        while !rest.isEmpty {
+            if rest.hasPrefix("..") {
+                rest = rest.dropFirst(2)
+                let name = String(rest.prefix { $0 != "." && $0 != "[" })
+                rest = rest.dropFirst(name.count)
+                current = current.flatMap { descendants($0) }.compactMap { $0[name] }
+            } else if rest.hasPrefix(".") {
+                rest = rest.dropFirst()
+                let name = String(rest.prefix { $0 != "." && $0 != "[" })
+                rest = rest.dropFirst(name.count)
+                current = name == "*" ? current.flatMap(children) : current.compactMap { $0[name] }
+            } else if rest.hasPrefix("[") {
+                guard let close = matchingBracket(rest) else { return [] }
+                let inside = String(rest[rest.index(after: rest.startIndex)..<close]).trimmingCharacters(
+                    in: .whitespaces)
+                rest = rest[rest.index(after: close)...]
+                current = current.flatMap { select(inside, from: $0) }
+            } else {
+                return []
+            }
+        }
+        return current
+    }
+
+    static func matchingBracket(_ text: Substring) -> Substring.Index? {
+        var depth = 0
+        var quote: Character?
+        for index in text.indices {
+            let c = text[index]
+            if let q = quote {
+                if c == q { quote = nil }
+                continue
+            }
+            if c == "'" || c == "\"" {
+                quote = c
+            } else if c == "[" {
+                depth += 1
+            } else if c == "]" {
+                depth -= 1
+                if depth == 0 { return index }
+            }
+        }
+        return nil
+    }
+
+    static func children(_ value: JSONValue) -> [JSONValue] {
+        switch value {
+        case .array(let items): return items
+        case .object(let members): return members.map(\.value)
+        default: return []
+        }
+    }
+
+    static func descendants(_ value: JSONValue) -> [JSONValue] {
+        [value] + children(value).flatMap(descendants)
+    }
+
+    static func select(_ selector: String, from value: JSONValue) -> [JSONValue] {
+        if selector == "*" { return children(value) }
+        if selector.hasPrefix("?(") && selector.hasSuffix(")") {
+            let condition = String(selector.dropFirst(2).dropLast())
+            return children(value).filter { test(condition, on: $0) }
+        }
+        if (selector.hasPrefix("'") && selector.hasSuffix("'"))
+            || (selector.hasPrefix("\"") && selector.hasSuffix("\""))
+        {
+            return value[String(selector.dropFirst().dropLast())].map { [$0] } ?? []
+        }
+        if let index = Int(selector), case .array(let items) = value {
+            let position = index < 0 ? items.count + index : index
+            return items.indices.contains(position) ? [items[position]] : []
+        }
+        return []
+    }
+
+    static func test(_ condition: String, on item: JSONValue) -> Bool {
+        for op in ["==", "!=", "<=", ">=", "<", ">"] {
+            guard let range = condition.range(of: " \(op) ") ?? condition.range(of: op) else { continue }
+            let left = condition[..<range.lowerBound].trimmingCharacters(in: .whitespaces)
+            let right = condition[range.upperBound...].trimmingCharacters(in: .whitespaces)
+            guard left.hasPrefix("@"), let actual = evaluate("$" + left.dropFirst(), on: item).first else {
+                return false
+            }
+            let literal: JSONValue
+            if right.hasPrefix("'") && right.hasSuffix("'") {
+                literal = .string(String(right.dropFirst().dropLast()))
+            } else {
+                literal = (try? JSONValue.parse(right)) ?? .string(right)
+            }
+            switch op {
+            case "==": return actual == literal
+            case "!=": return actual != literal
+            default:
+                if case .number(let a) = actual, case .number(let b) = literal, let x = Double(a), let y = Double(b) {
+                    switch op {
+                    case "<": return x < y
+                    case "<=": return x <= y
+                    case ">": return x > y
+                    default: return x >= y
+                    }
+                }
+                return false
+            }
+        }
+        guard condition.hasPrefix("@") else { return false }
+        return !evaluate("$" + condition.dropFirst(), on: item).isEmpty
+    }
+}
+
+/// The request half of a mapping.
+struct RequestMatcher {
+    enum URLRule {
+        case any
+        case url(String)
+        case urlPath(String)
+        case urlPattern(NSRegularExpression)
+        case urlPathPattern(NSRegularExpression)
+        case urlPathTemplate([String])
+    }
+
+    var method: String
+    var url: URLRule
+    var endpoint: String
+    var pathParameters: [(String, ValuePattern)] = []
+    var queryParameters: [(String, ValuePattern)] = []
+    var headers: [(String, ValuePattern)] = []
+    var cookies: [(String, ValuePattern)] = []
+    var bodyPatterns: [ValuePattern] = []
+
+    init(_ request: JSONValue) throws {
+        method = (request["method"]?.stringValue ?? "ANY").uppercased()
+        let regex = { (pattern: String) throws -> NSRegularExpression in
+            guard let compiled = try? NSRegularExpression(pattern: "^(?:\(pattern))$") else {
+                throw MatcherError(description: "invalid URL regular expression '\(pattern)'")
+            }
+            return compiled
+        }
+        if let url = request["url"]?.stringValue {
+            self.url = .url(url)
+            endpoint = url
+        } else if let path = request["urlPath"]?.stringValue {
+            url = .urlPath(path)
+            endpoint = path
+        } else if let pattern = request["urlPattern"]?.stringValue {
+            url = .urlPattern(try regex(pattern))
+            endpoint = pattern
+        } else if let pattern = request["urlPathPattern"]?.stringValue {
+            url = .urlPathPattern(try regex(pattern))
+            endpoint = pattern
+        } else if let template = request["urlPathTemplate"]?.stringValue {
+            url = .urlPathTemplate(template.split(separator: "/", omittingEmptySubsequences: false).map(String.init))
+            endpoint = template
+        } else {
+            url = .any
+            endpoint = "/"
+        }
+        endpoint = "\(method == "ANY" ? "ANY" : method) \(endpoint)"
+        pathParameters = try Self.patterns(request["pathParameters"], "pathParameters")
+        queryParameters = try Self.patterns(request["queryParameters"], "queryParameters")
+        headers = try Self.patterns(request["headers"], "headers")
+        cookies = try Self.patterns(request["cookies"], "cookies")
+        if case .array(let patterns)? = request["bodyPatterns"] {
+            bodyPatterns = try patterns.map { try ValuePattern($0, context: "bodyPatterns") }
+        }
+    }
+
+    static func patterns(_ spec: JSONValue?, _ context: String) throws -> [(String, ValuePattern)] {
+        guard case .object(let members)? = spec else { return [] }
+        return try members.map { ($0.key, try ValuePattern($0.value, context: "\(context).\($0.key)")) }
+    }
+
+    func matches(_ request: IncomingRequest) -> Bool {
+        if method != "ANY" && method != request.method { return false }
+        switch url {
+        case .any: break
+        case .url(let expected): if request.url != expected { return false }
+        case .urlPath(let expected): if request.path != expected { return false }
+        case .urlPattern(let regex):
+            if regex.firstMatch(in: request.url, range: NSRange(request.url.startIndex..., in: request.url)) == nil {
+                return false
+            }
+        case .urlPathPattern(let regex):
+            if regex.firstMatch(in: request.path, range: NSRange(request.path.startIndex..., in: request.path)) == nil {
+                return false
+            }
+        case .urlPathTemplate(let template):
+            let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            guard segments.count == template.count else { return false }
+            var values: [String: String] = [:]
+            for (pattern, segment) in zip(template, segments) {
+                if pattern.hasPrefix("{") && pattern.hasSuffix("}") {
+                    guard !segment.isEmpty else { return false }
+                    values[String(pattern.dropFirst().dropLast())] = segment.removingPercentEncoding ?? segment
+                } else if pattern != segment {
+                    return false
+                }
+            }
+            for (name, pattern) in pathParameters where !pattern.matches(values[name]) { return false }
+        }
+        for (name, pattern) in queryParameters {
+            let values = request.query.filter { $0.0 == name }.map(\.1)
+            if !Self.anyMatches(pattern, values) { return false }
+        }
+        for (name, pattern) in headers {
+            let values = request.headers.values(name)
+            if !Self.anyMatches(pattern, values) { return false }
+        }
+        for (name, pattern) in cookies {
+            let values = request.cookies.filter { $0.0 == name }.map(\.1)
+            if !Self.anyMatches(pattern, values) { return false }
+        }
+        for pattern in bodyPatterns {
+            if case .binaryEqualTo(let data) = pattern {
+                if request.body != data { return false }
+            } else if !pattern.matches(request.bodyText) {
+                return false
+            }
+        }
+        return true
+    }
+
+    static func anyMatches(_ pattern: ValuePattern, _ values: [String]) -> Bool {
+        if values.isEmpty { return pattern.matches(nil) }
+        if pattern.isAbsent { return false }
+        return values.contains { pattern.matches($0) }
+    }
+}
