@@ -183,7 +183,7 @@ struct Comparison {
             let text = ReportWriter.write(report, format: format, failOn: failOn, color: color)
             if destination == "-" {
                 print(text, terminator: "")
-                fflush(stdout)
+                fflush(nil)
             } else {
                 do {
                     try text.write(toFile: destination, atomically: true, encoding: .utf8)
