@@ -1,13 +1,20 @@
 # driftcheck: `make demo` and `make test` work on a fresh Debian machine with Swift installed.
 SWIFT ?= swift
-APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev sqlite3
+APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev sqlite3 openssl
+# Real peers the tests check against: WireMock's jar (PyPI `wiremock`, run with Java 17) and httpbin.
+PYTHON_PACKAGES := wiremock httpbin gunicorn
 BENCH_PACKAGES := wrk nginx-light
 
-.PHONY: deps demo test lint format bench build clean
+.PHONY: deps peers demo test lint format bench build clean
 
 # Installs the system libraries the build links against, only when one is missing.
 deps:
 	@scripts/ensure-packages.sh $(APT_PACKAGES)
+
+# Python peers and a JRE, only when missing.
+peers:
+	@command -v java >/dev/null 2>&1 || scripts/ensure-packages.sh openjdk-17-jre-headless
+	@scripts/ensure-python.sh $(PYTHON_PACKAGES)
 
 build: deps
 	$(SWIFT) build
@@ -16,7 +23,7 @@ demo: deps
 	$(SWIFT) build --product driftcheck
 	.build/debug/driftcheck demo
 
-test: deps
+test: deps peers
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

@@ -97,6 +97,9 @@ indirect enum ValuePattern {
     func matches(_ value: String?) -> Bool {
         switch self {
         case .absent: return value == nil
+        // WireMock evaluates negative patterns against a missing value, and a missing value
+        // matches nothing, so it "does not match" (checked against the real jar).
+        case .doesNotMatch, .doesNotContain: if value == nil { return true }
         case .and(let patterns): return patterns.allSatisfy { $0.matches(value) }
         case .or(let patterns): return patterns.contains { $0.matches(value) }
         default: break

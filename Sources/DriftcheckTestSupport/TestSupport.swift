@@ -5,6 +5,10 @@ import Foundation
 import NIOCore
 import NIOPosix
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A directory under the system temp dir, removed by `remove()`.
 public struct TemporaryDirectory: Sendable {
     public let path: String
@@ -127,4 +131,58 @@ public enum DriftcheckBinary {
         let status = await running.process.wait()
         return (status, running.output)
     }
+}
+
+/// Paths of the repository's `fixtures/` directory.
+public enum Fixtures {
+    public static var root: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("fixtures").path
+    }
+
+    public static func path(_ relative: String) -> String { "\(root)/\(relative)" }
+}
+
+/// A free TCP port on loopback, for peers (Java, Python) that cannot report the port they got.
+public func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+            guard bind(fd, pointer, length) == 0 else { return -1 }
+            return getsockname(fd, pointer, &length)
+        }
+    }
+    guard bound == 0 else { throw ClientError(description: "cannot find a free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Waits until `probe` returns true or `timeout` seconds pass.
+public func eventually(timeout: Double = 60, _ probe: () async -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if await probe() { return true }
+        try? await Task.sleep(nanoseconds: 100_000_000)
+    }
+    return false
+}
+
+/// A Python package's directory, or nil when it is not installed.
+public func pythonPackageDirectory(_ name: String) -> String? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import \(name), os; print(os.path.dirname(\(name).__file__))"]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return nil }
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { return nil }
+    return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        .trimmingCharacters(in: .whitespacesAndNewlines)
 }

@@ -1,0 +1,235 @@
+import DriftcheckCore
+import DriftcheckTestSupport
+import Foundation
+import Testing
+
+@testable import DriftcheckMocks
+
+/// Writes mappings into a temporary `SERVICE/mappings/` and loads the engine over them.
+func engine(_ mappings: [String], files: [String: String] = [:]) throws -> (WireMockEngine, TemporaryDirectory) {
+    let directory = try TemporaryDirectory()
+    try FileManager.default.createDirectory(atPath: directory.file("mappings"), withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(atPath: directory.file("__files"), withIntermediateDirectories: true)
+    for (index, mapping) in mappings.enumerated() {
+        _ = try directory.write("mappings/\(String(format: "%02d", index)).json", mapping)
+    }
+    for (name, content) in files {
+        let path = directory.file("__files/\(name)")
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        _ = try directory.write("__files/\(name)", content)
+    }
+    return (try WireMockEngine(directory: directory.path, service: "orders"), directory)
+}
+
+func request(
+    _ method: String, _ target: String, headers: [(String, String)] = [], body: String = ""
+) -> RecordedRequest {
+    let parts = target.split(separator: "?", maxSplits: 1).map(String.init)
+    return RecordedRequest(
+        method: method, host: "orders", port: 80, path: parts[0], query: parts.count > 1 ? parts[1] : nil,
+        headers: HeaderFields(headers), body: CapturedBody(bytes: Data(body.utf8)))
+}
+
+func status(_ answer: MockAnswer) -> Int? {
+    if case .response(let response) = answer { return response.status }
+    return nil
+}
+
+func text(_ answer: MockAnswer) -> String? {
+    if case .response(let response) = answer { return String(decoding: response.body.bytes, as: UTF8.self) }
+    return nil
+}
+
+@Suite struct WireMockEngineTests {
+    @Test func matchesURLsTheWaysWireMockDoes() throws {
+        let (engine, directory) = try engine([
+            #"{"request":{"method":"GET","url":"/exact?a=1"},"response":{"status":201}}"#,
+            #"{"request":{"method":"GET","urlPath":"/path"},"response":{"status":202}}"#,
+            #"{"request":{"method":"GET","urlPattern":"/pattern/[0-9]+\\?x=.*"},"response":{"status":203}}"#,
+            #"{"request":{"method":"GET","urlPathPattern":"/items/[a-z]+"},"response":{"status":204}}"#,
+            #"{"request":{"method":"ANY","urlPathTemplate":"/orders/{id}/lines/{line}","pathParameters":{"line":{"matches":"[0-9]+"}}},"response":{"status":205}}"#,
+        ])
+        defer { directory.remove() }
+        #expect(status(engine.respond(to: request("GET", "/exact?a=1"))) == 201)
+        #expect(status(engine.respond(to: request("GET", "/exact?a=2"))) == nil)
+        #expect(status(engine.respond(to: request("GET", "/path?anything=1"))) == 202)
+        #expect(status(engine.respond(to: request("GET", "/pattern/42?x=y"))) == 203)
+        #expect(status(engine.respond(to: request("GET", "/pattern/42"))) == nil)
+        #expect(status(engine.respond(to: request("GET", "/items/abc"))) == 204)
+        #expect(status(engine.respond(to: request("GET", "/items/ab1"))) == nil)
+        #expect(status(engine.respond(to: request("DELETE", "/orders/7/lines/3"))) == 205)
+        #expect(status(engine.respond(to: request("DELETE", "/orders/7/lines/x"))) == nil)
+        #expect(status(engine.respond(to: request("POST", "/path"))) == nil)
+    }
+
+    @Test func matchesQueryHeadersAndCookies() throws {
+        let (engine, directory) = try engine([
+            #"""
+            {"request":{"method":"GET","urlPath":"/search",
+              "queryParameters":{"q":{"equalTo":"shoes"},"page":{"matches":"[0-9]+"},"debug":{"absent":true}},
+              "headers":{"Accept":{"contains":"json"},"X-Tenant":{"equalTo":"ACME","caseInsensitive":true},"X-Bad":{"doesNotMatch":"evil.*"}},
+              "cookies":{"session":{"matches":"s-.*"}}},
+             "response":{"status":200}}
+            """#
+        ])
+        defer { directory.remove() }
+        // Like WireMock, a missing header fails positive patterns and passes negative ones.
+        #expect(
+            status(
+                engine.respond(
+                    to: request(
+                        "GET", "/search?q=shoes&page=2",
+                        headers: [("Accept", "application/json"), ("X-Tenant", "acme"), ("Cookie", "session=s-1")])))
+                == 200)
+        #expect(
+            status(
+                engine.respond(
+                    to: request(
+                        "GET", "/search?q=shoes&page=2",
+                        headers: [("X-Tenant", "acme"), ("X-Bad", "fine"), ("Cookie", "session=s-1")]))) == nil)
+        let good = [
+            ("Accept", "application/json"), ("X-Tenant", "acme"), ("X-Bad", "fine"), ("Cookie", "theme=x; session=s-1"),
+        ]
+        #expect(status(engine.respond(to: request("GET", "/search?q=shoes&page=2", headers: good))) == 200)
+        #expect(status(engine.respond(to: request("GET", "/search?q=shoes&page=2&debug=1", headers: good))) == nil)
+        #expect(status(engine.respond(to: request("GET", "/search?q=boots&page=2", headers: good))) == nil)
+        #expect(
+            status(engine.respond(to: request("GET", "/search?q=shoes&page=2", headers: Array(good.dropLast())))) == nil
+        )
+        #expect(
+            status(
+                engine.respond(
+                    to: request(
+                        "GET", "/search?q=shoes&page=2", headers: good.map { $0.0 == "X-Bad" ? ("X-Bad", "evil!") : $0 }
+                    ))) == nil)
+        #expect(status(engine.respond(to: request("GET", "/search?q=sh%6Fes&page=2", headers: good))) == 200)
+    }
+
+    @Test func matchesBodies() throws {
+        let (engine, directory) = try engine([
+            #"{"request":{"method":"POST","url":"/json","bodyPatterns":[{"equalToJson":{"a":1,"tags":["x","y"]},"ignoreArrayOrder":true,"ignoreExtraElements":true}]},"response":{"status":201}}"#,
+            #"{"request":{"method":"POST","url":"/strict","bodyPatterns":[{"equalToJson":"{\"a\":1}"}]},"response":{"status":202}}"#,
+            #"{"request":{"method":"POST","url":"/path","bodyPatterns":[{"matchesJsonPath":"$.items[?(@.qty > 1)]"},{"matchesJsonPath":{"expression":"$.customer.id","equalTo":"7"}}]},"response":{"status":203}}"#,
+            #"{"request":{"method":"POST","url":"/text","bodyPatterns":[{"contains":"hello"},{"matches":".*world.*"}]},"response":{"status":204}}"#,
+        ])
+        defer { directory.remove() }
+        #expect(
+            status(engine.respond(to: request("POST", "/json", body: #"{"tags":["y","x"],"a":1.0,"extra":true}"#)))
+                == 201)
+        #expect(status(engine.respond(to: request("POST", "/json", body: #"{"tags":["y"],"a":1}"#))) == nil)
+        #expect(status(engine.respond(to: request("POST", "/strict", body: #"{"a":1}"#))) == 202)
+        #expect(status(engine.respond(to: request("POST", "/strict", body: #"{"a":1,"b":2}"#))) == nil)
+        #expect(
+            status(
+                engine.respond(
+                    to: request("POST", "/path", body: #"{"items":[{"qty":1},{"qty":3}],"customer":{"id":7}}"#))) == 203
+        )
+        #expect(
+            status(engine.respond(to: request("POST", "/path", body: #"{"items":[{"qty":1}],"customer":{"id":7}}"#)))
+                == nil)
+        #expect(status(engine.respond(to: request("POST", "/text", body: "hello world"))) == 204)
+        #expect(status(engine.respond(to: request("POST", "/text", body: "hello there"))) == nil)
+    }
+
+    @Test func priorityAndRecencyPickTheStub() throws {
+        let (engine, directory) = try engine([
+            #"{"request":{"method":"GET","urlPathPattern":"/p/.*"},"response":{"status":500}}"#,
+            #"{"priority":1,"request":{"method":"GET","urlPath":"/p/special"},"response":{"status":201}}"#,
+            #"{"request":{"method":"GET","urlPathPattern":"/p/.*"},"response":{"status":202}}"#,
+        ])
+        defer { directory.remove() }
+        #expect(status(engine.respond(to: request("GET", "/p/special"))) == 201)
+        // Equal priority: the stub added last wins.
+        #expect(status(engine.respond(to: request("GET", "/p/other"))) == 202)
+        #expect(engine.unusedStubs.map(\.index) == [0])
+    }
+
+    @Test func scenariosMoveBetweenStates() throws {
+        let (engine, directory) = try engine([
+            #"{"scenarioName":"cart","requiredScenarioState":"Started","newScenarioState":"filled","request":{"method":"POST","url":"/cart"},"response":{"status":201}}"#,
+            #"{"scenarioName":"cart","requiredScenarioState":"Started","request":{"method":"GET","url":"/cart"},"response":{"status":200,"jsonBody":{"items":[]}}}"#,
+            #"{"scenarioName":"cart","requiredScenarioState":"filled","request":{"method":"GET","url":"/cart"},"response":{"status":200,"jsonBody":{"items":[1]}}}"#,
+        ])
+        defer { directory.remove() }
+        #expect(text(engine.respond(to: request("GET", "/cart"))) == #"{"items":[]}"#)
+        #expect(status(engine.respond(to: request("POST", "/cart"))) == 201)
+        #expect(text(engine.respond(to: request("GET", "/cart"))) == #"{"items":[1]}"#)
+    }
+
+    @Test func buildsResponsesFromEveryBodySource() throws {
+        let (engine, directory) = try engine(
+            [
+                #"{"request":{"url":"/body"},"response":{"status":200,"body":"plain","headers":{"Content-Type":"text/plain","X-Multi":["a","b"]}}}"#,
+                #"{"request":{"url":"/json"},"response":{"jsonBody":{"a":[1,2]}}}"#,
+                #"{"request":{"url":"/b64"},"response":{"base64Body":"aGVsbG8="}}"#,
+                #"{"request":{"url":"/file"},"response":{"bodyFileName":"data/order.json"}}"#,
+                #"{"request":{"url":"/escape"},"response":{"bodyFileName":"../mappings/00.json"}}"#,
+            ], files: ["data/order.json": #"{"id":1}"#])
+        defer { directory.remove() }
+        guard case .response(let plain) = engine.respond(to: request("GET", "/body")) else {
+            Issue.record("no response")
+            return
+        }
+        #expect(plain.headers.values("x-multi") == ["a", "b"])
+        #expect(text(engine.respond(to: request("GET", "/json"))) == #"{"a":[1,2]}"#)
+        #expect(text(engine.respond(to: request("GET", "/b64"))) == "hello")
+        #expect(text(engine.respond(to: request("GET", "/file"))) == #"{"id":1}"#)
+        #expect(status(engine.respond(to: request("GET", "/escape"))) == 500)
+        #expect(engine.engineDiagnostics.contains { $0.message.contains("points outside __files/") })
+    }
+
+    @Test func refusesSymlinksOutOfFiles() throws {
+        let (engine, directory) = try engine([#"{"request":{"url":"/link"},"response":{"bodyFileName":"secret.txt"}}"#])
+        defer { directory.remove() }
+        let outside = try directory.write("outside-secret.txt", "top secret")
+        try FileManager.default.createSymbolicLink(
+            atPath: directory.file("__files/secret.txt"), withDestinationPath: outside)
+        #expect(status(engine.respond(to: request("GET", "/link"))) == 500)
+        #expect(text(engine.respond(to: request("GET", "/link")))?.contains("top secret") == false)
+    }
+
+    @Test func rendersResponseTemplates() throws {
+        let (engine, directory) = try engine([
+            #"""
+            {"request":{"urlPathPattern":"/orders/.*"},
+             "response":{"transformers":["response-template"],"headers":{"Location":"/orders/{{request.pathSegments.[1]}}"},
+               "body":"{\"id\":{{request.pathSegments.[1]}},\"q\":\"{{request.query.q}}\",\"h\":\"{{request.headers.X-Id}}\",\"n\":\"{{jsonPath request.body '$.name'}}\",\"m\":\"{{request.method}}\",\"raw\":\"{{{request.query.raw}}}\",\"esc\":\"{{request.query.raw}}\",\"x\":\"{{#if true}}y{{/if}}\",\"f\":\"{{capitalize 'a'}}\"}"}}
+            """#
+        ])
+        defer { directory.remove() }
+        let answer = engine.respond(
+            to: request("POST", "/orders/42?q=red&raw=a%3Cb", headers: [("X-Id", "abc")], body: #"{"name":"ann"}"#))
+        #expect(
+            text(answer)
+                == #"{"id":42,"q":"red","h":"abc","n":"ann","m":"POST","raw":"a<b","esc":"a&lt;b","x":"y","f":""}"#)
+        if case .response(let response) = answer { #expect(response.headers["location"] == "/orders/42") }
+        let messages = engine.engineDiagnostics.map(\.message)
+        #expect(messages.contains { $0.contains("helper 'capitalize' is not supported") })
+        #expect(messages.contains { $0.contains("block helper 'if'") })
+    }
+
+    @Test func badMappingsAreConfigurationErrorsNamingTheFile() throws {
+        for (mapping, message) in [
+            ("{not json", "invalid JSON"), (#"{"response":{}}"#, "needs a \"request\" object"),
+            (#"{"request":{"urlPattern":"(["}}"#, "invalid URL regular expression"),
+            (#"{"request":{"headers":{"A":{"equalToXml":"<a/>"}}}}"#, "'equalToXml' is not supported"),
+        ] {
+            #expect {
+                _ = try engine([mapping])
+            } throws: { error in
+                guard let error = error as? MockConfigurationError else { return false }
+                return error.description.contains("mappings/00.json") && error.description.contains(message)
+            }
+        }
+    }
+
+    @Test func aMappingsFileMayHoldSeveralMappings() throws {
+        let (engine, directory) = try engine([
+            #"{"mappings":[{"request":{"url":"/a"},"response":{"status":201}},{"request":{"url":"/b"},"response":{"status":202}}]}"#
+        ])
+        defer { directory.remove() }
+        #expect(status(engine.respond(to: request("GET", "/a"))) == 201)
+        #expect(status(engine.respond(to: request("GET", "/b"))) == 202)
+    }
+}
