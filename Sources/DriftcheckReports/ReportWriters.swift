@@ -171,10 +171,12 @@ public enum ReportWriter {
                 finding.real.map { "`\(excerpt($0, limit: 40))`" } ?? "—",
                 finding.mock.map { "`\(excerpt($0, limit: 40))`" } ?? "—",
             ]
-            out +=
-                "| "
-                + cells.map { $0.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ") }
-                .joined(separator: " | ") + " |\n"
+            // GitHub renders HTML inside Markdown: angle brackets in values must not become tags.
+            let escaped = cells.map {
+                $0.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
+                    .replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+            }
+            out += "| " + escaped.joined(separator: " | ") + " |\n"
         }
         return out
     }
