@@ -38,7 +38,9 @@ public struct MockProcessSpec: Sendable, Equatable {
         if let unknown = map.keys.filter({ !known.contains($0) }).sorted().first {
             throw MockConfigurationError("\(path): unknown key '\(unknown)' (expected url, command, ready, timeout)")
         }
-        guard let url = map["url"] as? String, UpstreamURL.parse(url) != nil else {
+        guard let url = map["url"] as? String,
+            UpstreamURL.parse(url.replacingOccurrences(of: "${PORT}", with: "1")) != nil
+        else {
             throw MockConfigurationError("\(path): url: must be an http:// URL, e.g. http://127.0.0.1:3000")
         }
         if map["command"] != nil && !(map["command"] is String) {

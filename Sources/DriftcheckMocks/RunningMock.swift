@@ -42,11 +42,18 @@ public final class RunningMock: Sendable {
             throw MockStartFailure(service: service, reason: "mock.yml has no command", output: "")
         }
         let logPath = NSTemporaryDirectory() + "driftcheck-mock-\(service)-\(UUID().uuidString.prefix(8)).log"
+        var spec = spec
+        var environment = ProcessInfo.processInfo.environment
+        // `url: http://127.0.0.1:${PORT}` lets driftcheck choose a free port, passed as $PORT.
+        if spec.url.contains("${PORT}") {
+            let port = try freePort(service: service)
+            spec.url = spec.url.replacingOccurrences(of: "${PORT}", with: String(port))
+            environment["PORT"] = String(port)
+        }
         let process: ChildProcess
         do {
             process = try ChildProcess.spawn(
-                ["/bin/sh", "-c", command], environment: ProcessInfo.processInfo.environment, directory: spec.directory,
-                outputPath: logPath)
+                ["/bin/sh", "-c", command], environment: environment, directory: spec.directory, outputPath: logPath)
         } catch {
             throw MockStartFailure(service: service, reason: "cannot start '\(command)': \(error)", output: "")
         }
@@ -71,6 +78,26 @@ public final class RunningMock: Sendable {
             service: service,
             reason: "'\(command)' did not answer at \(spec.url)\(spec.ready) within \(Int(spec.timeout)) s",
             output: output)
+    }
+
+    /// A port nothing listens on now; the mock binds it a moment later.
+    static func freePort(service: String) throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(fd, pointer, length) == 0 else { return -1 }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        guard result == 0 else {
+            throw MockStartFailure(service: service, reason: "no free port for ${PORT}", output: "")
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Stops the command and everything it started.
