@@ -5,7 +5,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev sqlite3 openssl
 PYTHON_PACKAGES := wiremock httpbin gunicorn
 BENCH_PACKAGES := wrk nginx-light
 
-.PHONY: deps peers demo test lint format bench build clean
+.PHONY: deps peers demo test lint format bench bench-compare build clean
 
 # Installs the system libraries the build links against, only when one is missing.
 deps:
@@ -36,6 +36,9 @@ format:
 bench: deps
 	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
 	scripts/bench.sh
+
+bench-compare: deps
+	scripts/bench-compare.sh
 
 clean:
 	rm -rf .build

@@ -115,15 +115,16 @@ struct Comparison {
         let policy = try ConfigFile.load(explicit: options.config)
         let targets = try mockTargets()
         let store = try options.storeOptions.openExisting()
-        var exchanges = try store.exchanges(includeFailures: false)
-        if !options.service.isEmpty { exchanges = exchanges.filter { options.service.contains($0.service) } }
-        let services = Array(Set(exchanges.map(\.service))).sorted()
+        var recorded = try store.services()
+        if !options.service.isEmpty { recorded = recorded.filter { options.service.contains($0.name) } }
+        let services = recorded.map(\.name)
+        let total = recorded.reduce(0) { $0 + $1.exchanges }
         var diagnostics: [Diagnostic] = []
-        for service in services where targets[service] == nil {
-            let count = exchanges.filter { $0.service == service }.count
+        for service in recorded where targets[service.name] == nil {
             diagnostics.append(
                 Diagnostic(
-                    service: service, message: "no mock for this service; its \(count) exchanges were not compared"))
+                    service: service.name,
+                    message: "no mock for this service; its \(service.exchanges) exchanges were not compared"))
         }
 
         let session = MockSession(timeout: options.timeout)
@@ -135,17 +136,35 @@ struct Comparison {
         } catch let error as MockConfigurationError {
             throw UsageError(error.description)
         }
-        let progress = Progress(total: exchanges.filter { session.hasMock(for: $0.service) }.count)
+        let progress = Progress(
+            total: recorded.filter { session.hasMock(for: $0.name) }.reduce(0) { $0 + $1.exchanges })
         var findings: [Finding] = []
         var explanations: [String] = []
         var compared = 0
+        // Two passes per service, page by page: learn what the real service sent, then judge the
+        // mock's answers. Memory holds one page and the learned shapes, not the whole store.
+        let pageSize = 2_000
         do {
             for service in services where session.hasMock(for: service) {
-                let recorded = exchanges.filter { $0.service == service }
-                let replayed = try await session.replay(
-                    service: service, exchanges: recorded, workers: options.parallel, progress: { progress.advance($0) }
-                )
-                let result = Differ(explain: options.explain).compare(service: service, replayed: replayed)
+                let analysis = Differ.ServiceAnalysis(service: service, explain: options.explain)
+                var newest: [String: Date] = [:]
+                try forEachPage(store, service: service, size: pageSize) { page in
+                    for exchange in page {
+                        analysis.learn(exchange)
+                        newest[exchange.endpoint] = max(newest[exchange.endpoint] ?? .distantPast, exchange.startedAt)
+                    }
+                }
+                var afterID: Int64 = 0
+                while true {
+                    let page = try store.exchanges(service: service, after: afterID, limit: pageSize)
+                    guard let last = page.last?.id else { break }
+                    afterID = last
+                    let replayed = try await session.replay(
+                        service: service, exchanges: page, workers: options.parallel, progress: { progress.advance($0) }
+                    )
+                    for item in replayed { analysis.judge(item) }
+                }
+                let result = analysis.finish()
                 findings += result.findings
                 explanations += result.explanations
                 diagnostics += result.diagnostics
@@ -161,7 +180,7 @@ struct Comparison {
                             ))
                     }
                 }
-                findings += staleness(service: service, recorded: recorded, policy: policy)
+                findings += staleness(service: service, newest: newest, policy: policy)
             }
         } catch let error as MockUnreachable {
             progress.finish()
@@ -174,7 +193,7 @@ struct Comparison {
 
         let outcome = policy.apply(findings, now: Date())
         let report = Report(
-            exchanges: exchanges.count, compared: compared, services: services.count, findings: outcome.findings,
+            exchanges: total, compared: compared, services: services.count, findings: outcome.findings,
             diagnostics: diagnostics, explanations: options.explain ? explanations + outcome.explanations : [])
         for (format, destination) in outputs {
             let color =
@@ -199,12 +218,18 @@ struct Comparison {
         return report.fails(at: failOn) ? 1 : 0
     }
 
-    func staleness(service: String, recorded: [Exchange], policy: Policy) -> [Finding] {
-        guard let maxAge = policy.maxAge else { return [] }
-        var newest: [String: Date] = [:]
-        for exchange in recorded {
-            newest[exchange.endpoint] = max(newest[exchange.endpoint] ?? .distantPast, exchange.startedAt)
+    func forEachPage(_ store: RecordingStore, service: String, size: Int, _ body: ([Exchange]) throws -> Void) throws {
+        var afterID: Int64 = 0
+        while true {
+            let page = try store.exchanges(service: service, after: afterID, limit: size)
+            guard let last = page.last?.id else { return }
+            afterID = last
+            try body(page)
         }
+    }
+
+    func staleness(service: String, newest: [String: Date], policy: Policy) -> [Finding] {
+        guard let maxAge = policy.maxAge else { return [] }
         let limit = Date().addingTimeInterval(-maxAge)
         return newest.filter { $0.value < limit }.sorted { $0.key < $1.key }.map { endpoint, date in
             let days = Int(Date().timeIntervalSince(date) / 86_400)

@@ -37,23 +37,12 @@ public struct Differ: Sendable {
         public var compared: Int
     }
 
-    /// Compares every replayed exchange of one service.
+    /// Compares every replayed exchange of one service (both passes over an array).
     public func compare(service: String, replayed: [ReplayedExchange]) -> Result {
-        var context = Context(service: service, explain: explain)
-        var byEndpoint: [String: [ReplayedExchange]] = [:]
-        var order: [String] = []
-        for item in replayed where item.exchange.response != nil {
-            let endpoint = item.exchange.endpoint
-            if byEndpoint[endpoint] == nil { order.append(endpoint) }
-            byEndpoint[endpoint, default: []].append(item)
-        }
-        var compared = 0
-        for endpoint in order {
-            compared += compareEndpoint(endpoint, byEndpoint[endpoint]!, &context)
-        }
-        return Result(
-            findings: context.findings(), explanations: context.explanations, diagnostics: context.diagnostics,
-            compared: compared)
+        let analysis = ServiceAnalysis(service: service, explain: explain)
+        for item in replayed { analysis.learn(item.exchange) }
+        for item in replayed { analysis.judge(item) }
+        return analysis.finish()
     }
 
     // MARK: Endpoint model
@@ -64,14 +53,19 @@ public struct Differ: Sendable {
         var shapes: [Int: [String: ShapeNode]] = [:]
         /// JSON paths and header names whose values change between identical real requests.
         var volatile: Set<String> = []
-        var headerValues: [String: Set<String>] = [:]
-        var headerCounts: [Int: Int] = [:]
+        /// Per identical request: a signature of each path's values in the first answer.
+        var firstAnswers: [Int: [String: Int]] = [:]
+        var nullUse: [String: NullUse] = [:]
 
         func shape(status: Int, variant: String) -> ShapeNode? {
             guard let byVariant = shapes[status] else { return nil }
             return byVariant[variant] ?? byVariant[""]
         }
     }
+
+    /// Identical requests remembered per endpoint to learn volatility; beyond this many the
+    /// endpoint keeps what it learned and memory stays bounded.
+    static let identityLimit = 2_000
 
     static func variant(of request: RecordedRequest) -> String {
         guard let query = request.query, !query.isEmpty else { return "?" }
@@ -88,15 +82,60 @@ public struct Differ: Sendable {
         return try? JSONValue.parse(body.bytes)
     }
 
-    func model(for items: [ReplayedExchange], _ context: inout Context) -> EndpointModel {
-        let model = EndpointModel()
-        var identical: [String: [(Int, JSONValue?, HeaderFields)]] = [:]
-        for item in items {
-            guard let response = item.exchange.response else { continue }
-            let request = item.exchange.request
-            let body = Self.json(response.body, headers: response.headers)
+    /// Each path's values in one answer, as one hash per path: two answers disagree at a path
+    /// when its hashes differ.
+    static func signature(_ body: JSONValue?, status: Int, headers: HeaderFields) -> [String: Int] {
+        var values: [String: [String]] = [:]
+        if let body { flatten(body, path: "$", into: &values) }
+        var result = values.mapValues { $0.sorted().hashValue }
+        for name in meaningfulHeaders { result["header:\(name)"] = (headers[name] ?? "").hashValue }
+        result["status"] = status
+        return result
+    }
+
+    static func flatten(_ value: JSONValue, path: String, into values: inout [String: [String]]) {
+        switch value {
+        case .object(let members):
+            for (key, member) in members { flatten(member, path: JSONPath.appending(key, to: path), into: &values) }
+        case .array(let items):
+            for item in items { flatten(item, path: path + "[*]", into: &values) }
+        default:
+            values[path, default: []].append(value.serialized())
+        }
+    }
+
+    // MARK: Comparing
+
+    /// The analysis of one service in two passes that never hold all exchanges at once:
+    /// `learn` every real exchange, then `judge` every mock answer, then `finish`.
+    public final class ServiceAnalysis {
+        let service: String
+        let context: Context
+        var models: [String: EndpointModel] = [:]
+        var endpointOrder: [String] = []
+        var compared = 0
+
+        public init(service: String, explain: Bool) {
+            self.service = service
+            context = Context(service: service, explain: explain)
+        }
+
+        func model(_ endpoint: String) -> EndpointModel {
+            if let model = models[endpoint] { return model }
+            let model = EndpointModel()
+            models[endpoint] = model
+            endpointOrder.append(endpoint)
+            return model
+        }
+
+        /// Pass 1: what the real service sent.
+        public func learn(_ exchange: Exchange) {
+            guard let response = exchange.response else { return }
+            let model = model(exchange.endpoint)
+            let request = exchange.request
+            let body = Differ.json(response.body, headers: response.headers)
             if let body {
-                for variant in ["", Self.variant(of: request)] {
+                for variant in ["", Differ.variant(of: request)] {
                     let node = model.shapes[response.status, default: [:]][variant] ?? ShapeNode()
                     node.add(body)
                     model.shapes[response.status, default: [:]][variant] = node
@@ -104,50 +143,33 @@ public struct Differ: Sendable {
             } else if response.body.isTruncated {
                 context.diagnostics.append(
                     Diagnostic(
-                        service: context.service,
+                        service: service,
                         message:
-                            "exchange \(item.exchange.id ?? 0): response body truncated at \(response.body.bytes.count) bytes; body not compared"
+                            "exchange \(exchange.id ?? 0): response body truncated at \(response.body.bytes.count) bytes; body not compared"
                     ))
             }
-            let identity = "\(request.method) \(request.target) \(request.body.bytes.hashValue)"
-            identical[identity, default: []].append((response.status, body, response.headers))
-        }
-        // Values that change between identical requests are noise, the way Diffy learns it.
-        for group in identical.values where group.count >= 2 {
-            var seen: [String: Set<String>] = [:]
-            for (status, body, headers) in group {
-                if let body { Self.flatten(body, path: [], into: &seen, prefix: "\(status)") }
-                for name in Self.meaningfulHeaders {
-                    seen["header:\(name)", default: []].insert(headers[name] ?? "")
+            // Values that change between identical requests are noise, the way Diffy learns it.
+            var hasher = Hasher()
+            hasher.combine(request.method)
+            hasher.combine(request.target)
+            hasher.combine(request.body.bytes)
+            let identity = hasher.finalize()
+            let signature = Differ.signature(body, status: response.status, headers: response.headers)
+            if let first = model.firstAnswers[identity] {
+                guard first["status"] == signature["status"] else { return }
+                for (path, hash) in signature where path != "status" && first[path] != nil && first[path] != hash {
+                    model.volatile.insert(path)
                 }
-            }
-            for (path, values) in seen where values.count > 1 {
-                model.volatile.insert(path.hasPrefix("header:") ? path : String(path.drop { $0 != "$" }))
+            } else if model.firstAnswers.count < Differ.identityLimit {
+                model.firstAnswers[identity] = signature
             }
         }
-        return model
-    }
 
-    static func flatten(_ value: JSONValue, path: [String], into seen: inout [String: Set<String>], prefix: String) {
-        switch value {
-        case .object(let members):
-            for (key, member) in members { flatten(member, path: path + [key], into: &seen, prefix: prefix) }
-        case .array(let items):
-            for item in items { flatten(item, path: path + ["[*]"], into: &seen, prefix: prefix) }
-        default:
-            // Array elements share a path; collecting per position would call every list volatile.
-            seen["\(prefix)\(JSONPath.format(path))", default: []].insert(value.serialized())
-        }
-    }
-
-    // MARK: Comparing
-
-    func compareEndpoint(_ endpoint: String, _ items: [ReplayedExchange], _ context: inout Context) -> Int {
-        let model = model(for: items, &context)
-        var nullUse: [String: NullUse] = [:]
-        var compared = 0
-        for item in items {
-            guard let real = item.exchange.response else { continue }
+        /// Pass 2: one mock answer against the real answer to the same request and the model.
+        public func judge(_ item: ReplayedExchange) {
+            guard let real = item.exchange.response else { return }
+            let endpoint = item.exchange.endpoint
+            let model = model(endpoint)
             let id = item.exchange.id ?? 0
             compared += 1
             let response: RecordedResponse
@@ -155,11 +177,11 @@ public struct Differ: Sendable {
             case .unmatched(let reason):
                 context.add(
                     Finding(
-                        service: context.service, endpoint: endpoint, kind: .unmocked, path: "$",
+                        service: service, endpoint: endpoint, kind: .unmocked, path: "$",
                         message:
                             "the mock has no answer for \(item.exchange.request.method) \(item.exchange.request.target): \(reason)",
-                        real: .number(String(real.status)), exchanges: [id]))
-                continue
+                        real: .number(String(real.status))), id: id)
+                return
             case .response(let answer):
                 response = answer
             }
@@ -170,62 +192,66 @@ public struct Differ: Sendable {
                     : "the real service answers \(real.status), the mock \(response.status)"
                 context.add(
                     Finding(
-                        service: context.service, endpoint: endpoint, kind: .status, path: "status", message: message,
-                        real: .number(String(real.status)), mock: .number(String(response.status)), exchanges: [id]))
-                continue
+                        service: service, endpoint: endpoint, kind: .status, path: "status", message: message,
+                        real: .number(String(real.status)), mock: .number(String(response.status))), id: id)
+                return
             }
             if real.status != response.status {
                 context.add(
                     Finding(
-                        service: context.service, endpoint: endpoint, kind: .statusCode, path: "status",
+                        service: service, endpoint: endpoint, kind: .statusCode, path: "status",
                         message: "the real service answers \(real.status), the mock \(response.status)",
-                        real: .number(String(real.status)), mock: .number(String(response.status)), exchanges: [id]))
-                continue
+                        real: .number(String(real.status)), mock: .number(String(response.status))), id: id)
+                return
             }
             let realType = MediaType.of(real.headers)
             let mockType = MediaType.of(response.headers)
             if let realType, !real.body.bytes.isEmpty, realType != mockType {
                 context.add(
                     Finding(
-                        service: context.service, endpoint: endpoint, kind: .contentType, path: "header:content-type",
+                        service: service, endpoint: endpoint, kind: .contentType, path: "header:content-type",
                         message: "the real service sends \(realType), the mock \(mockType ?? "no content type")",
-                        real: .string(realType), mock: mockType.map(JSONValue.string) ?? .null, exchanges: [id]))
-                continue
+                        real: .string(realType), mock: mockType.map(JSONValue.string) ?? .null), id: id)
+                return
             }
-            compareHeaders(endpoint, id: id, real: real.headers, mock: response.headers, model: model, &context)
-            guard let mockBody = Self.json(response.body, headers: response.headers),
-                let node = model.shape(status: real.status, variant: Self.variant(of: item.exchange.request))
-            else { continue }
-            let realBody = Self.json(real.body, headers: real.headers)
-            var walker = Walker(
-                endpoint: endpoint, id: id, volatile: model.volatile, statusPrefix: "\(real.status)",
-                nullUse: nullUse, context: context)
-            walker.walk(mockBody, node: node, real: realBody, path: [])
-            nullUse = walker.nullUse
-            context = walker.context
+            Differ.compareHeaders(endpoint, id: id, real: real.headers, mock: response.headers, model: model, context)
+            guard let mockBody = Differ.json(response.body, headers: response.headers),
+                let node = model.shape(status: real.status, variant: Differ.variant(of: item.exchange.request))
+            else { return }
+            let realBody = Differ.json(real.body, headers: real.headers)
+            let walker = Walker(endpoint: endpoint, id: id, volatile: model.volatile, model: model, context: context)
+            walker.walk(mockBody, node: node, real: realBody, path: "$")
         }
-        for (path, use) in nullUse.sorted(by: { $0.key < $1.key }) {
-            let node = use.node
-            if node.sendsNull && use.null == 0 && use.values > 0 {
-                context.add(
-                    Finding(
-                        service: context.service, endpoint: endpoint, kind: .nullability, path: path,
-                        message: "the real service sometimes sends null here; the mock never does",
-                        real: .null, mock: nil, exchanges: use.exchanges.sorted()))
-            } else if !node.sendsNull && node.sendsValues && use.values == 0 && use.null > 0 {
-                context.add(
-                    Finding(
-                        service: context.service, endpoint: endpoint, kind: .nullability, path: path,
-                        message: "the mock only ever sends null here; the real service sends values",
-                        real: node.sample, mock: .null, exchanges: use.exchanges.sorted()))
+
+        /// Endpoint-wide conclusions (nullability) and the findings in order.
+        public func finish() -> Result {
+            for endpoint in endpointOrder {
+                guard let model = models[endpoint] else { continue }
+                for (path, use) in model.nullUse.sorted(by: { $0.key < $1.key }) {
+                    let node = use.node
+                    if node.sendsNull && use.null == 0 && use.values > 0 {
+                        context.add(
+                            Finding(
+                                service: service, endpoint: endpoint, kind: .nullability, path: path,
+                                message: "the real service sometimes sends null here; the mock never does",
+                                real: .null, mock: nil, exchanges: use.exchanges.sorted()), id: nil)
+                    } else if !node.sendsNull && node.sendsValues && use.values == 0 && use.null > 0 {
+                        context.add(
+                            Finding(
+                                service: service, endpoint: endpoint, kind: .nullability, path: path,
+                                message: "the mock only ever sends null here; the real service sends values",
+                                real: node.sample, mock: .null, exchanges: use.exchanges.sorted()), id: nil)
+                    }
+                }
             }
+            return Result(
+                findings: context.findings(), explanations: context.explanations, diagnostics: context.diagnostics,
+                compared: compared)
         }
-        return compared
     }
 
-    func compareHeaders(
-        _ endpoint: String, id: Int64, real: HeaderFields, mock: HeaderFields, model: EndpointModel,
-        _ context: inout Context
+    static func compareHeaders(
+        _ endpoint: String, id: Int64, real: HeaderFields, mock: HeaderFields, model: EndpointModel, _ context: Context
     ) {
         for name in Self.meaningfulHeaders {
             guard let realValue = real[name] else { continue }
@@ -235,7 +261,7 @@ public struct Differ: Sendable {
                     Finding(
                         service: context.service, endpoint: endpoint, kind: .header, path: path,
                         message: "the real service sends \(name); the mock does not", real: .string(realValue),
-                        mock: nil, exchanges: [id]))
+                        mock: nil), id: id)
                 continue
             }
             let same = Self.normaliseHeader(realValue) == Self.normaliseHeader(mockValue)
@@ -249,8 +275,7 @@ public struct Differ: Sendable {
                 context.add(
                     Finding(
                         service: context.service, endpoint: endpoint, kind: .header, path: path,
-                        message: "\(name) differs", real: .string(realValue), mock: .string(mockValue), exchanges: [id])
-                )
+                        message: "\(name) differs", real: .string(realValue), mock: .string(mockValue)), id: id)
             }
         }
     }
@@ -271,40 +296,50 @@ public struct Differ: Sendable {
     // MARK: Accumulating findings
 
     /// How often the mock sent null and non-null at one path, for nullability.
-    struct NullUse {
+    final class NullUse {
         var null = 0
         var values = 0
-        var node: ShapeNode
+        let node: ShapeNode
         var exchanges: Set<Int64> = []
+        init(node: ShapeNode) { self.node = node }
     }
 
-    struct Context {
+    /// Findings by key, each with the set of exchanges that showed it. A class: the walk
+    /// mutates it in place instead of copying ever larger arrays.
+    final class Context {
         let service: String
         let explain: Bool
         var byKey: [String: Finding] = [:]
+        var ids: [String: Set<Int64>] = [:]
         var order: [String] = []
         var explanations: [String] = []
+        var explained: Set<String> = []
         var diagnostics: [Diagnostic] = []
 
-        mutating func add(_ finding: Finding) {
-            let key = finding.key
-            if var existing = byKey[key] {
-                for id in finding.exchanges where !existing.exchanges.contains(id) { existing.exchanges.append(id) }
-                byKey[key] = existing
-            } else {
-                byKey[key] = finding
-                order.append(key)
-            }
+        init(service: String, explain: Bool) {
+            self.service = service
+            self.explain = explain
         }
 
-        mutating func explain(_ line: String) {
-            if explain { explanations.append("\(service) \(line)") }
+        func add(_ finding: Finding, id: Int64?) {
+            let key = finding.key
+            if byKey[key] == nil {
+                byKey[key] = finding
+                order.append(key)
+                ids[key] = Set(finding.exchanges)
+            }
+            if let id { ids[key]!.insert(id) }
+        }
+
+        func explain(_ line: String) {
+            guard explain, explained.insert(line).inserted else { return }
+            explanations.append("\(service) \(line)")
         }
 
         func findings() -> [Finding] {
             order.map { key in
                 var finding = byKey[key]!
-                finding.exchanges.sort()
+                finding.exchanges = ids[key]!.sorted()
                 return finding
             }
         }
@@ -315,27 +350,32 @@ public struct Differ: Sendable {
         let endpoint: String
         let id: Int64
         let volatile: Set<String>
-        let statusPrefix: String
-        var nullUse: [String: NullUse]
-        var context: Context
+        let model: EndpointModel
+        let context: Context
 
-        mutating func add(_ kind: DriftKind, _ path: [String], _ message: String, real: JSONValue?, mock: JSONValue?) {
+        func add(_ kind: DriftKind, _ path: String, _ message: String, real: JSONValue?, mock: JSONValue?) {
             context.add(
                 Finding(
-                    service: context.service, endpoint: endpoint, kind: kind, path: JSONPath.format(path),
-                    message: message, real: real, mock: mock.map(ShapeNode.abbreviated), exchanges: [id]))
+                    service: context.service, endpoint: endpoint, kind: kind, path: path, message: message, real: real,
+                    mock: mock.map(ShapeNode.abbreviated)), id: id)
         }
 
-        mutating func walk(_ mock: JSONValue, node: ShapeNode, real: JSONValue?, path: [String]) {
-            let formatted = JSONPath.format(path)
+        func use(_ path: String, _ node: ShapeNode) -> NullUse {
+            if let existing = model.nullUse[path] { return existing }
+            let created = NullUse(node: node)
+            model.nullUse[path] = created
+            return created
+        }
+
+        func walk(_ mock: JSONValue, node: ShapeNode, real: JSONValue?, path: String) {
             let kind = JSONKind.of(mock)
+            let nullUse = use(path, node)
+            nullUse.exchanges.insert(id)
             if kind == .null {
-                nullUse[formatted, default: NullUse(node: node)].null += 1
-                nullUse[formatted, default: NullUse(node: node)].exchanges.insert(id)
+                nullUse.null += 1
                 return
             }
-            nullUse[formatted, default: NullUse(node: node)].values += 1
-            nullUse[formatted, default: NullUse(node: node)].exchanges.insert(id)
+            nullUse.values += 1
             let classes = node.valueClasses
             if !classes.isEmpty && !classes.contains(kind.compatibilityClass) {
                 add(
@@ -347,28 +387,28 @@ public struct Differ: Sendable {
             switch mock {
             case .object(let members):
                 if node.isMap {
-                    if context.explain { context.explain("\(endpoint) \(formatted): keyed by data, compared as a map") }
+                    context.explain("\(endpoint) \(path): keyed by data, compared as a map")
                     for (key, value) in members {
-                        walk(value, node: node.mapValues, real: real?[key], path: path + ["[*]"])
+                        walk(value, node: node.mapValues, real: real?[key], path: path + "[*]")
                     }
                     return
                 }
                 guard node.objectCount > 0 else { return }
                 for (key, value) in members {
+                    let childPath = JSONPath.appending(key, to: path)
                     guard let child = node.members[key] else {
                         add(
-                            .phantomField, path + [key],
-                            "the mock sends \(JSONPath.format(path + [key])), which the real service never sends",
+                            .phantomField, childPath, "the mock sends \(childPath), which the real service never sends",
                             real: nil, mock: value)
                         continue
                     }
-                    walk(value, node: child, real: real?[key], path: path + [key])
+                    walk(value, node: child, real: real?[key], path: childPath)
                 }
                 if case .object(let realMembers)? = real {
                     for (key, value) in realMembers where !members.contains(where: { $0.key == key }) {
+                        let childPath = JSONPath.appending(key, to: path)
                         add(
-                            .missingField, path + [key],
-                            "the real service sends \(JSONPath.format(path + [key])); the mock omits it",
+                            .missingField, childPath, "the real service sends \(childPath); the mock omits it",
                             real: ShapeNode.abbreviated(value), mock: nil)
                     }
                 }
@@ -379,15 +419,15 @@ public struct Differ: Sendable {
                 for element in elements {
                     // Element i of the mock need not match element i of reality; the first real
                     // element stands for the shape that missing fields are judged by.
-                    walk(element, node: itemNode, real: realFirst, path: path + ["[*]"])
+                    walk(element, node: itemNode, real: realFirst, path: path + "[*]")
                 }
             default:
                 compareScalar(mock, node: node, path: path)
             }
         }
 
-        mutating func compareScalar(_ mock: JSONValue, node: ShapeNode, path: [String]) {
-            let formatted = JSONPath.format(path)
+        func compareScalar(_ mock: JSONValue, node: ShapeNode, path: String) {
+            let formatted = path
             let serialized = mock.serialized()
             if case .string(let text) = mock, !text.hasPrefix("<redacted:") {
                 if let format = node.consistentFormat {

@@ -4,19 +4,19 @@ import Foundation
 public enum JSONPath {
     /// `["items", "[*]", "discount"]` → `$.items[*].discount`.
     public static func format(_ segments: [String]) -> String {
-        var out = "$"
-        for segment in segments {
-            if segment == "[*]" {
-                out += "[*]"
-            } else if segment.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || $0 == "_" }),
-                !segment.isEmpty
-            {
-                out += ".\(segment)"
-            } else {
-                out += "['\(segment.replacingOccurrences(of: "'", with: "\\'"))']"
+        segments.reduce("$") { path, segment in segment == "[*]" ? path + "[*]" : appending(segment, to: path) }
+    }
+
+    /// `path` with the member `name` added: `.name`, or `['odd name']` when it needs quoting.
+    public static func appending(_ name: String, to path: String) -> String {
+        // Plain ASCII names are the common case; checking bytes avoids CharacterSet lookups.
+        let plain =
+            !name.isEmpty
+            && name.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A) || byte == 0x5F
             }
-        }
-        return out
+        if plain { return path + "." + name }
+        return path + "['" + name.replacingOccurrences(of: "'", with: "\\'") + "']"
     }
 
     public struct ParseError: Error, CustomStringConvertible, Sendable {

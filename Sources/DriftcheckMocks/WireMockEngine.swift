@@ -23,6 +23,8 @@ public final class WireMockEngine: @unchecked Sendable {
     /// Stubs that answered at least one request.
     public private(set) var used: Set<Int> = []
     private var scenarioStates: [String: String] = [:]
+    /// `bodyFileName` contents, read and checked once.
+    private var files: [String: Result<Data, ResponseBuilder.Refused>] = [:]
     private let filesDirectory: String
     private let service: String
     private let lock = NSLock()

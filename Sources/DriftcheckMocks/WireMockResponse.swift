@@ -5,6 +5,8 @@ import Foundation
 /// `base64Body` or `bodyFileName`, and `response-template` rendering.
 struct ResponseBuilder {
     let filesDirectory: String
+    /// Reads a `bodyFileName`; the engine passes a caching reader.
+    var read: (String) -> Result<Data, Refused>
 
     func build(_ spec: JSONValue, for request: IncomingRequest, diagnostics: inout [String]) -> RecordedResponse {
         var status = 200
@@ -27,7 +29,7 @@ struct ResponseBuilder {
         } else if let base64 = spec["base64Body"]?.stringValue {
             body = Data(base64Encoded: base64) ?? Data()
         } else if let file = spec["bodyFileName"]?.stringValue {
-            switch readConfined(file) {
+            switch read(file) {
             case .success(let data): body = data
             case .failure(let refused):
                 diagnostics.append(refused.reason)
@@ -56,7 +58,7 @@ struct ResponseBuilder {
         var reason: String
     }
 
-    func readConfined(_ name: String) -> Result<Data, Refused> {
+    static func readConfined(_ name: String, in filesDirectory: String) -> Result<Data, Refused> {
         let root = URL(fileURLWithPath: filesDirectory).resolvingSymlinksInPath().standardizedFileURL.path
         let target = URL(fileURLWithPath: filesDirectory).appendingPathComponent(name).resolvingSymlinksInPath()
             .standardizedFileURL.path

@@ -29,6 +29,20 @@ extension ReportWriter {
         }
     }
 
+    static func sides(_ finding: Finding) -> String {
+        guard finding.real != nil || finding.mock != nil else { return "" }
+        return
+            "<div class=\"sides\"><div><h4>real service</h4><pre>\(html(escaping: display(finding.real)))</pre></div>"
+            + "<div><h4>mock</h4><pre>\(html(escaping: display(finding.mock)))</pre></div></div>\n"
+    }
+
+    static func footer(_ finding: Finding) -> String {
+        guard !finding.exchanges.isEmpty else { return "" }
+        let ids = finding.exchanges.prefix(20).map(String.init).joined(separator: ", ")
+        return
+            "<footer>exchanges: \(ids)\(finding.exchanges.count > 20 ? " … (\(finding.exchanges.count))" : "")</footer>"
+    }
+
     /// One self-contained page: summary, severity filters, and each finding with the real and
     /// the mock value side by side. No external resources.
     public static func html(_ report: Report) -> String {
@@ -52,8 +66,7 @@ extension ReportWriter {
                 <article class="finding \(severity)" data-severity="\(severity)">
                 <header><span class="badge \(severity)">\(severity)</span> <span class="kind">\(finding.kind.rawValue)</span> <code class="path">\(html(escaping: finding.path))</code></header>
                 <p>\(html(escaping: finding.message))\(finding.accepted.map { " <em>Accepted: \(html(escaping: $0))</em>" } ?? "")</p>
-                <div class="sides"><div><h4>real service</h4><pre>\(html(escaping: display(finding.real)))</pre></div><div><h4>mock</h4><pre>\(html(escaping: display(finding.mock)))</pre></div></div>
-                <footer>exchanges: \(finding.exchanges.prefix(20).map(String.init).joined(separator: ", "))\(finding.exchanges.count > 20 ? " … (\(finding.exchanges.count))" : "")</footer>
+                \(sides(finding))\(footer(finding))
                 </article>\n
                 """
         }

@@ -238,6 +238,33 @@ public final class RecordingStore: Sendable {
         }
     }
 
+    /// One page of successful exchanges of `service` after `afterID`, in recorded order: the
+    /// comparer streams through a store page by page instead of loading it whole.
+    public func exchanges(service: String, after afterID: Int64, limit: Int) throws -> [Exchange] {
+        try guarded {
+            try pool.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: "SELECT * FROM exchange WHERE service = ? AND failure IS NULL AND id > ? ORDER BY id LIMIT ?",
+                    arguments: [service, afterID, limit]
+                ).map(Self.exchange(from:))
+            }
+        }
+    }
+
+    /// Recorded services with their count of successful exchanges, by name.
+    public func services() throws -> [(name: String, exchanges: Int)] {
+        try guarded {
+            try pool.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql:
+                        "SELECT service, count(*) AS n FROM exchange WHERE failure IS NULL GROUP BY service ORDER BY service"
+                ).map { ($0["service"], $0["n"]) }
+            }
+        }
+    }
+
     public func count() throws -> Int {
         try guarded { try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM exchange") ?? 0 } }
     }
