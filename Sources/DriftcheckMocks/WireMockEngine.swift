@@ -99,8 +99,16 @@ public final class WireMockEngine: @unchecked Sendable {
         used.insert(stub.index)
         if let scenario = stub.scenario, let next = stub.newState { scenarioStates[scenario] = next }
         var diagnostics: [String] = []
-        let response = ResponseBuilder(filesDirectory: filesDirectory).build(
-            stub.response, for: incoming, diagnostics: &diagnostics)
+        let directory = filesDirectory
+        let builder = ResponseBuilder(
+            filesDirectory: directory,
+            read: { name in
+                if let cached = self.files[name] { return cached }
+                let loaded = ResponseBuilder.readConfined(name, in: directory)
+                self.files[name] = loaded
+                return loaded
+            })
+        let response = builder.build(stub.response, for: incoming, diagnostics: &diagnostics)
         for message in diagnostics where !self.diagnostics.contains(where: { $0.message.hasSuffix(message) }) {
             self.diagnostics.append(Diagnostic(service: service, message: "\(stub.file): \(message)"))
         }
