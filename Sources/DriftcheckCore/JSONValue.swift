@@ -250,6 +250,18 @@ private struct JSONParser {
 
     mutating func parseString() throws -> String {
         index += 1
+        // Most strings have no escapes: one validated copy of the bytes, no scalar loop.
+        var end = index
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 {
+            end += 1
+        }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            guard let text = String(validating: UnsafeBufferPointer(rebasing: bytes[index..<end]), as: UTF8.self) else {
+                throw error("invalid UTF-8 in string")
+            }
+            index = end + 1
+            return text
+        }
         var scalars = String.UnicodeScalarView()
         var runStart = index
         func flushRun(_ p: JSONParser, _ end: Int) throws {
