@@ -26,6 +26,19 @@ struct ComparisonOptions: ParsableArguments {
         name: .long, help: ArgumentHelp("A running mock NAME=URL for a service (repeatable).", valueName: "name=url"))
     var mock: [String] = []
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Recordings from a HAR file instead of the store (repeatable).", valueName: "file"))
+    var har: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Recordings from every *.har in this directory.", valueName: "dir"))
+    var contracts: String?
+
+    @Flag(
+        name: .customLong("update-baseline"),
+        help: "Accept every current finding in the policy file, for a human to give reasons.")
+    var updateBaseline = false
+
     @Option(name: .long, help: ArgumentHelp("Only this service (repeatable).", valueName: "name"))
     var service: [String] = []
 
@@ -114,7 +127,8 @@ struct Comparison {
         guard options.timeout > 0 else { throw UsageError("--timeout \(options.timeout): must be positive") }
         let policy = try ConfigFile.load(explicit: options.config)
         let targets = try mockTargets()
-        let store = try options.storeOptions.openExisting()
+        let (store, scratch) = try recordings()
+        defer { if let scratch { try? FileManager.default.removeItem(atPath: scratch) } }
         var recorded = try store.services()
         if !options.service.isEmpty { recorded = recorded.filter { options.service.contains($0.name) } }
         let services = recorded.map(\.name)
@@ -215,7 +229,37 @@ struct Comparison {
             Terminal.say(String(ReportWriter.summaryLine(report).dropFirst("driftcheck: ".count)))
         }
         try annotate(report, failOn: failOn)
+        if options.updateBaseline {
+            let added = try Baseline.append(
+                report.findings.filter { $0.accepted == nil }, to: options.config ?? ConfigFile.defaultPath)
+            Terminal.say(
+                "added \(added) accepted drift\(added == 1 ? "" : "s") to \(options.config ?? ConfigFile.defaultPath); give each a reason"
+            )
+            return 0
+        }
         return report.fails(at: failOn) ? 1 : 0
+    }
+
+    /// The store to read: `--store`, or a scratch store filled from `--har`/`--contracts`.
+    func recordings() throws -> (RecordingStore, String?) {
+        var files = options.har
+        if let directory = options.contracts {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+                throw UsageError("--contracts \(directory): no such directory")
+            }
+            files += names.filter { $0.hasSuffix(".har") }.sorted().map {
+                (directory as NSString).appendingPathComponent($0)
+            }
+            if files.isEmpty { throw UsageError("--contracts \(directory): no .har files in it") }
+        }
+        guard !files.isEmpty else { return (try options.storeOptions.openExisting(), nil) }
+        let scratch = NSTemporaryDirectory() + "driftcheck-contracts-\(UUID().uuidString.prefix(8))"
+        let store = try RecordingStore(path: scratch + "/recordings.sqlite")
+        let policy = RedactionPolicy()
+        for file in files {
+            try store.insert(try ImportCommand.read(file, service: nil).map(policy.redact), session: nil)
+        }
+        return (store, scratch)
     }
 
     func forEachPage(_ store: RecordingStore, service: String, size: Int, _ body: ([Exchange]) throws -> Void) throws {

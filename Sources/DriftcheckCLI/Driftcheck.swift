@@ -15,7 +15,10 @@ public struct Driftcheck: AsyncParsableCommand {
         commandName: "driftcheck",
         abstract: "Record real dependency traffic and keep local mocks honest.",
         version: driftcheckVersion,
-        subcommands: [RecordCommand.self, CompareCommand.self, GateCommand.self, ListCommand.self, DemoCommand.self]
+        subcommands: [
+            RecordCommand.self, CompareCommand.self, GateCommand.self, ListCommand.self, ExportCommand.self,
+            ImportCommand.self, DemoCommand.self,
+        ]
     )
 
     public init() {}

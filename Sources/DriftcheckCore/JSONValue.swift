@@ -104,6 +104,32 @@ extension JSONValue {
         }
     }
 
+    /// Indented serialisation for files people read and diff. Arrays of scalars stay on one
+    /// line unless `expandScalarArrays`.
+    public func prettyPrinted(expandScalarArrays: Bool = false, indent: String = "") -> String {
+        let inner = indent + "  "
+        switch self {
+        case .object(let members) where !members.isEmpty:
+            let lines = members.map {
+                "\(inner)\(JSONValue.string($0.key).serialized()): \($0.value.prettyPrinted(expandScalarArrays: expandScalarArrays, indent: inner))"
+            }
+            return "{\n" + lines.joined(separator: ",\n") + "\n\(indent)}"
+        case .array(let items) where !items.isEmpty:
+            let scalars = items.allSatisfy {
+                switch $0 {
+                case .object, .array: return false
+                default: return true
+                }
+            }
+            if scalars && !expandScalarArrays { return serialized() }
+            return "[\n"
+                + items.map { inner + $0.prettyPrinted(expandScalarArrays: expandScalarArrays, indent: inner) }
+                .joined(separator: ",\n") + "\n\(indent)]"
+        default:
+            return serialized()
+        }
+    }
+
     static func writeString(_ s: String, to out: inout String) {
         // Most strings need no escaping; appending them whole avoids a scalar-by-scalar copy.
         if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
@@ -252,7 +278,8 @@ private struct JSONParser {
         index += 1
         // Most strings have no escapes: one validated copy of the bytes, no scalar loop.
         var end = index
-        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 {
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20
+        {
             end += 1
         }
         if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {

@@ -9,24 +9,7 @@ extension ReportWriter {
 
     /// Indented JSON for the side-by-side panes.
     static func display(_ value: JSONValue?) -> String {
-        guard let value else { return "(absent)" }
-        return prettyAll(value)
-    }
-
-    static func prettyAll(_ value: JSONValue, indent: String = "") -> String {
-        let inner = indent + "  "
-        switch value {
-        case .object(let members) where !members.isEmpty:
-            return "{\n"
-                + members.map {
-                    "\(inner)\(JSONValue.string($0.key).serialized()): \(prettyAll($0.value, indent: inner))"
-                }
-                .joined(separator: ",\n") + "\n\(indent)}"
-        case .array(let items) where !items.isEmpty:
-            return "[\n" + items.map { inner + prettyAll($0, indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
-        default:
-            return value.serialized()
-        }
+        value?.prettyPrinted(expandScalarArrays: true) ?? "(absent)"
     }
 
     static func sides(_ finding: Finding) -> String {

@@ -50,27 +50,10 @@ public enum ReportWriter {
                     .array(report.diagnostics.map { .string(($0.service.map { "\($0): " } ?? "") + $0.message) })
                 ))
         }
-        return pretty(.object(document)) + "\n"
+        return JSONValue.object(document).prettyPrinted() + "\n"
     }
 
     static func number(_ value: Int) -> JSONValue { .number(String(value)) }
-
-    /// Indented JSON: findings stay readable in a diff of two reports.
-    static func pretty(_ value: JSONValue, indent: String = "") -> String {
-        let inner = indent + "  "
-        switch value {
-        case .object(let members) where !members.isEmpty:
-            let lines = members.map {
-                "\(inner)\(JSONValue.string($0.key).serialized()): \(pretty($0.value, indent: inner))"
-            }
-            return "{\n" + lines.joined(separator: ",\n") + "\n\(indent)}"
-        case .array(let items)
-        where !items.isEmpty && items.contains(where: { if case .object = $0 { return true } else { return false } }):
-            return "[\n" + items.map { inner + pretty($0, indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
-        default:
-            return value.serialized()
-        }
-    }
 
     // MARK: Text
 

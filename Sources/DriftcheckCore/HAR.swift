@@ -1,0 +1,191 @@
+import Foundation
+
+/// HAR 1.2 (the HTTP Archive format browsers, mitmproxy and proxies write) as the contract
+/// file that goes into git.
+public enum HAR {
+    public struct ReadError: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    static let timestamp = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
+    // MARK: Writing
+
+    /// A deterministic HAR: same exchanges, same bytes. Text bodies are text, others base64;
+    /// driftcheck's own fields (`_service`, sizes beyond the stored bytes) start with `_`.
+    public static func encode(_ exchanges: [Exchange], creatorVersion: String) -> String {
+        let entries = exchanges.compactMap(entry)
+        let log: JSONValue = .object([
+            (
+                "log",
+                .object([
+                    ("version", .string("1.2")),
+                    ("creator", .object([("name", .string("driftcheck")), ("version", .string(creatorVersion))])),
+                    ("entries", .array(entries)),
+                ])
+            )
+        ])
+        return log.prettyPrinted() + "\n"
+    }
+
+    static func number(_ value: Int) -> JSONValue { .number(String(value)) }
+
+    static func milliseconds(_ seconds: Double) -> JSONValue {
+        .number(String(format: "%.3f", seconds * 1000))
+    }
+
+    static func headers(_ fields: HeaderFields) -> JSONValue {
+        .array(fields.fields.map { .object([("name", .string($0.name)), ("value", .string($0.value))]) })
+    }
+
+    /// `text` (and `encoding` when base64) for a body.
+    static func text(_ body: CapturedBody) -> [(key: String, value: JSONValue)] {
+        if let text = String(data: body.bytes, encoding: .utf8), !text.contains("\u{0}") {
+            return [("text", .string(text))]
+        }
+        return [("text", .string(body.bytes.base64EncodedString())), ("encoding", .string("base64"))]
+    }
+
+    static func entry(_ exchange: Exchange) -> JSONValue? {
+        guard let response = exchange.response else { return nil }
+        let request = exchange.request
+        let defaultPort = request.scheme == "https" ? 443 : 80
+        let host = request.host.contains(":") ? "[\(request.host)]" : request.host
+        let url = "\(request.scheme)://\(host)\(request.port == defaultPort ? "" : ":\(request.port)")\(request.target)"
+        var query: [JSONValue] = []
+        for pair in (request.query ?? "").split(separator: "&") where !pair.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let decode = { (text: Substring) in
+                String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text)
+            }
+            query.append(
+                .object([
+                    ("name", .string(decode(parts[0]))), ("value", .string(parts.count > 1 ? decode(parts[1]) : "")),
+                ]))
+        }
+        var requestMembers: [(key: String, value: JSONValue)] = [
+            ("method", .string(request.method)), ("url", .string(url)), ("httpVersion", .string("HTTP/1.1")),
+            ("cookies", .array([])), ("headers", headers(request.headers)), ("queryString", .array(query)),
+        ]
+        if !request.body.bytes.isEmpty {
+            requestMembers.append(
+                (
+                    "postData",
+                    .object([("mimeType", .string(request.headers["content-type"] ?? ""))] + text(request.body))
+                ))
+        }
+        requestMembers += [("headersSize", number(-1)), ("bodySize", number(request.body.size))]
+        let content: [(key: String, value: JSONValue)] =
+            [("size", number(response.body.size)), ("mimeType", .string(response.headers["content-type"] ?? ""))]
+            + (response.body.bytes.isEmpty ? [] : text(response.body))
+        let responseMembers: [(key: String, value: JSONValue)] = [
+            ("status", number(response.status)), ("statusText", .string("")), ("httpVersion", .string("HTTP/1.1")),
+            ("cookies", .array([])), ("headers", headers(response.headers)), ("content", .object(content)),
+            ("redirectURL", .string(response.headers["location"] ?? "")), ("headersSize", number(-1)),
+            ("bodySize", number(response.body.size)),
+        ]
+        var members: [(key: String, value: JSONValue)] = [
+            ("startedDateTime", .string(exchange.startedAt.formatted(timestamp))),
+            ("time", milliseconds(exchange.duration)), ("request", .object(requestMembers)),
+            ("response", .object(responseMembers)), ("cache", .object([])),
+            (
+                "timings",
+                .object([("send", number(0)), ("wait", milliseconds(exchange.duration)), ("receive", number(0))])
+            ),
+            ("_service", .string(exchange.service)),
+        ]
+        if request.body.isTruncated { members.append(("_requestBodyTruncated", .bool(true))) }
+        return .object(members)
+    }
+
+    // MARK: Reading
+
+    /// Exchanges from a HAR written by driftcheck, a browser's devtools or mitmproxy.
+    /// `service` names entries that carry no `_service`; otherwise the host names them.
+    public static func decode(_ data: Data, service: String? = nil) throws -> [Exchange] {
+        let document: JSONValue
+        do {
+            document = try JSONValue.parse(data)
+        } catch {
+            throw ReadError(description: "not JSON (\(error))")
+        }
+        guard case .array(let entries)? = document["log"]?["entries"] else {
+            throw ReadError(description: "not a HAR file: no log.entries")
+        }
+        var exchanges: [Exchange] = []
+        for (index, entry) in entries.enumerated() {
+            guard let exchange = try decodeEntry(entry, index: index, service: service) else { continue }
+            exchanges.append(exchange)
+        }
+        return exchanges
+    }
+
+    static func string(_ value: JSONValue?) -> String? {
+        if case .string(let text)? = value { return text }
+        return nil
+    }
+
+    static func int(_ value: JSONValue?) -> Int? {
+        if case .number(let text)? = value { return Int(text) ?? Double(text).map { Int($0) } }
+        return nil
+    }
+
+    static func headerFields(_ value: JSONValue?) -> HeaderFields {
+        guard case .array(let items)? = value else { return HeaderFields() }
+        // HTTP/2 pseudo-headers (:authority, :path) describe the request line, not headers.
+        return HeaderFields(
+            fields: items.compactMap { item in
+                guard let name = string(item["name"]), let value = string(item["value"]), !name.hasPrefix(":") else {
+                    return nil
+                }
+                return .init(name, value)
+            })
+    }
+
+    static func body(_ container: JSONValue?, declaredSize: Int?) -> CapturedBody {
+        guard let container, let text = string(container["text"]) else { return CapturedBody() }
+        let bytes: Data
+        if string(container["encoding"]) == "base64" {
+            bytes = Data(base64Encoded: text) ?? Data()
+        } else {
+            bytes = Data(text.utf8)
+        }
+        let size = max(declaredSize ?? bytes.count, bytes.count)
+        return CapturedBody(bytes: bytes, size: size)
+    }
+
+    static func decodeEntry(_ entry: JSONValue, index: Int, service: String?) throws -> Exchange? {
+        guard let request = entry["request"], let response = entry["response"],
+            let method = string(request["method"]), let urlText = string(request["url"])
+        else {
+            throw ReadError(description: "entry \(index): needs request.method, request.url and response")
+        }
+        guard let components = URLComponents(string: urlText), let scheme = components.scheme?.lowercased(),
+            let host = components.host
+        else {
+            throw ReadError(description: "entry \(index): '\(urlText)' is not an absolute URL")
+        }
+        // Devtools write status 0 for requests that never got an answer: not a contract sample.
+        guard let status = int(response["status"]), status > 0 else { return nil }
+        let port = components.port ?? (scheme == "https" ? 443 : 80)
+        let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        let recordedRequest = RecordedRequest(
+            method: method.uppercased(), scheme: scheme, host: host, port: port, path: path,
+            query: components.percentEncodedQuery, headers: headerFields(request["headers"]),
+            body: body(request["postData"], declaredSize: int(request["bodySize"]).flatMap { $0 >= 0 ? $0 : nil }))
+        let content = response["content"]
+        let recordedResponse = RecordedResponse(
+            status: status, headers: headerFields(response["headers"]),
+            body: body(content, declaredSize: int(content?["size"]).flatMap { $0 >= 0 ? $0 : nil }))
+        let started = string(entry["startedDateTime"]).flatMap {
+            (try? Date($0, strategy: timestamp)) ?? (try? Date($0, strategy: Date.ISO8601FormatStyle()))
+        }
+        let time: Double
+        if case .number(let text)? = entry["time"], let value = Double(text) { time = value / 1000 } else { time = 0 }
+        return Exchange(
+            service: string(entry["_service"]) ?? service ?? ServiceName.forHost(host, port: port),
+            request: recordedRequest, result: .response(recordedResponse),
+            startedAt: started ?? Date(timeIntervalSince1970: 0),
+            duration: time)
+    }
+}
