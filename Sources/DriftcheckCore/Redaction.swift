@@ -14,6 +14,7 @@ public struct RedactionPolicy: Sendable, Equatable {
     public var fieldPaths: [[String]]
 
     public static let marker = "<redacted>"
+    static let markerStem = "<redacted"
 
     public static let defaultHeaders: Set<String> = [
         "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key",
@@ -100,7 +101,9 @@ public struct RedactionPolicy: Sendable, Equatable {
             response = redacted
         }
         // Short values ("en", "1") would erase ordinary data; they are not worth guessing at.
-        let scrub = secrets.filter { $0.utf8.count >= 6 }.sorted { $0.utf8.count > $1.utf8.count }
+        // Markers from an earlier pass are not secrets: redacting twice changes nothing.
+        let scrub = secrets.filter { $0.utf8.count >= 6 && !$0.contains(Self.markerStem) }
+            .sorted { $0.utf8.count > $1.utf8.count }
         guard !scrub.isEmpty else {
             if let response { copy.result = .response(response) }
             return copy
@@ -214,6 +217,7 @@ public struct RedactionPolicy: Sendable, Equatable {
 
     func redact(json: JSONValue, path: [String], secrets: inout Set<String>) -> JSONValue {
         if fieldPaths.contains(where: { JSONPath.matches(pattern: $0, path: path) }) {
+            if case .string(let text) = json, text.hasPrefix(Self.markerStem) { return json }
             Self.collect(json, into: &secrets)
             return .string(Self.typedMarker(json))
         }
@@ -222,6 +226,7 @@ public struct RedactionPolicy: Sendable, Equatable {
             return .object(
                 members.map { member in
                     if fields.contains(Self.normalise(member.key)) {
+                        if case .string(let text) = member.value, text.hasPrefix(Self.markerStem) { return member }
                         Self.collect(member.value, into: &secrets)
                         return (member.key, .string(Self.typedMarker(member.value)))
                     }

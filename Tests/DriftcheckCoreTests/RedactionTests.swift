@@ -109,4 +109,16 @@ import Testing
         #expect(body.contains("lang=en"))
         #expect(redacted.response?.headers["x-echo"] == "you sent <redacted>")
     }
+
+    @Test func redactingTwiceChangesNothing() {
+        let once = RedactionPolicy().redact(
+            exchange(
+                headers: [("Authorization", "Bearer tok-0123456789"), ("Cookie", "sid=abcdef123")],
+                query: "token=abcdefgh", body: #"{"password":"hunter22","pin":"<redacted:integer>","n":{"token":5}}"#,
+                contentType: "application/json"))
+        let twice = RedactionPolicy().redact(once)
+        #expect(twice == once)
+        #expect(String(decoding: twice.request.body.bytes, as: UTF8.self).contains(#""token":"<redacted:integer>""#))
+        #expect(twice.request.headers["authorization"] == "Bearer <redacted>")
+    }
 }
