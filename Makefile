@@ -2,7 +2,7 @@
 SWIFT ?= swift
 APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev sqlite3 openssl
 # Real peers the tests check against: WireMock's jar (PyPI `wiremock`, run with Java 17) and httpbin.
-PYTHON_PACKAGES := wiremock httpbin gunicorn
+PYTHON_PACKAGES := wiremock httpbin gunicorn mitmproxy
 BENCH_PACKAGES := wrk nginx-light
 
 .PHONY: deps peers demo test lint format bench bench-compare build clean

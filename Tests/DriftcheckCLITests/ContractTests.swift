@@ -179,4 +179,61 @@ import Testing
             ? try RecordingStore(path: directory.file("s.sqlite")).count() : 0
         #expect(stored == 0)
     }
+
+    /// A HAR that real mitmproxy (PyPI) wrote while proxying real httpbin imports, redacted.
+    @Test func aHARWrittenByMitmproxyImports() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (httpbin, port) = try await CompareEndToEndTests.startHTTPBin(directory)
+        defer { httpbin.signalGroup(SIGKILL) }
+        let proxyPort = try freeLoopbackPort()
+        let har = directory.file("mitm.har")
+        let mitmdump = try ChildProcess.spawn(
+            [
+                "mitmdump", "--mode", "reverse:http://127.0.0.1:\(port)", "--listen-host", "127.0.0.1", "-p",
+                String(proxyPort),
+                "--set", "hardump=\(har)", "-q",
+            ], environment: ProcessInfo.processInfo.environment, outputPath: directory.file("mitmdump.log"))
+        let ready = await eventually(timeout: 60) {
+            (try? await LoopbackHTTPClient.send(ClientRequest("GET", "/uuid"), port: proxyPort, group: testGroup))
+                != nil
+        }
+        try #require(
+            ready,
+            "mitmdump did not start: \((try? String(contentsOfFile: directory.file("mitmdump.log"), encoding: .utf8)) ?? "")"
+        )
+        // gunicorn answers Connection: close, so each request gets its own connection.
+        var statuses: [Int] = []
+        for request in [
+            ClientRequest("GET", "/json", headers: [("Authorization", "Bearer mitm-secret-token-1")]),
+            .json("POST", "/post", #"{"password":"mitm-secret-password-2","qty":2}"#),
+            ClientRequest("GET", "/status/418"),
+        ] {
+            statuses.append(try await LoopbackHTTPClient.send(request, port: proxyPort, group: testGroup).status)
+        }
+        #expect(statuses == [200, 200, 418])
+        mitmdump.signalGroup(SIGINT)
+        _ = await mitmdump.wait()
+        let creator = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: har)))["log"]?["creator"]?["name"]
+        #expect(creator == .string("mitmproxy"))
+
+        let store = directory.file("imported.sqlite")
+        let result = try await DriftcheckBinary.run(
+            ["import", har, "--service", "httpbin", "--store", store], in: directory)
+        #expect(result.status == 0, "\(result.output)")
+        let exchanges = try RecordingStore(path: store).exchanges()
+        // The readiness probe went through mitmproxy too.
+        #expect(exchanges.count >= 4)
+        #expect(Set(exchanges.map(\.service)) == ["httpbin"])
+        #expect(Set(exchanges.map(\.endpoint)).isSuperset(of: ["GET /json", "POST /post", "GET /status/{id}"]))
+        #expect(exchanges.first { $0.request.path == "/json" }?.request.headers["authorization"] == "Bearer <redacted>")
+        let bytes = String(decoding: try Data(contentsOf: URL(fileURLWithPath: store)), as: UTF8.self)
+        #expect(!bytes.contains("mitm-secret-token-1"))
+        #expect(!bytes.contains("mitm-secret-password-2"))
+
+        let compared = try await DriftcheckBinary.run(
+            ["compare", Fixtures.path("httpbin/wiremock"), "--store", store, "--service", "httpbin"], in: directory)
+        #expect(compared.status == 0)
+        #expect(compared.output.contains("phantom-field $.slideshow.theme"))
+    }
 }
