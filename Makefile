@@ -5,7 +5,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev sqlite3 openssl
 PYTHON_PACKAGES := wiremock httpbin gunicorn mitmproxy
 BENCH_PACKAGES := wrk nginx-light
 
-.PHONY: deps peers demo test lint format bench bench-compare build clean
+.PHONY: deps peers demo test lint format bench bench-compare soak fuzz build clean
 
 # Installs the system libraries the build links against, only when one is missing.
 deps:
@@ -39,6 +39,14 @@ bench: deps
 
 bench-compare: deps
 	scripts/bench-compare.sh
+
+soak: deps
+	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
+	scripts/soak.sh
+
+# libFuzzer over the parsers and the differ: SECONDS_PER_TARGET=600 by default.
+fuzz:
+	scripts/fuzz.sh
 
 clean:
 	rm -rf .build

@@ -422,3 +422,52 @@ struct RequestMatcher {
         return values.contains { pattern.matches($0) }
     }
 }
+
+extension JSONValue {
+    var stringValue: String? {
+        switch self {
+        case .string(let text): return text
+        case .number(let text): return text
+        case .bool(let value): return value ? "true" : "false"
+        default: return nil
+        }
+    }
+}
+
+/// A request as WireMock sees it: decoded query parameters, cookies, text body.
+struct IncomingRequest {
+    var method: String
+    var url: String
+    var path: String
+    var query: [(String, String)]
+    var headers: HeaderFields
+    var cookies: [(String, String)]
+    var body: Data
+    var bodyText: String
+
+    init(_ request: RecordedRequest) {
+        method = request.method.uppercased()
+        url = request.target
+        path = request.path
+        query = (request.query ?? "").split(separator: "&").compactMap { pair in
+            guard !pair.isEmpty else { return nil }
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let decode = { (text: Substring) in
+                (String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding) ?? String(text)
+            }
+            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
+        }
+        headers = request.headers
+        cookies = request.headers.values("cookie").flatMap { $0.split(separator: ";") }.compactMap { pair in
+            let parts = pair.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { return nil }
+            return (String(parts[0]), String(parts[1]))
+        }
+        body = request.body.bytes
+        bodyText = String(decoding: request.body.bytes, as: UTF8.self)
+    }
+}
+
+struct MatcherError: Error {
+    var description: String
+}

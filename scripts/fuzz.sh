@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# libFuzzer targets over the pure parsers and the differ. Each target is the core sources
+# (and, for wiremock, the engine's matching and response files) compiled with
+# -sanitize=fuzzer,address around one entry point in fuzz/.
+# Usage: scripts/fuzz.sh [TARGET...]   (SECONDS per target, default 600)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_TARGET=${SECONDS_PER_TARGET:-600}
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(json-differ endpoint har wiremock)
+mkdir -p .build-fuzz
+core=(Sources/DriftcheckCore/*.swift)
+for target in "${targets[@]}"; do
+  case "$target" in
+    json-differ) sources=("${core[@]}" fuzz/JSONDifferFuzz.swift) ;;
+    endpoint) sources=("${core[@]}" fuzz/EndpointFuzz.swift) ;;
+    har) sources=("${core[@]}" fuzz/HARFuzz.swift) ;;
+    wiremock) sources=("${core[@]}" Sources/DriftcheckMocks/WireMockMatching.swift Sources/DriftcheckMocks/WireMockResponse.swift fuzz/WireMockFuzz.swift) ;;
+    *) echo "unknown target $target" >&2; exit 2 ;;
+  esac
+  echo "== $target: building" >&2
+  # The wiremock files import the core module by name; compiling them into one module needs no import.
+  tmp=.build-fuzz/$target-src; rm -rf "$tmp"; mkdir -p "$tmp"
+  for file in "${sources[@]}"; do sed '/^import DriftcheckCore$/d' "$file" > "$tmp/$(basename "$file")"; done
+  swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name DriftcheckCore "$tmp"/*.swift -o ".build-fuzz/$target"
+  mkdir -p "fuzz/corpus/$target" ".build-fuzz/$target-corpus" ".build-fuzz/$target-crashes"
+  echo "== $target: fuzzing for ${SECONDS_PER_TARGET}s" >&2
+  ".build-fuzz/$target" -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix=".build-fuzz/$target-crashes/" ".build-fuzz/$target-corpus" "fuzz/corpus/$target" 2>&1 | tail -n 3
+done
