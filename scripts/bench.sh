@@ -77,14 +77,22 @@ read -r direct_rps direct_p99 _ < <(run_wrk "$upstream_port")
 read -r nginx_rps nginx_p99 _ < <(run_wrk "$nginx_proxy_port")
 read -r dc_rps dc_p99 dc_total < <(run_wrk "$dc_port")
 
-# Peak RSS while 1 GiB streams through (VmHWM is the process's high-water mark).
-curl -s -o /dev/null "http://127.0.0.1:$dc_port/big.bin"
-peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$dc_pid/status")
-
 kill -INT "$dc_pid"
 wait "$dc_pid" || true
 grep "recorded\|warning\|error" "$work/driftcheck.log" >&2 || true
 stored=$(sqlite3 "$store" "select count(*) from exchange where path = '/order.json' and failure is null")
+
+# Peak RSS while 1 GiB streams through, in a fresh recorder so the load phase does not count
+# (VmHWM is the process's high-water mark).
+"$bin" record --store "$work/big.sqlite" --upstream "big=http://127.0.0.1:$upstream_port" --listen 127.0.0.1:0 \
+  2> "$work/big.log" &
+big_pid=$!
+pids+=("$big_pid")
+for _ in $(seq 100); do grep -q "listening on" "$work/big.log" && break; sleep 0.1; done
+big_port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/big.log" | head -1)
+curl -s -o /dev/null "http://127.0.0.1:$big_port/big.bin"
+peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$big_pid/status")
+kill -INT "$big_pid"; wait "$big_pid" || true
 
 python3 - "$direct_rps" "$direct_p99" "$nginx_rps" "$nginx_p99" "$dc_rps" "$dc_p99" "$dc_total" "$stored" "$peak_kib" \
   "$(to_ms "$direct_p99")" "$(to_ms "$nginx_p99")" "$(to_ms "$dc_p99")" <<'PY'

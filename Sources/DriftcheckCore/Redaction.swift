@@ -200,6 +200,8 @@ public struct RedactionPolicy: Sendable, Equatable {
         }
         let looksLikeJSON = mediaType == nil && body.bytes.first.map { $0 == 0x7B || $0 == 0x5B } == true
         guard MediaType.isJSON(mediaType) || looksLikeJSON else { return body }
+        // Most bodies name no secret at all; a trigram scan is far cheaper than parsing them.
+        guard !fieldPaths.isEmpty || mayNameAField(body.bytes) else { return body }
         if let value = try? JSONValue.parse(body.bytes) {
             let redacted = redact(json: value, path: [], secrets: &secrets)
             return redacted == value
@@ -237,6 +239,27 @@ public struct RedactionPolicy: Sendable, Equatable {
         default:
             return json
         }
+    }
+
+    /// Whether `bytes` contain, case-insensitively, the first three letters of any redacted
+    /// field name. False means no member name can match; true only means "parse and see".
+    func mayNameAField(_ bytes: Data) -> Bool {
+        var starts = Set<UInt32>()
+        for field in fields {
+            let letters = Array(field.utf8.prefix(3))
+            guard letters.count == 3 else { return true }
+            starts.insert(UInt32(letters[0]) << 16 | UInt32(letters[1]) << 8 | UInt32(letters[2]))
+        }
+        var window: UInt32 = 0
+        var filled = 0
+        // Names are compared without `_` and `-` (see `normalise`), so the scan skips them too.
+        for byte in bytes where byte != 0x5F && byte != 0x2D {
+            let lower = (byte >= 0x41 && byte <= 0x5A) ? byte | 0x20 : byte
+            window = (window << 8 | UInt32(lower)) & 0xFF_FFFF
+            filled += 1
+            if filled >= 3 && starts.contains(window) { return true }
+        }
+        return false
     }
 
     /// The scalar values under a redacted JSON node.

@@ -1,4 +1,4 @@
-import DriftcheckCore
+@testable import DriftcheckCore
 import Foundation
 import Testing
 
@@ -120,5 +120,16 @@ import Testing
         #expect(twice == once)
         #expect(String(decoding: twice.request.body.bytes, as: UTF8.self).contains(#""token":"<redacted:integer>""#))
         #expect(twice.request.headers["authorization"] == "Bearer <redacted>")
+    }
+
+    @Test func theQuickScanNeverHidesAFieldThatParsingWouldRedact() throws {
+        var policy = RedactionPolicy()
+        try policy.addField("x-tenant-pin")
+        for body in [#"{"X_TENANT_PIN":1234}"#, #"{"a":{"Access-Token":"abcdefgh"}}"#, #"{"CVV":"123"}"#] {
+            let data = Data(body.utf8)
+            #expect(policy.mayNameAField(data), "\(body)")
+            #expect(policy.redact(exchange(body: body, contentType: "application/json")).request.body.bytes != data)
+        }
+        #expect(!policy.mayNameAField(Data(#"{"id":1,"status":"paid","total":9.5}"#.utf8)))
     }
 }
