@@ -214,4 +214,49 @@ import Testing
         #expect(result.output.contains("mock.yml: url:") || result.output.contains(mapping), "\(result.output)")
         #expect(result.output.split(separator: "\n").count == 1)
     }
+
+    @Test func oldRecordingsAreStaleByPolicyAndMockCommandsAreStoppedAfterwards() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = directory.file("s.sqlite")
+        let old = Date().addingTimeInterval(-40 * 86_400)
+        try RecordingStore(path: store).insert(
+            [
+                Exchange(
+                    service: "httpbin", request: RecordedRequest(method: "GET", host: "h", port: 80, path: "/uuid"),
+                    result: .response(
+                        RecordedResponse(
+                            status: 200, headers: HeaderFields([("Content-Type", "application/json")]),
+                            body: CapturedBody(bytes: Data(#"{"uuid":"3f2504e0-4f89-11d3-9a0c-0305e82c3301"}"#.utf8)))),
+                    startedAt: old, duration: 0.01)
+            ], session: nil)
+        let policy = try directory.write(
+            "driftcheck.yml", "max-age: 30d\nrules:\n  - { kind: stale-recording, severity: breaking }\n")
+        let result = try await DriftcheckBinary.run(
+            [
+                "gate", Fixtures.path("httpbin/process"), "--store", store, "--config", policy, "--format", "json",
+                "--output", directory.file("r.json"),
+            ],
+            in: directory)
+        #expect(result.status == 1, "\(result.output)")
+        let report = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: directory.file("r.json"))))
+        guard case .array(let findings)? = report["findings"] else {
+            Issue.record("no findings")
+            return
+        }
+        let stale = findings.first { $0["kind"] == .string("stale-recording") }
+        #expect(stale?["severity"] == .string("breaking"))
+        #expect(stale?["endpoint"] == .string("GET /uuid"))
+        // The stub the mock.yml command started is gone with its process group.
+        #expect(runningStubs() == 0)
+    }
+
+    /// Processes still running the fixture stub.
+    func runningStubs() -> Int {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.filter { $0.allSatisfy(\.isNumber) }.filter { pid in
+            let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+            return command.contains("httpbin_stub.py") && command.contains("../../stub")
+        }.count
+    }
 }

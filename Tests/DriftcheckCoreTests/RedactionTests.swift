@@ -1,6 +1,7 @@
-@testable import DriftcheckCore
 import Foundation
 import Testing
+
+@testable import DriftcheckCore
 
 @Suite struct RedactionTests {
     func exchange(
