@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Side-by-side proxy benchmark, one run on one machine: wrk against the upstream directly,
-# through nginx proxy_pass, and through `driftcheck record`. Prints req/s, p99, the ratio to
-# nginx, exchanges stored vs requests completed, and driftcheck's peak RSS while a 1 GiB body
-# streams through. Numbers are context; the ratios are the claim.
+# Side-by-side recorder benchmark, one run on one machine, one upstream (nginx serving files):
+#   direct            wrk → upstream
+#   nginx             wrk → nginx proxy_pass (worker_processes auto, upstream keep-alive) → upstream
+#   driftcheck        wrk → driftcheck record → upstream
+#   mitmproxy         wrk → mitmdump --mode reverse -w FILE → upstream        (BENCH_PEERS has mitmproxy)
+#   wiremock          wrk → WireMock 2.35 --proxy-all --record-mappings → upstream (BENCH_PEERS has wiremock)
+# Workloads: small JSON GETs on keep-alive connections, 16 KB POSTs, 1 MiB responses, a new
+# connection per request. Figures: req/s, p50/p99, CPU seconds per 10k requests, peak RSS,
+# and for driftcheck exchanges stored vs requests completed. Ratios are the claims.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-2}
+WORKLOADS=${WORKLOADS:-"small post16k big1m newconn"}
+BENCH_PEERS=${BENCH_PEERS:-"mitmproxy wiremock"}
 work=$(mktemp -d /tmp/driftcheck-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -19,16 +26,25 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 echo "building driftcheck (release)…" >&2
 swift build -c release --product driftcheck >&2
 bin=$(swift build -c release --show-bin-path)/driftcheck
 
 upstream_port=$(free_port)
-nginx_proxy_port=$(free_port)
+nginx_port=$(free_port)
 mkdir -p "$work/www" "$work/logs"
 printf '{"id":42,"status":"paid","total":99.5,"items":[{"sku":"SKU-1","quantity":2}],"createdAt":"2026-11-26T10:00:00Z"}' > "$work/www/order.json"
+head -c 1048576 /dev/zero | tr '\0' 'x' > "$work/www/big1m.json"
 truncate -s 1G "$work/www/big.bin"
+head -c 16384 /dev/zero | tr '\0' 'p' > "$work/post16k.body"
+cat > "$work/post.lua" <<LUA
+wrk.method = "POST"
+local f = io.open("$work/post16k.body", "rb"); wrk.body = f:read("*a"); f:close()
+wrk.headers["Content-Type"] = "application/octet-stream"
+LUA
 cat > "$work/nginx.conf" <<CONF
 worker_processes auto;
 pid $work/nginx.pid;
@@ -38,52 +54,91 @@ http {
   access_log off;
   default_type application/json;
   keepalive_requests 1000000;
+  client_body_buffer_size 64k;
   upstream origin { server 127.0.0.1:$upstream_port; keepalive 64; }
-  server { listen 127.0.0.1:$upstream_port; root $work/www; }
   server {
-    listen 127.0.0.1:$nginx_proxy_port;
+    listen 127.0.0.1:$upstream_port;
+    root $work/www;
+    # POSTs get the small JSON back, as a write endpoint would.
+    error_page 405 =200 /order.json;
+  }
+  server {
+    listen 127.0.0.1:$nginx_port;
     location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
 CONF
 nginx -c "$work/nginx.conf" -p "$work"
-sleep 0.5
+wait_port "$upstream_port"
 
-store="$work/recordings.sqlite"
-"$bin" record --store "$store" --upstream "orders=http://127.0.0.1:$upstream_port" --listen 127.0.0.1:0 \
-  --max-body 1MiB 2> "$work/driftcheck.log" &
-dc_pid=$!
-pids+=("$dc_pid")
-for _ in $(seq 100); do grep -q "listening on" "$work/driftcheck.log" && break; sleep 0.1; done
-dc_port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/driftcheck.log" | head -1)
+declare -A port pid
+port[direct]=$upstream_port
+port[nginx]=$nginx_port
+pid[nginx]=$(cat "$work/nginx.pid")
 
-# wrk prints "Requests/sec:" and, with --latency, a percentile table.
-run_wrk() {
-  local out
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$1/order.json")
-  local rps p99 total
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  total=$(awk '/requests in/ {print $1}' <<<"$out")
-  echo "$rps $p99 $total"
+start_driftcheck() {
+  rm -f "$work/recordings.sqlite"*
+  "$bin" record --store "$work/recordings.sqlite" --upstream "orders=http://127.0.0.1:$upstream_port" \
+    --listen 127.0.0.1:0 2> "$work/driftcheck.log" &
+  pid[driftcheck]=$!
+  pids+=("${pid[driftcheck]}")
+  for _ in $(seq 100); do grep -q "listening on" "$work/driftcheck.log" && break; sleep 0.1; done
+  port[driftcheck]=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/driftcheck.log" | head -1)
 }
+targets=(direct nginx driftcheck)
+if [[ " $BENCH_PEERS " == *" mitmproxy "* ]] && command -v mitmdump >/dev/null; then
+  port[mitmproxy]=$(free_port)
+  mitmdump --mode "reverse:http://127.0.0.1:$upstream_port" --listen-host 127.0.0.1 -p "${port[mitmproxy]}" \
+    -w "$work/mitm.flows" -q > "$work/mitm.log" 2>&1 &
+  pid[mitmproxy]=$!; pids+=("${pid[mitmproxy]}")
+  wait_port "${port[mitmproxy]}" && targets+=(mitmproxy)
+fi
+jar=$(python3 -c 'import wiremock, os, glob; print(glob.glob(os.path.dirname(wiremock.__file__) + "/server/*.jar")[0])' 2>/dev/null || true)
+if [[ " $BENCH_PEERS " == *" wiremock "* ]] && [ -n "$jar" ]; then
+  port[wiremock]=$(free_port)
+  mkdir -p "$work/wiremock"
+  java -jar "$jar" --port "${port[wiremock]}" --bind-address 127.0.0.1 --root-dir "$work/wiremock" \
+    --proxy-all "http://127.0.0.1:$upstream_port" --record-mappings --disable-banner --no-request-journal \
+    > "$work/wiremock.log" 2>&1 &
+  pid[wiremock]=$!; pids+=("${pid[wiremock]}")
+  wait_port "${port[wiremock]}" && targets+=(wiremock)
+fi
 
-to_ms() { # wrk prints 1.23ms, 456.00us or 1.02s
-  python3 -c "import sys; v=sys.argv[1]; print(float(v[:-2])/1000 if v.endswith('us') else float(v[:-2]) if v.endswith('ms') else float(v[:-1])*1000)" "$1"
-}
+results="$work/results.tsv"
+: > "$results"
+for workload in $WORKLOADS; do
+  for target in "${targets[@]}"; do
+    [ "$target" = driftcheck ] && start_driftcheck
+    args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency)
+    path=/order.json
+    case "$workload" in
+      post16k) args+=(-s "$work/post.lua") ;;
+      big1m) path=/big1m.json ;;
+      newconn) args+=(-H "Connection: close") ;;
+    esac
+    before=0
+    [ -n "${pid[$target]:-}" ] && before=$(cpu_ticks "${pid[$target]}")
+    out=$(wrk "${args[@]}" "http://127.0.0.1:${port[$target]}$path" 2>&1 || true)
+    after=0
+    [ -n "${pid[$target]:-}" ] && after=$(cpu_ticks "${pid[$target]}")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+    p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+    total=$(awk '/requests in/ {print $1}' <<<"$out")
+    rss=-
+    [ -n "${pid[$target]:-}" ] && rss=$(awk '/VmHWM/ {print $2}' "/proc/${pid[$target]}/status")
+    stored=-
+    if [ "$target" = driftcheck ]; then
+      kill -INT "${pid[driftcheck]}"; wait "${pid[driftcheck]}" || true
+      stored=$(sqlite3 "$work/recordings.sqlite" "select count(*) from exchange where failure is null")
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$target" "${rps:-0}" "${p50:--}" "${p99:--}" \
+      "${total:-0}" "$((after - before))" "$rss" "$stored" >> "$results"
+    echo "$workload $target: ${rps:-0} req/s" >&2
+  done
+done
 
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, small JSON GETs on keep-alive connections" >&2
-read -r direct_rps direct_p99 _ < <(run_wrk "$upstream_port")
-read -r nginx_rps nginx_p99 _ < <(run_wrk "$nginx_proxy_port")
-read -r dc_rps dc_p99 dc_total < <(run_wrk "$dc_port")
-
-kill -INT "$dc_pid"
-wait "$dc_pid" || true
-grep "recorded\|warning\|error" "$work/driftcheck.log" >&2 || true
-stored=$(sqlite3 "$store" "select count(*) from exchange where path = '/order.json' and failure is null")
-
-# Peak RSS while 1 GiB streams through, in a fresh recorder so the load phase does not count
-# (VmHWM is the process's high-water mark).
+# Peak RSS while 1 GiB streams through, in a fresh recorder so load phases do not count.
 "$bin" record --store "$work/big.sqlite" --upstream "big=http://127.0.0.1:$upstream_port" --listen 127.0.0.1:0 \
   2> "$work/big.log" &
 big_pid=$!
@@ -94,17 +149,34 @@ curl -s -o /dev/null "http://127.0.0.1:$big_port/big.bin"
 peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$big_pid/status")
 kill -INT "$big_pid"; wait "$big_pid" || true
 
-python3 - "$direct_rps" "$direct_p99" "$nginx_rps" "$nginx_p99" "$dc_rps" "$dc_p99" "$dc_total" "$stored" "$peak_kib" \
-  "$(to_ms "$direct_p99")" "$(to_ms "$nginx_p99")" "$(to_ms "$dc_p99")" <<'PY'
+python3 - "$results" "$peak_kib" "$(getconf CLK_TCK)" <<'PY'
 import sys
-(d_rps, d_p99, n_rps, n_p99, c_rps, c_p99, c_total, stored, peak_kib, d_ms, n_ms, c_ms) = sys.argv[1:]
-d_rps, n_rps, c_rps = float(d_rps), float(n_rps), float(c_rps)
-print(f"{'target':<26}{'req/s':>12}{'p99':>12}{'vs nginx':>10}")
-print(f"{'upstream direct (nginx)':<26}{d_rps:>12.0f}{d_p99:>12}{d_rps / n_rps:>9.2f}x")
-print(f"{'nginx proxy_pass':<26}{n_rps:>12.0f}{n_p99:>12}{1:>9.2f}x")
-print(f"{'driftcheck record':<26}{c_rps:>12.0f}{c_p99:>12}{c_rps / n_rps:>9.2f}x")
-print(f"p99 difference driftcheck - nginx: {float(c_ms) - float(n_ms):+.2f} ms (target: within 1 ms)")
-print(f"throughput ratio to nginx: {c_rps / n_rps:.2f} (target: >= 0.90)")
-print(f"exchanges stored / requests completed: {stored} / {c_total}")
-print(f"driftcheck peak RSS with a 1 GiB body streamed through: {int(peak_kib) / 1024:.1f} MiB (target: < 64 MiB)")
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1]) if line.strip()]
+peak_kib, ticks = int(sys.argv[2]), int(sys.argv[3])
+def ms(v):
+    if v in ("-", ""): return float("nan")
+    return float(v[:-2]) / 1000 if v.endswith("us") else float(v[:-2]) if v.endswith("ms") else float(v[:-1]) * 1000
+by = {}
+for w, t, rps, p50, p99, total, cpu, rss, stored in rows:
+    by[(w, t)] = dict(rps=float(rps), p50=p50, p99=p99, total=int(total), cpu=int(cpu), rss=rss, stored=stored)
+for w in dict.fromkeys(r[0] for r in rows):
+    print(f"\n== {w}")
+    print(f"{'target':<12}{'req/s':>10}{'p50':>10}{'p99':>10}{'CPU s/10k':>11}{'peak RSS':>10}{'vs nginx':>10}")
+    nginx = by.get((w, "nginx"))
+    for (ww, t), r in by.items():
+        if ww != w: continue
+        cpu = (r["cpu"] / ticks) / max(r["total"], 1) * 10000 if t != "direct" else float("nan")
+        rss = f"{int(r['rss']) / 1024:.0f} MiB" if r["rss"] not in ("-", "") else "-"
+        ratio = r["rps"] / nginx["rps"] if nginx and nginx["rps"] else float("nan")
+        print(f"{t:<12}{r['rps']:>10.0f}{r['p50']:>10}{r['p99']:>10}{cpu:>11.2f}{rss:>10}{ratio:>9.2f}x")
+    d = by.get((w, "driftcheck"))
+    if d and nginx:
+        print(f"driftcheck / nginx throughput {d['rps'] / nginx['rps']:.2f} (target >= 0.90); "
+              f"p99 {ms(d['p99']) - ms(nginx['p99']):+.2f} ms vs nginx (target within 1 ms)")
+        for peer in ("mitmproxy", "wiremock"):
+            p = by.get((w, peer))
+            if p and p["rps"]:
+                print(f"driftcheck / {peer} throughput {d['rps'] / p['rps']:.1f}x")
+        print(f"exchanges stored / requests completed: {d['stored']} / {d['total']}")
+print(f"\ndriftcheck peak RSS with a 1 GiB body streamed through: {peak_kib / 1024:.1f} MiB (target < 64 MiB)")
 PY

@@ -125,20 +125,9 @@ public enum LoopbackHTTPClient {
         _ bytes: [UInt8], host: String = "127.0.0.1", port: Int, group: EventLoopGroup,
         timeout: TimeAmount = .seconds(10)
     ) async throws -> String {
-        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
-        let channel = try await ClientBootstrap(group: group)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(RawCollector(continuation: continuation))
-                }
-            }
-            .connect(host: host, port: port).get()
-        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
-        let deadline = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
-        var text = ""
-        for await buffer in stream { text += String(decoding: buffer.readableBytesView, as: UTF8.self) }
-        deadline.cancel()
-        return text
+        let connection = try await RawConnection.open(host: host, port: port, group: group)
+        try await connection.channel.writeAndFlush(ByteBuffer(bytes: bytes))
+        return try await connection.readToEnd(timeout: Double(timeout.nanoseconds) / 1e9)
     }
 }
 

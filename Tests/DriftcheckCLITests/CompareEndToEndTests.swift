@@ -154,15 +154,7 @@ import Testing
     func exitStatuses(arguments: [String], status: Int32, message: String) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let store = directory.file("s.sqlite")
-        let recordings = try RecordingStore(path: store)
-        try recordings.insert(
-            [
-                Exchange(
-                    service: "orders", request: RecordedRequest(method: "GET", host: "o", port: 80, path: "/orders/1"),
-                    result: .response(RecordedResponse(status: 200)), startedAt: Date(), duration: 0.01)
-            ], session: nil)
-        try recordings.close()
+        let store = try storeWithOneExchange(in: directory, path: "/orders/1")
         let result = try await DriftcheckBinary.run(arguments + ["--store", store], in: directory)
         #expect(result.status == status, "\(result.output)")
         #expect(result.output.contains(message), "\(result.output)")
@@ -176,15 +168,7 @@ import Testing
         _ = try directory.write(
             "mocks/orders/mock.yml",
             "url: http://127.0.0.1:${PORT}\ncommand: \"echo 'cannot bind: address in use' >&2; exit 4\"\n")
-        let store = directory.file("s.sqlite")
-        let recordings = try RecordingStore(path: store)
-        try recordings.insert(
-            [
-                Exchange(
-                    service: "orders", request: RecordedRequest(method: "GET", host: "o", port: 80, path: "/"),
-                    result: .response(RecordedResponse(status: 200)), startedAt: Date(), duration: 0.01)
-            ], session: nil)
-        try recordings.close()
+        let store = try storeWithOneExchange(in: directory, path: "/")
         let result = try await DriftcheckBinary.run(
             ["compare", directory.file("mocks"), "--store", store], in: directory)
         #expect(result.status == 3)

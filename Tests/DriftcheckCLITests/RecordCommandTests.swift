@@ -17,11 +17,7 @@ import Testing
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let upstream = try await TestUpstream.start()
-        let store = directory.file("recordings.sqlite")
-        let running = try DriftcheckBinary.start(
-            ["record", "--store", store, "--upstream", "orders=\(upstream.baseURL)", "--listen", "127.0.0.1:0"],
-            in: directory)
-        let port = try await running.listeners(1)[0]
+        let (running, store, port) = try await startRecorder(for: upstream, in: directory)
         #expect(running.output.contains("driftcheck: listening on http://127.0.0.1:\(port) (orders"))
         let requests = (1...50).map { ClientRequest("GET", "/orders/\($0)") }
         let responses = try await LoopbackHTTPClient.send(requests, port: port, group: testGroup)
@@ -197,11 +193,7 @@ import Testing
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let upstream = try await TestUpstream.start()
-        let store = directory.file("recordings.sqlite")
-        let running = try DriftcheckBinary.start(
-            ["record", "--store", store, "--upstream", "orders=\(upstream.baseURL)", "--listen", "127.0.0.1:0"],
-            in: directory)
-        let port = try await running.listeners(1)[0]
+        let (running, store, port) = try await startRecorder(for: upstream, in: directory)
         async let slow = LoopbackHTTPClient.send(ClientRequest("GET", "/slow/800"), port: port, group: testGroup)
         try await Task.sleep(nanoseconds: 300_000_000)
         running.process.signalGroup(SIGINT)
@@ -296,11 +288,7 @@ import Testing
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let upstream = try await TestUpstream.start()
-        let store = directory.file("recordings.sqlite")
-        let running = try DriftcheckBinary.start(
-            ["record", "--store", store, "--upstream", "orders=\(upstream.baseURL)", "--listen", "127.0.0.1:0"],
-            in: directory)
-        let port = try await running.listeners(1)[0]
+        let (running, store, port) = try await startRecorder(for: upstream, in: directory)
         let completed = ManagedCounter()
         let load = Task {
             await withTaskGroup(of: Void.self) { group in
@@ -338,15 +326,27 @@ final class ManagedCounter: @unchecked Sendable {
     var value: Int { lock.withLock { count } }
 }
 
-/// Runs the sqlite3 shell, an independent reader of the file.
-func runSQLite(_ path: String, _ sql: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-    process.arguments = [path, sql]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    process.waitUntilExit()
-    return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        .trimmingCharacters(in: .whitespacesAndNewlines)
+/// `driftcheck record` in reverse mode in front of `upstream` as service `orders`.
+func startRecorder(for upstream: LoopbackHTTPServer, in directory: TemporaryDirectory) async throws
+    -> (DriftcheckBinary.Running, String, Int)
+{
+    let store = directory.file("recordings.sqlite")
+    let running = try DriftcheckBinary.start(
+        ["record", "--store", store, "--upstream", "orders=\(upstream.baseURL)", "--listen", "127.0.0.1:0"],
+        in: directory)
+    return (running, store, try await running.listeners(1)[0])
+}
+
+/// A store holding one recorded `GET path` of service `orders`.
+func storeWithOneExchange(in directory: TemporaryDirectory, path: String = "/orders/1") throws -> String {
+    let store = directory.file("s.sqlite")
+    let recordings = try RecordingStore(path: store)
+    try recordings.insert(
+        [
+            Exchange(
+                service: "orders", request: RecordedRequest(method: "GET", host: "o", port: 80, path: path),
+                result: .response(RecordedResponse(status: 200)), startedAt: Date(), duration: 0.01)
+        ], session: nil)
+    try recordings.close()
+    return store
 }
