@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "DriftcheckCore"),
         .target(
             name: "DriftcheckStore",
-            dependencies: ["DriftcheckCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["DriftcheckCore", "CZlib", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(
             name: "DriftcheckProxy",
@@ -36,6 +36,7 @@ let package = Package(
             ]
         ),
         .target(name: "CDriftcheckShims"),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "DriftcheckReplay", dependencies: ["DriftcheckCore", "CCurl"]),
         .target(

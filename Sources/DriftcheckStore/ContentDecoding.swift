@@ -1,0 +1,70 @@
+import CZlib
+import DriftcheckCore
+import Foundation
+
+/// Decodes `Content-Encoding: gzip` / `deflate` bodies so redaction and comparison see the
+/// JSON inside. Output is capped: a decompression bomb is refused, never expanded.
+public enum ContentDecoding {
+    public enum Outcome: Equatable {
+        case decoded(Data)
+        /// The decoded body would exceed the cap.
+        case tooLarge
+        case invalid
+    }
+
+    public static func inflate(_ data: Data, limit: Int) -> Outcome {
+        var stream = z_stream()
+        // 15 + 32: zlib or gzip header, detected automatically.
+        guard driftcheck_inflate_init(&stream, 15 + 32) == Z_OK else { return .invalid }
+        defer { inflateEnd(&stream) }
+        var output = Data()
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        return data.withUnsafeBytes { (input: UnsafeRawBufferPointer) -> Outcome in
+            stream.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
+            stream.avail_in = uInt(input.count)
+            while true {
+                let status = chunk.withUnsafeMutableBufferPointer { buffer -> Int32 in
+                    stream.next_out = buffer.baseAddress
+                    stream.avail_out = uInt(buffer.count)
+                    return CZlib.inflate(&stream, Z_NO_FLUSH)
+                }
+                let produced = chunk.count - Int(stream.avail_out)
+                output.append(contentsOf: chunk[0..<produced])
+                if output.count > limit { return .tooLarge }
+                switch status {
+                case Z_STREAM_END: return .decoded(output)
+                case Z_OK: if stream.avail_in == 0 && produced == 0 { return .decoded(output) }
+                case Z_BUF_ERROR: return stream.avail_in == 0 ? .decoded(output) : .invalid
+                default: return .invalid
+                }
+            }
+        }
+    }
+
+    /// `response` with a gzip/deflate body replaced by its decoded form (capped at `limit`)
+    /// and the encoding recorded in `X-Driftcheck-Decoded`. Anything else is returned as is.
+    public static func decode(_ headers: HeaderFields, _ body: CapturedBody, limit: Int) -> (HeaderFields, CapturedBody)
+    {
+        guard let encoding = headers["content-encoding"]?.lowercased().trimmingCharacters(in: .whitespaces),
+            encoding == "gzip" || encoding == "deflate" || encoding == "x-gzip", !body.bytes.isEmpty
+        else { return (headers, body) }
+        var rewritten = headers
+        switch inflate(body.bytes, limit: limit) {
+        case .decoded(let data):
+            rewritten.remove("content-encoding")
+            rewritten.add("X-Driftcheck-Decoded", encoding)
+            // A truncated stream decodes to a prefix, and stays marked truncated.
+            return (
+                rewritten,
+                CapturedBody(bytes: data, size: body.isTruncated ? max(body.size, data.count + 1) : data.count)
+            )
+        case .tooLarge:
+            // Keep no part of a body that could not be checked for secrets.
+            rewritten.add("X-Driftcheck-Decoded", "\(encoding); refused: larger than \(limit) bytes decoded")
+            return (rewritten, CapturedBody(bytes: Data(), size: body.size))
+        case .invalid:
+            rewritten.add("X-Driftcheck-Decoded", "\(encoding); refused: not valid \(encoding)")
+            return (rewritten, CapturedBody(bytes: Data(), size: body.size))
+        }
+    }
+}
