@@ -5,7 +5,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev sqlite3 openssl
 PYTHON_PACKAGES := wiremock httpbin gunicorn mitmproxy
 BENCH_PACKAGES := wrk nginx-light
 
-.PHONY: deps peers demo test lint format bench bench-compare soak fuzz build clean
+.PHONY: deps peers demo test lint format bench bench-compare bench-store soak fuzz build clean
 
 # Installs the system libraries the build links against, only when one is missing.
 deps:
@@ -39,6 +39,9 @@ bench: deps
 
 bench-compare: deps
 	scripts/bench-compare.sh
+
+bench-store: deps
+	scripts/bench-store.sh
 
 soak: deps
 	@scripts/ensure-packages.sh $(BENCH_PACKAGES)

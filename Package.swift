@@ -72,6 +72,8 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "driftcheck", dependencies: ["DriftcheckCLI"]),
+        // Benchmark of the store writer alone (scripts/bench-store.sh).
+        .executableTarget(name: "driftcheck-bench-store", dependencies: ["DriftcheckStore"]),
         .target(
             name: "DriftcheckTestSupport",
             dependencies: [
