@@ -130,7 +130,8 @@ extension JSONValue {
         }
     }
 
-    static func writeString(_ s: String, to out: inout String) {
+    /// Appends `s` as a JSON string literal.
+    public static func writeString(_ s: String, to out: inout String) {
         // Most strings need no escaping; appending them whole avoids a scalar-by-scalar copy.
         if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
             out += "\""

@@ -36,6 +36,8 @@ enum HopByHop {
 
     /// Removes hop-by-hop fields and every field the Connection header names.
     static func strip(_ headers: inout HTTPHeaders) {
+        // Runs twice per exchange; most messages carry no hop-by-hop field at all.
+        guard headers.contains(where: { names.contains($0.name.lowercased()) }) else { return }
         let named = headers["connection"].flatMap { $0.split(separator: ",") }.map {
             $0.trimmingCharacters(in: .whitespaces).lowercased()
         }

@@ -324,8 +324,18 @@ public final class RecordingStore: Sendable {
 
     // MARK: Row coding
 
+    /// `[["name","value"],…]`, written directly: this runs for every stored exchange.
     static func encode(_ headers: HeaderFields) -> String {
-        JSONValue.array(headers.fields.map { .array([.string($0.name), .string($0.value)]) }).serialized()
+        var out = "["
+        for (index, field) in headers.fields.enumerated() {
+            if index > 0 { out += "," }
+            out += "["
+            JSONValue.writeString(field.name, to: &out)
+            out += ","
+            JSONValue.writeString(field.value, to: &out)
+            out += "]"
+        }
+        return out + "]"
     }
 
     static func decodeHeaders(_ text: String?) -> HeaderFields {
