@@ -281,6 +281,23 @@ import Testing
     }
 }
 
+@Suite(.serialized) struct WrappedSignalTests {
+    @Test func signalsReachTheWrappedCommandWhoseStatusIsReturned() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let marker = directory.file("started")
+        let running = try DriftcheckBinary.start(
+            [
+                "record", "--store", directory.file("s.sqlite"), "--", "sh", "-c",
+                "trap 'exit 42' TERM; touch \(marker); while true; do sleep 0.1; done",
+            ], in: directory)
+        #expect(await eventually(timeout: 30) { FileManager.default.fileExists(atPath: marker) })
+        running.process.signalGroup(SIGTERM)
+        #expect(await running.process.wait() == 42, "\(running.output)")
+        #expect(running.output.contains("recorded 0 exchanges"))
+    }
+}
+
 @Suite(.serialized) struct HardKillTests {
     /// SIGKILL under load: the store opens, passes `integrity_check`, and keeps every
     /// committed exchange; at most the last unflushed batch is lost.
