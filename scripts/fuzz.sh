@@ -9,6 +9,7 @@ SECONDS_PER_TARGET=${SECONDS_PER_TARGET:-600}
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(json-differ endpoint har wiremock)
 mkdir -p .build-fuzz
+failed=0
 core=(Sources/DriftcheckCore/*.swift)
 for target in "${targets[@]}"; do
   case "$target" in
@@ -25,6 +26,14 @@ for target in "${targets[@]}"; do
   swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name DriftcheckCore "$tmp"/*.swift -o ".build-fuzz/$target"
   mkdir -p "fuzz/corpus/$target" ".build-fuzz/$target-corpus" ".build-fuzz/$target-crashes"
   echo "== $target: fuzzing for ${SECONDS_PER_TARGET}s" >&2
-  ".build-fuzz/$target" -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-    -artifact_prefix=".build-fuzz/$target-crashes/" ".build-fuzz/$target-corpus" "fuzz/corpus/$target" 2>&1 | tail -n 3
+  # A crash stops this target, not the others; its input is left in .build-fuzz/TARGET-crashes/.
+  if ".build-fuzz/$target" -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix=".build-fuzz/$target-crashes/" ".build-fuzz/$target-corpus" "fuzz/corpus/$target" \
+    > ".build-fuzz/$target.log" 2>&1; then
+    grep -E "^Done [0-9]+ runs" ".build-fuzz/$target.log" || tail -n 1 ".build-fuzz/$target.log"
+  else
+    echo "$target: CRASH, see .build-fuzz/$target.log and .build-fuzz/$target-crashes/"
+    failed=1
+  fi
 done
+exit "$failed"

@@ -34,8 +34,10 @@ public enum JSONPath {
                 segments.append("[*]")
                 rest = rest.dropFirst(3)
             } else if rest.hasPrefix("['") {
-                guard let end = rest.range(of: "']") else { throw ParseError(path: path) }
-                segments.append(String(rest[rest.index(rest.startIndex, offsetBy: 2)..<end.lowerBound]))
+                // The closing quote is searched after the opening one: in "[']" they overlap.
+                let nameStart = rest.index(rest.startIndex, offsetBy: 2)
+                guard let end = rest[nameStart...].range(of: "']") else { throw ParseError(path: path) }
+                segments.append(String(rest[nameStart..<end.lowerBound]))
                 rest = rest[end.upperBound...]
             } else if rest.hasPrefix(".") {
                 rest = rest.dropFirst()

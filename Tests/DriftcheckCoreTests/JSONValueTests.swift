@@ -41,5 +41,8 @@ import Testing
         #expect(text == "$.items[*]['unit price']")
         #expect(try JSONPath.parseSegments(text) == segments)
         #expect(throws: JSONPath.ParseError.self) { try JSONPath.parseSegments("items.x") }
+        // Found by the endpoint fuzz target: the quotes of "[']" overlap.
+        #expect(throws: JSONPath.ParseError.self) { try JSONPath.parseSegments("$[']") }
+        #expect(try JSONPath.parseSegments("$['']") == [""])
     }
 }
