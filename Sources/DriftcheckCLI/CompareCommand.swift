@@ -124,7 +124,9 @@ struct Comparison {
         let outputs = try outputs()
         let failOn = try failLevel()
         guard options.parallel >= 1 else { throw UsageError("--parallel \(options.parallel): must be at least 1") }
-        guard options.timeout > 0 else { throw UsageError("--timeout \(options.timeout): must be positive") }
+        guard options.timeout > 0 && options.timeout <= 3600 else {
+            throw UsageError("--timeout \(options.timeout): expected seconds between 0 and 3600")
+        }
         let policy = try ConfigFile.load(explicit: options.config)
         let targets = try mockTargets()
         let (store, scratch) = try recordings()

@@ -126,7 +126,8 @@ public enum HAR {
     }
 
     static func int(_ value: JSONValue?) -> Int? {
-        if case .number(let text)? = value { return Int(text) ?? Double(text).map { Int($0) } }
+        // Found by the HAR fuzz target: Int(1e300) traps, so out-of-range numbers read as absent.
+        if case .number(let text)? = value { return Int(text) ?? Double(text).flatMap { Int(exactly: $0.rounded()) } }
         return nil
     }
 

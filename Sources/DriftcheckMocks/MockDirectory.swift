@@ -55,7 +55,9 @@ public struct MockProcessSpec: Sendable, Equatable {
         case let value as Double: timeout = value
         default: throw MockConfigurationError("\(path): timeout: must be a number of seconds")
         }
-        guard timeout > 0 else { throw MockConfigurationError("\(path): timeout: must be positive") }
+        guard timeout > 0 && timeout <= 3600 else {
+            throw MockConfigurationError("\(path): timeout: expected seconds between 0 and 3600")
+        }
         return MockProcessSpec(
             url: url, command: map["command"] as? String, ready: ready, timeout: timeout,
             directory: (path as NSString).deletingLastPathComponent)

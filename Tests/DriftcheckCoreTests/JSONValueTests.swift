@@ -45,4 +45,14 @@ import Testing
         #expect(throws: JSONPath.ParseError.self) { try JSONPath.parseSegments("$[']") }
         #expect(try JSONPath.parseSegments("$['']") == [""])
     }
+
+    @Test func harNumbersOutOfRangeAreRejectedNotTrapped() throws {
+        // Found by the HAR fuzz target.
+        let har =
+            #"{"log":{"entries":[{"request":{"method":"GET","url":"http://h/x","bodySize":1e300},"response":{"status":2e400,"content":{"size":-1e99}}}]}}"#
+        #expect(try HAR.decode(Data(har.utf8)).isEmpty)
+        let ok =
+            #"{"log":{"entries":[{"request":{"method":"GET","url":"http://h/x","bodySize":1e300},"response":{"status":200.0,"content":{"size":1e300}}}]}}"#
+        #expect(try HAR.decode(Data(ok.utf8)).first?.response?.status == 200)
+    }
 }
