@@ -17,6 +17,8 @@ THREADS=${THREADS:-2}
 WORKLOADS=${WORKLOADS:-"small post16k big1m newconn"}
 BENCH_PEERS=${BENCH_PEERS:-"mitmproxy wiremock"}
 work=$(mktemp -d /tmp/driftcheck-bench.XXXXXX)
+# nginx workers run unprivileged: they must be able to read the files they serve.
+chmod 755 "$work"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -27,7 +29,14 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU ticks of a process and its children processes (nginx's workers).
+cpu_ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
 
 echo "building driftcheck (release)…" >&2
 swift build -c release --product driftcheck >&2
@@ -98,7 +107,7 @@ if [[ " $BENCH_PEERS " == *" wiremock "* ]] && [ -n "$jar" ]; then
   port[wiremock]=$(free_port)
   mkdir -p "$work/wiremock"
   java -jar "$jar" --port "${port[wiremock]}" --bind-address 127.0.0.1 --root-dir "$work/wiremock" \
-    --proxy-all "http://127.0.0.1:$upstream_port" --record-mappings --disable-banner --no-request-journal \
+    --proxy-all "http://127.0.0.1:$upstream_port" --record-mappings --disable-banner \
     > "$work/wiremock.log" 2>&1 &
   pid[wiremock]=$!; pids+=("${pid[wiremock]}")
   wait_port "${port[wiremock]}" && targets+=(wiremock)
@@ -125,6 +134,8 @@ for workload in $WORKLOADS; do
     p50=$(awk '$1=="50%" {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     total=$(awk '/requests in/ {print $1}' <<<"$out")
+    errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+    [ -n "$errors" ] && echo "warning: $workload $target: $errors responses were not 2xx/3xx" >&2
     rss=-
     [ -n "${pid[$target]:-}" ] && rss=$(awk '/VmHWM/ {print $2}' "/proc/${pid[$target]}/status")
     stored=-

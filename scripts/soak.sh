@@ -8,6 +8,7 @@ CONNECTIONS=${CONNECTIONS:-200}
 swift build -c release --product driftcheck >&2
 bin=$(swift build -c release --show-bin-path)/driftcheck
 work=$(mktemp -d /tmp/driftcheck-soak.XXXXXX)
+chmod 755 "$work"
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
