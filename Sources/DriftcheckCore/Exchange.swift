@@ -66,6 +66,12 @@ public struct CapturedBody: Sendable, Hashable {
     }
 
     public static let empty = CapturedBody()
+
+    /// The same body with other bytes (redacted, decoded): a complete body stays complete,
+    /// a truncated one stays truncated.
+    public func replacingBytes(_ replacement: Data) -> CapturedBody {
+        CapturedBody(bytes: replacement, size: isTruncated ? max(size, replacement.count + 1) : replacement.count)
+    }
 }
 
 public struct RecordedRequest: Sendable, Hashable {

@@ -111,10 +111,10 @@ public struct RedactionPolicy: Sendable, Equatable {
         copy.request.path = Self.scrub(copy.request.path, scrub)
         copy.request.query = copy.request.query.map { Self.scrub($0, scrub) }
         copy.request.headers = Self.scrub(copy.request.headers, scrub)
-        copy.request.body.bytes = Self.scrub(copy.request.body.bytes, scrub)
+        copy.request.body = copy.request.body.replacingBytes(Self.scrub(copy.request.body.bytes, scrub))
         if var response {
             response.headers = Self.scrub(response.headers, scrub)
-            response.body.bytes = Self.scrub(response.body.bytes, scrub)
+            response.body = response.body.replacingBytes(Self.scrub(response.body.bytes, scrub))
             copy.result = .response(response)
         }
         return copy
@@ -196,7 +196,7 @@ public struct RedactionPolicy: Sendable, Equatable {
         let mediaType = MediaType.of(headers)
         if mediaType == "application/x-www-form-urlencoded" {
             let text = String(decoding: body.bytes, as: UTF8.self)
-            return CapturedBody(bytes: Data(redact(query: text, secrets: &secrets).utf8), size: body.size)
+            return body.replacingBytes(Data(redact(query: text, secrets: &secrets).utf8))
         }
         let looksLikeJSON = mediaType == nil && body.bytes.first.map { $0 == 0x7B || $0 == 0x5B } == true
         guard MediaType.isJSON(mediaType) || looksLikeJSON else { return body }
@@ -205,11 +205,11 @@ public struct RedactionPolicy: Sendable, Equatable {
         if let value = try? JSONValue.parse(body.bytes) {
             let redacted = redact(json: value, path: [], secrets: &secrets)
             return redacted == value
-                ? body : CapturedBody(bytes: Data(redacted.serialized().utf8), size: body.size)
+                ? body : body.replacingBytes(Data(redacted.serialized().utf8))
         }
         // Truncated or malformed JSON cannot be parsed, yet may still hold secrets.
         let text = String(decoding: body.bytes, as: UTF8.self)
-        return CapturedBody(bytes: Data(redactLexically(text, secrets: &secrets).utf8), size: body.size)
+        return body.replacingBytes(Data(redactLexically(text, secrets: &secrets).utf8))
     }
 
     public func redact(json: JSONValue, path: [String] = []) -> JSONValue {

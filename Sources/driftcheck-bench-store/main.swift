@@ -11,7 +11,8 @@ let path =
 try? FileManager.default.removeItem(atPath: path)
 let store = try RecordingStore(path: path)
 // A queue as large as the run: this measures how fast the writer drains, not the drop policy.
-let writer = StoreWriter(store: store, session: nil, redaction: RedactionPolicy(), capacity: count, byteCapacity: Int.max)
+let writer = StoreWriter(
+    store: store, session: nil, redaction: RedactionPolicy(), capacity: count, byteCapacity: Int.max)
 let body = Data(
     #"{"id":42,"status":"paid","total":99.5,"items":[{"sku":"SKU-1","quantity":2}],"createdAt":"2026-11-26T10:00:00Z"}"#
         .utf8)

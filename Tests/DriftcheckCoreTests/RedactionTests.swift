@@ -133,4 +133,15 @@ import Testing
         }
         #expect(!policy.mayNameAField(Data(#"{"id":1,"status":"paid","total":9.5}"#.utf8)))
     }
+
+    @Test func aRedactedBodyIsNotMistakenForATruncatedOne() {
+        // Found by the secrets-everywhere test: shorter markers made complete bodies look cut.
+        let redacted = RedactionPolicy().redact(
+            exchange(
+                headers: [("Authorization", "Bearer a-very-long-token-value-0123456789")],
+                responseBody:
+                    #"{"echo":"Bearer a-very-long-token-value-0123456789","password":"a-long-password-value"}"#))
+        #expect(redacted.response?.body.isTruncated == false)
+        #expect(redacted.request.body.isTruncated == false)
+    }
 }
