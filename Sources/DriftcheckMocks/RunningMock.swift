@@ -61,8 +61,12 @@ public final class RunningMock: Sendable {
         let deadline = Date().addingTimeInterval(spec.timeout)
         let probe = CurlClient(service: service, baseURL: spec.url, timeout: 2)
         let readyRequest = RecordedRequest(method: "GET", host: "", port: 0, path: spec.ready)
+        var answered = false
         while Date() < deadline {
-            if (try? probe.send(readyRequest)) != nil { return mock }
+            // An answer counts once our command is seen still running after it: a command that
+            // failed to bind must not be mistaken for ready because something else holds the port.
+            if answered && waitpid(process.pid, nil, WNOHANG) == 0 { return mock }
+            answered = (try? probe.send(readyRequest)) != nil
             var status: Int32 = 0
             if waitpid(process.pid, &status, WNOHANG) == process.pid {
                 let code = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
@@ -70,7 +74,7 @@ public final class RunningMock: Sendable {
                     service: service, reason: "'\(command)' exited with status \(code) before answering at \(spec.url)",
                     output: mock.output)
             }
-            try? await Task.sleep(nanoseconds: 100_000_000)
+            try? await Task.sleep(nanoseconds: answered ? 50_000_000 : 100_000_000)
         }
         let output = mock.output
         await mock.stop()

@@ -200,3 +200,12 @@ public func runSQLite(_ path: String, _ sql: String) throws -> String {
     return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         .trimmingCharacters(in: .whitespacesAndNewlines)
 }
+
+/// Whether httpbin (served by gunicorn) answers on `port`, directly or through a proxy.
+/// Checking the Server header matters: with ports picked by bind-and-release, another test's
+/// server can briefly hold the same port.
+public func httpbinAnswers(port: Int) async -> Bool {
+    guard let response = try? await LoopbackHTTPClient.send(ClientRequest("GET", "/uuid"), port: port, group: testGroup)
+    else { return false }
+    return response.header("server")?.contains("gunicorn") == true
+}

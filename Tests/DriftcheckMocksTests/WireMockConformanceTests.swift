@@ -48,8 +48,8 @@ import Testing
             let log = (try? String(contentsOfFile: directory.file("wiremock.log"), encoding: .utf8)) ?? ""
             // A corpus WireMock rejects ends the JVM; fail with its message instead of waiting.
             if log.contains("Exception in thread") { return true }
-            return (try? client.send(RecordedRequest(method: "GET", host: "", port: 0, path: "/__admin/mappings")))
-                != nil
+            let answer = try? client.send(RecordedRequest(method: "GET", host: "", port: 0, path: "/__admin/mappings"))
+            return answer.map { String(decoding: $0.body.bytes, as: UTF8.self).contains("\"mappings\"") } ?? false
         }
         let log = (try? String(contentsOfFile: directory.file("wiremock.log"), encoding: .utf8)) ?? ""
         try #require(ready && !log.contains("Exception in thread"), "WireMock did not start: \(log)")
