@@ -107,6 +107,11 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
+    // The handler and its context hold each other; letting go here frees both with the channel.
+    // Callbacks that can still arrive (upstream reads, timers, connects) check `current` or
+    // `context` first.
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -331,7 +336,10 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
         }
     }
 
-    func upstreamReadComplete() { context.flush() }
+    func upstreamReadComplete() {
+        guard current != nil || context != nil else { return }
+        context?.flush()
+    }
 
     func upstreamWritabilityChanged(_ isWritable: Bool) {
         guard current?.requestComplete == false else { return }
@@ -446,6 +454,10 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
             .connect(host: address.host, port: address.port)
             .assumeIsolated()
             .whenComplete { result in
+                guard self.context != nil else {
+                    if case .success(let peer) = result { peer.close(promise: nil) }
+                    return
+                }
                 switch result {
                 case .failure(let error):
                     self.closing = false
