@@ -257,7 +257,7 @@ struct Comparison {
         guard !files.isEmpty else { return (try options.storeOptions.openExisting(), nil) }
         let scratch = NSTemporaryDirectory() + "driftcheck-contracts-\(UUID().uuidString.prefix(8))"
         let store = try RecordingStore(path: scratch + "/recordings.sqlite")
-        let policy = RedactionPolicy()
+        let policy = try ConfigFile.load(explicit: options.config).redaction()
         for file in files {
             try store.insert(try ImportCommand.read(file, service: nil).map(policy.redact), session: nil)
         }

@@ -12,6 +12,9 @@ import Yams
 /// accept:
 ///   - { service: orders, endpoint: "GET /orders/{id}", kind: phantom-field, path: "$.discount",
 ///       reason: "discount ships in the next release", expires: 2027-01-31 }
+/// redact:                       # on top of the defaults, for record, import and export
+///   headers: [x-tenant-key]
+///   fields: [ssn, "$.card.number"]
 /// ```
 enum ConfigFile {
     static let defaultPath = "driftcheck.yml"
@@ -40,9 +43,9 @@ enum ConfigFile {
         guard let root = node as? [String: Any] ?? (node == nil ? [:] : nil) else {
             throw UsageError("\(path): expected a mapping with rules:, accept: or max-age:")
         }
-        let known: Set<String> = ["version", "max-age", "rules", "accept"]
+        let known: Set<String> = ["version", "max-age", "rules", "accept", "redact"]
         if let unknown = root.keys.filter({ !known.contains($0) }).sorted().first {
-            throw UsageError("\(path): unknown key '\(unknown)' (expected version, max-age, rules, accept)")
+            throw UsageError("\(path): unknown key '\(unknown)' (expected version, max-age, rules, accept, redact)")
         }
         var policy = Policy()
         if let age = root["max-age"] {
@@ -50,6 +53,23 @@ enum ConfigFile {
                 throw UsageError("\(path): max-age '\(age)': expected a duration like 30d, 12h or 90m")
             }
             policy.maxAge = seconds
+        }
+        if let redact = root["redact"] {
+            guard let map = redact as? [String: Any] else {
+                throw UsageError("\(path): redact: expected headers: and fields: lists")
+            }
+            try checkKeys(map, ["headers", "fields"], "\(path): redact")
+            for (key, target) in [("headers", \Policy.redactHeaders), ("fields", \Policy.redactFields)] {
+                guard let value = map[key] else { continue }
+                guard let names = value as? [Any], names.allSatisfy({ $0 is String }) else {
+                    throw UsageError("\(path): redact.\(key): must be a list of names")
+                }
+                policy[keyPath: target] = names.compactMap { $0 as? String }
+            }
+            var probe = RedactionPolicy()
+            for field in policy.redactFields {
+                do { try probe.addField(field) } catch { throw UsageError("\(path): redact.fields: \(error)") }
+            }
         }
         for (index, item) in try list(root["rules"], "rules", path).enumerated() {
             let context = "\(path): rules[\(index)]"
@@ -152,5 +172,17 @@ enum ConfigFile {
             return value * factor
         }
         return Double(text).flatMap { $0 > 0 ? $0 : nil }
+    }
+}
+
+extension Policy {
+    /// The default redaction plus this file's `redact:` and the command line's additions.
+    func redaction(headers: [String] = [], fields: [String] = []) throws -> RedactionPolicy {
+        var policy = RedactionPolicy()
+        for header in redactHeaders + headers { policy.addHeader(header) }
+        for field in redactFields + fields {
+            do { try policy.addField(field) } catch { throw UsageError("--redact-field: \(error)") }
+        }
+        return policy
     }
 }

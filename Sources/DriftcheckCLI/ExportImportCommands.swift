@@ -12,6 +12,9 @@ struct ExportCommand: AsyncParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
 
+    @Option(name: .long, help: ArgumentHelp("Policy file whose redact: section adds to redaction.", valueName: "path"))
+    var config: String?
+
     @Option(name: .long, help: ArgumentHelp("Write a HAR 1.2 file (- for stdout).", valueName: "file"))
     var har: String?
 
@@ -27,7 +30,7 @@ struct ExportCommand: AsyncParsableCommand {
         var exchanges = try store.exchanges(includeFailures: false)
         if !service.isEmpty { exchanges = exchanges.filter { service.contains($0.service) } }
         // The store is redacted already; redacting again costs little and guards older stores.
-        let policy = RedactionPolicy()
+        let policy = try ConfigFile.load(explicit: config).redaction()
         exchanges = exchanges.map(policy.redact)
         if let har {
             let text = HAR.encode(exchanges, creatorVersion: driftcheckVersion)
@@ -75,6 +78,9 @@ struct ImportCommand: AsyncParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
 
+    @Option(name: .long, help: ArgumentHelp("Policy file whose redact: section adds to redaction.", valueName: "path"))
+    var config: String?
+
     @Argument(help: ArgumentHelp("HAR files to import.", valueName: "file.har"))
     var files: [String] = []
 
@@ -88,12 +94,12 @@ struct ImportCommand: AsyncParsableCommand {
         if let service, !ServiceName.isValid(service) {
             throw UsageError("--service '\(service)': not a valid service name (letters, digits, - _ .)")
         }
+        let policy = try ConfigFile.load(explicit: config).redaction()
         let exchanges = try files.flatMap { try Self.read($0, service: service) }
         let store = try RecordingStore(path: storeOptions.store)
         let session = try store.beginSession(
             mode: "import", command: files.joined(separator: " "), toolVersion: driftcheckVersion)
         // Foreign HAR files hold live credentials: redact before anything is written.
-        let policy = RedactionPolicy()
         try store.insert(exchanges.map(policy.redact), session: session)
         try store.endSession(session)
         try store.close()

@@ -19,6 +19,13 @@ struct RecordCommand: AsyncParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Policy file whose redact: section adds to redaction (default: driftcheck.yml if present).",
+            valueName: "path"))
+    var config: String?
+
     @Option(name: .long, help: ArgumentHelp("A listen address HOST:PORT (repeatable).", valueName: "host:port"))
     var listen: [String] = []
 
@@ -158,12 +165,7 @@ struct RecordCommand: AsyncParsableCommand {
     // MARK: Options
 
     func redactionPolicy() throws -> RedactionPolicy {
-        var policy = RedactionPolicy()
-        for header in redactHeader { policy.addHeader(header) }
-        for field in redactField {
-            do { try policy.addField(field) } catch { throw UsageError("--redact-field: \(error)") }
-        }
-        return policy
+        try ConfigFile.load(explicit: config).redaction(headers: redactHeader, fields: redactField)
     }
 
     func proxyConfiguration() throws -> ProxyConfiguration {

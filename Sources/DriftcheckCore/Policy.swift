@@ -57,6 +57,10 @@ public struct Policy: Sendable, Equatable {
     public var accept: [Acceptance]
     /// Recordings older than this (seconds) raise `stale-recording`.
     public var maxAge: TimeInterval?
+    /// `redact: headers:` — more headers to redact when recording, importing and exporting.
+    public var redactHeaders: [String] = []
+    /// `redact: fields:` — more JSON member names or JSONPaths to redact.
+    public var redactFields: [String] = []
 
     public init(rules: [Rule] = [], accept: [Acceptance] = [], maxAge: TimeInterval? = nil) {
         self.rules = rules

@@ -281,6 +281,44 @@ import Testing
     }
 }
 
+@Suite struct RecordConfigTests {
+    @Test func thePolicyFileAddsToRedaction() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let upstream = try await TestUpstream.start()
+        let config = try directory.write("driftcheck.yml", "redact:\n  headers: [x-tenant-key]\n  fields: [nickname]\n")
+        let store = directory.file("s.sqlite")
+        let running = try DriftcheckBinary.start(
+            [
+                "record", "--store", store, "--config", config, "--upstream", "orders=\(upstream.baseURL)", "--listen",
+                "127.0.0.1:0",
+            ],
+            in: directory)
+        let port = try await running.listeners(1)[0]
+        _ = try await LoopbackHTTPClient.send(
+            .json(
+                "POST", "/count", #"{"nickname":"tenant-nick-123"}"#, headers: [("X-Tenant-Key", "tenant-key-456789")]),
+            port: port, group: testGroup)
+        running.process.signalGroup(SIGINT)
+        #expect(await running.process.wait() == 0)
+        let stored = try #require(try RecordingStore(path: store).exchanges().first)
+        #expect(stored.request.headers["x-tenant-key"] == "<redacted>")
+        #expect(String(decoding: stored.request.body.bytes, as: UTF8.self) == #"{"nickname":"<redacted:string>"}"#)
+        await upstream.stop()
+    }
+
+    @Test func aBadRedactSectionIsExitTwoNamingTheFile() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let config = try directory.write("driftcheck.yml", "redact:\n  fields: [\"$..x\"]\n")
+        let result = try await DriftcheckBinary.run(
+            ["record", "--store", directory.file("s.sqlite"), "--config", config, "--listen", "127.0.0.1:0"],
+            in: directory)
+        #expect(result.status == 2)
+        #expect(result.output.contains("\(config): redact.fields:"), "\(result.output)")
+    }
+}
+
 @Suite(.serialized) struct WrappedSignalTests {
     @Test func signalsReachTheWrappedCommandWhoseStatusIsReturned() async throws {
         let directory = try TemporaryDirectory()
