@@ -194,14 +194,15 @@ import Testing
         defer { directory.remove() }
         let upstream = try await TestUpstream.start()
         let (running, store, port) = try await startRecorder(for: upstream, in: directory)
-        async let slow = LoopbackHTTPClient.send(ClientRequest("GET", "/slow/800"), port: port, group: testGroup)
-        try await Task.sleep(nanoseconds: 300_000_000)
+        async let slow = LoopbackHTTPClient.send(ClientRequest("GET", "/slow/1500"), port: port, group: testGroup)
+        // SIGINT once the request is surely in flight: the upstream has it and is still answering.
+        #expect(await eventually(timeout: 20) { upstream.requestsServed == 1 })
         running.process.signalGroup(SIGINT)
         let response = try await slow
         #expect(response.status == 200)
         #expect(await running.process.wait() == 0)
         let stored = try RecordingStore(path: store).exchanges()
-        #expect(stored.map(\.request.path) == ["/slow/800"])
+        #expect(stored.map(\.request.path) == ["/slow/1500"])
         #expect(stored.first?.response?.status == 200)
         await upstream.stop()
     }
