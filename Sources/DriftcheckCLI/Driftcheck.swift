@@ -1,4 +1,5 @@
 import ArgumentParser
+import DriftcheckCore
 import DriftcheckStore
 import Foundation
 
@@ -94,5 +95,20 @@ struct StoreOptions: ParsableArguments {
             throw UsageError("\(store): no such store (record something first, or pass --store)")
         }
         return try RecordingStore(path: store)
+    }
+}
+
+/// `--config` for commands that only need the policy file's `redact:` section.
+struct ConfigOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Policy file whose redact: section adds to redaction (default: driftcheck.yml if present).",
+            valueName: "path"))
+    var config: String?
+
+    /// The default redaction plus the policy file's and the command line's additions.
+    func redaction(headers: [String] = [], fields: [String] = []) throws -> RedactionPolicy {
+        try ConfigFile.load(explicit: config).redaction(headers: headers, fields: fields)
     }
 }

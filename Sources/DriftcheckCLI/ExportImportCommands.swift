@@ -12,8 +12,7 @@ struct ExportCommand: AsyncParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
 
-    @Option(name: .long, help: ArgumentHelp("Policy file whose redact: section adds to redaction.", valueName: "path"))
-    var config: String?
+    @OptionGroup var configOptions: ConfigOptions
 
     @Option(name: .long, help: ArgumentHelp("Write a HAR 1.2 file (- for stdout).", valueName: "file"))
     var har: String?
@@ -30,7 +29,7 @@ struct ExportCommand: AsyncParsableCommand {
         var exchanges = try store.exchanges(includeFailures: false)
         if !service.isEmpty { exchanges = exchanges.filter { service.contains($0.service) } }
         // The store is redacted already; redacting again costs little and guards older stores.
-        let policy = try ConfigFile.load(explicit: config).redaction()
+        let policy = try configOptions.redaction()
         exchanges = exchanges.map(policy.redact)
         if let har {
             let text = HAR.encode(exchanges, creatorVersion: driftcheckVersion)
@@ -78,8 +77,7 @@ struct ImportCommand: AsyncParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
 
-    @Option(name: .long, help: ArgumentHelp("Policy file whose redact: section adds to redaction.", valueName: "path"))
-    var config: String?
+    @OptionGroup var configOptions: ConfigOptions
 
     @Argument(help: ArgumentHelp("HAR files to import.", valueName: "file.har"))
     var files: [String] = []
@@ -94,7 +92,7 @@ struct ImportCommand: AsyncParsableCommand {
         if let service, !ServiceName.isValid(service) {
             throw UsageError("--service '\(service)': not a valid service name (letters, digits, - _ .)")
         }
-        let policy = try ConfigFile.load(explicit: config).redaction()
+        let policy = try configOptions.redaction()
         let exchanges = try files.flatMap { try Self.read($0, service: service) }
         let store = try RecordingStore(path: storeOptions.store)
         let session = try store.beginSession(

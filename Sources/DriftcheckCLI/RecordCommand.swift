@@ -19,12 +19,7 @@ struct RecordCommand: AsyncParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "Policy file whose redact: section adds to redaction (default: driftcheck.yml if present).",
-            valueName: "path"))
-    var config: String?
+    @OptionGroup var configOptions: ConfigOptions
 
     @Option(name: .long, help: ArgumentHelp("A listen address HOST:PORT (repeatable).", valueName: "host:port"))
     var listen: [String] = []
@@ -165,7 +160,7 @@ struct RecordCommand: AsyncParsableCommand {
     // MARK: Options
 
     func redactionPolicy() throws -> RedactionPolicy {
-        try ConfigFile.load(explicit: config).redaction(headers: redactHeader, fields: redactField)
+        try configOptions.redaction(headers: redactHeader, fields: redactField)
     }
 
     func proxyConfiguration() throws -> ProxyConfiguration {
