@@ -25,8 +25,8 @@ final class RecordingSession {
         }
         self.writer = writer
         group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        proxy = RecordingProxy(group: group, configuration: configuration) { exchange in
-            writer.submit(exchange)
+        proxy = RecordingProxy(group: group, configuration: configuration, waitForRoom: writer.waitForRoom) {
+            exchange in writer.submit(exchange)
         }
     }
 

@@ -282,7 +282,7 @@ public struct Differ: Sendable {
 
     /// Absolute URLs keep only their path, and ids in paths are templated: hosts and ids differ by design.
     static func normaliseHeader(_ value: String) -> String {
-        var text = value.trimmingCharacters(in: .whitespaces)
+        var text = String(ASCII.trimmed(value))
         if let scheme = text.range(of: "://") {
             let afterHost = text[scheme.upperBound...].firstIndex(of: "/") ?? text.endIndex
             text = String(text[afterHost...])

@@ -29,20 +29,7 @@ public struct HeaderFields: Sendable, Hashable, Codable, Sequence {
         fields.filter { Self.sameName($0.name, name) }.map(\.value)
     }
 
-    /// ASCII case-insensitive equality: header names are ASCII, and Foundation's comparison
-    /// is slow enough to show in profiles of the comparer.
-    static func sameName(_ a: String, _ b: String) -> Bool {
-        var left = a.utf8.makeIterator()
-        var right = b.utf8.makeIterator()
-        while true {
-            switch (left.next(), right.next()) {
-            case (nil, nil): return true
-            case (let x?, let y?):
-                if x != y && (x | 0x20 != y | 0x20 || !(0x61...0x7A).contains(x | 0x20)) { return false }
-            default: return false
-            }
-        }
-    }
+    static func sameName(_ a: String, _ b: String) -> Bool { ASCII.equalsIgnoringCase(a, b) }
 
     public mutating func add(_ name: String, _ value: String) { fields.append(Field(name, value)) }
 

@@ -30,18 +30,33 @@ public enum ListenerRoute: Sendable, Equatable {
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1); the proxy never forwards them.
 enum HopByHop {
-    static let names: Set<String> = [
+    static let names: [String] = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate",
     ]
 
     /// Removes hop-by-hop fields and every field the Connection header names.
     static func strip(_ headers: inout HTTPHeaders) {
-        // Runs twice per exchange; most messages carry no hop-by-hop field at all.
-        guard headers.contains(where: { names.contains($0.name.lowercased()) }) else { return }
-        let named = headers["connection"].flatMap { $0.split(separator: ",") }.map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        // Runs twice per exchange, so the common case (no hop-by-hop field, or only
+        // `Connection: keep-alive`) must not allocate.
+        var connectionTokens: [Substring] = []
+        var found = false
+        for field in headers where isHopByHop(field.name) {
+            found = true
+            guard ASCII.equalsIgnoringCase(field.name, "connection") else { continue }
+            for token in field.value.split(separator: ",") {
+                let name = ASCII.trimmed(token)
+                if !name.isEmpty && !isHopByHop(name) { connectionTokens.append(name) }
+            }
         }
-        for name in named where !name.isEmpty { headers.remove(name: name) }
+        guard found else { return }
+        for name in connectionTokens { headers.remove(name: String(name)) }
         for name in names { headers.remove(name: name) }
+    }
+
+    static func isHopByHop<S: StringProtocol>(_ name: S) -> Bool {
+        // Cheap length filter before the comparisons: every name here is 2 to 18 bytes.
+        let count = name.utf8.count
+        guard count >= 2 && count <= 18 else { return false }
+        return names.contains { ASCII.equalsIgnoringCase($0, name) }
     }
 }

@@ -6,26 +6,22 @@ import NIOPosix
 
 /// Body bytes kept for the store: the first `limit` bytes and the size of the whole.
 struct Capture {
-    var buffer: ByteBuffer?
+    // Data from the start, so the store gets the bytes without another copy.
+    var bytes = Data()
     var size = 0
 
     mutating func append(_ part: ByteBuffer, limit: Int) {
         size += part.readableBytes
-        let room = limit - (buffer?.readableBytes ?? 0)
+        let room = limit - bytes.count
         guard room > 0 else { return }
-        let slice = part.getSlice(at: part.readerIndex, length: min(room, part.readableBytes)) ?? part
-        if buffer == nil {
-            var copy = ByteBufferAllocator().buffer(capacity: slice.readableBytes)
-            copy.writeImmutableBuffer(slice)
-            buffer = copy
-        } else {
-            buffer!.writeImmutableBuffer(slice)
+        let count = min(room, part.readableBytes)
+        part.withUnsafeReadableBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            bytes.append(base.assumingMemoryBound(to: UInt8.self), count: count)
         }
     }
 
-    var captured: CapturedBody {
-        CapturedBody(bytes: buffer.map { Data($0.readableBytesView) } ?? Data(), size: size)
-    }
+    var captured: CapturedBody { CapturedBody(bytes: bytes, size: size) }
 }
 
 /// One request travelling through the proxy.
@@ -46,7 +42,6 @@ final class InFlight {
     var pending: [HTTPClientRequestPart] = []
     var responseHead: HTTPResponseHead?
     var lastUpstreamActivity = NIODeadline.now()
-    var timeout: Scheduled<Void>?
 
     init(
         service: String, target: UpstreamTarget, clientHead: HTTPRequestHead, upstreamHead: HTTPRequestHead,
@@ -92,6 +87,15 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
     private var pipelined: [HTTPServerRequestPart] = []
     private var closing = false
     private var readingPaused = false
+    private var upstreamPaused = false
+    /// The store is behind: the next request waits until it has room.
+    private var waitingForRoom = false
+    /// The upstream connection of the last exchange, kept for the next request on this client
+    /// connection: the keep-alive case then touches no pool and no future.
+    private var parked: UpstreamConnection?
+    /// One upstream-timeout timer per client connection, re-armed lazily when it fires, instead
+    /// of a timer scheduled and cancelled for every request.
+    private var timer: Scheduled<Void>?
 
     init(
         route: ListenerRoute, pool: UpstreamPool, configuration: ProxyConfiguration, recorder: Recorder,
@@ -110,7 +114,12 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
     // The handler and its context hold each other; letting go here frees both with the channel.
     // Callbacks that can still arrive (upstream reads, timers, connects) check `current` or
     // `context` first.
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        unpark()
+        self.context = nil
+    }
 
     // MARK: Client side
 
@@ -118,7 +127,7 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
         guard !closing else { return }
         let part = unwrapInboundIn(data)
         // A part after a complete request belongs to the next, pipelined request: hold it.
-        if !pipelined.isEmpty || current?.requestComplete == true {
+        if waitingForRoom || !pipelined.isEmpty || current?.requestComplete == true {
             pipelined.append(part)
             setReading(context.channel, false)
             return
@@ -170,6 +179,9 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
 
     func channelInactive(context: ChannelHandlerContext) {
         closing = true
+        timer?.cancel()
+        timer = nil
+        unpark()
         if let exchange = current {
             exchange.upstream?.channel.close(promise: nil)
             finish(exchange, result: .failure("client closed the connection before the exchange completed"))
@@ -250,7 +262,7 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
         current = exchange
         recorder.exchangeStarted()
         // The common keep-alive case needs no pause: an idle upstream connection is at hand.
-        if let connection = pool.takeIdle(target) {
+        if let connection = takeParked(target) ?? pool.takeIdle(target) {
             connected(.success(connection), exchange)
             return
         }
@@ -316,12 +328,11 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end:
             guard let head = exchange.responseHead else { return }
-            exchange.timeout?.cancel()
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             if let connection = exchange.upstream {
                 connection.handler.delegate = nil
                 if exchange.requestComplete && head.isKeepAlive {
-                    pool.release(connection)
+                    park(connection)
                 } else {
                     connection.channel.close(promise: nil)
                 }
@@ -354,14 +365,19 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
     }
 
     private func armTimeout(_ exchange: InFlight) {
-        exchange.timeout?.cancel()
-        let limit = configuration.upstreamTimeout
-        let deadline = exchange.lastUpstreamActivity + limit
-        exchange.timeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            guard self.current === exchange else { return }
+        // A pending timer looks at whichever exchange is current when it fires.
+        guard timer == nil else { return }
+        scheduleTimer(at: exchange.lastUpstreamActivity + configuration.upstreamTimeout)
+    }
+
+    private func scheduleTimer(at deadline: NIODeadline) {
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.timer = nil
+            guard self.context != nil, let exchange = self.current, exchange.upstream != nil else { return }
+            let limit = self.configuration.upstreamTimeout
             // Activity since arming moves the deadline instead of rescheduling on every read.
             if NIODeadline.now() - exchange.lastUpstreamActivity < limit {
-                self.armTimeout(exchange)
+                self.scheduleTimer(at: exchange.lastUpstreamActivity + limit)
                 return
             }
             self.fail(
@@ -370,10 +386,33 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
         }
     }
 
+    private func takeParked(_ target: UpstreamTarget) -> UpstreamConnection? {
+        guard let connection = parked, connection.target == target else { return nil }
+        parked = nil
+        guard connection.channel.isActive else { return nil }
+        return connection
+    }
+
+    private func park(_ connection: UpstreamConnection) {
+        if upstreamPaused {
+            upstreamPaused = false
+            connection.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            connection.channel.read()
+        }
+        if let previous = parked { pool.release(previous) }
+        parked = connection
+    }
+
+    /// Hands the parked connection to the loop's pool when this client connection goes away.
+    private func unpark() {
+        guard let connection = parked else { return }
+        parked = nil
+        pool.release(connection)
+    }
+
     /// Ends `exchange` as a failure: the client gets `status` if nothing was sent yet, else the
     /// connection is closed, since a half-sent response cannot be corrected.
     private func fail(_ exchange: InFlight, status: HTTPResponseStatus, reason: String) {
-        exchange.timeout?.cancel()
         if let connection = exchange.upstream {
             connection.handler.delegate = nil
             connection.channel.close(promise: nil)
@@ -400,10 +439,25 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
 
     /// Picks up held pipelined requests and reading once an exchange is over.
     private func resume() {
+        guard !closing, context != nil else { return }
+        if !waitingForRoom {
+            let loop = context.eventLoop
+            let handler = NIOLoopBound(self, eventLoop: loop)
+            waitingForRoom = !recorder.waitForRoom { loop.execute { handler.value.roomAvailable() } }
+        }
+        guard !waitingForRoom else {
+            setReading(context.channel, false)
+            return
+        }
         while !pipelined.isEmpty && current?.requestComplete != true && !closing {
             handle(pipelined.removeFirst())
         }
         if current == nil { setReading(context.channel, true) }
+    }
+
+    private func roomAvailable() {
+        waitingForRoom = false
+        resume()
     }
 
     // MARK: Responses of the proxy's own
@@ -435,6 +489,8 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
             // Toggling autoRead costs a future each time; skip it when nothing changes.
             guard readingPaused == on else { return }
             readingPaused = !on
+        } else {
+            upstreamPaused = !on
         }
         channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
         if on { channel.read() }

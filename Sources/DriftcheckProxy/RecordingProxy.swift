@@ -6,14 +6,23 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
+/// Asks the sink for room: true when there is room now; otherwise false, and the sink calls
+/// the closure (on any thread) once there is.
+public typealias WaitForRoom = @Sendable (_ resume: @escaping @Sendable () -> Void) -> Bool
+
 /// Counts exchanges in flight and hands finished ones to the sink.
 final class Recorder: Sendable {
     let sink: @Sendable (Exchange) -> Void
+    let room: WaitForRoom
     private let active = NIOLockedValueBox(0)
 
-    init(sink: @escaping @Sendable (Exchange) -> Void) { self.sink = sink }
+    init(sink: @escaping @Sendable (Exchange) -> Void, room: @escaping WaitForRoom) {
+        self.sink = sink
+        self.room = room
+    }
 
     func record(_ exchange: Exchange) { sink(exchange) }
+    func waitForRoom(_ resume: @escaping @Sendable () -> Void) -> Bool { room(resume) }
     func exchangeStarted() { active.withLockedValue { $0 += 1 } }
     func exchangeEnded() { active.withLockedValue { $0 -= 1 } }
     var inFlight: Int { active.withLockedValue { $0 } }
@@ -33,14 +42,16 @@ public final class RecordingProxy: Sendable {
     private let pools = NIOLockedValueBox<[ObjectIdentifier: UpstreamPool]>([:])
     private let listeners = NIOLockedValueBox<[Channel]>([])
 
-    /// `sink` receives every finished exchange, on an event loop: it must not block.
+    /// `sink` receives every finished exchange, on an event loop: it must not block. When
+    /// `waitForRoom` says the sink is behind, a client connection reads its next request only
+    /// once there is room again: clients slow down instead of exchanges being lost.
     public init(
         group: EventLoopGroup, configuration: ProxyConfiguration = ProxyConfiguration(),
-        sink: @escaping @Sendable (Exchange) -> Void
+        waitForRoom: @escaping WaitForRoom = { _ in true }, sink: @escaping @Sendable (Exchange) -> Void
     ) {
         self.group = group
         self.configuration = configuration
-        recorder = Recorder(sink: sink)
+        recorder = Recorder(sink: sink, room: waitForRoom)
         var tls = TLSConfiguration.makeClientConfiguration()
         if configuration.insecureUpstream { tls.certificateVerification = .none }
         tlsContext = try? NIOSSLContext(configuration: tls)

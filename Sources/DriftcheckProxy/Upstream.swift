@@ -13,7 +13,8 @@ struct UpstreamTarget: Hashable {
 
     /// The Host header value for this origin.
     var authority: String {
-        let hostPart = host.contains(":") ? "[\(host)]" : host
+        // Byte search: String.contains(String) goes through Foundation and showed in profiles.
+        let hostPart = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
         let defaultPort = isTLS ? 443 : 80
         return port == defaultPort ? hostPart : "\(hostPart):\(port)"
     }
@@ -92,8 +93,8 @@ final class UpstreamPool: @unchecked Sendable {
     /// An idle keep-alive connection to `target`, if one is open.
     func takeIdle(_ target: UpstreamTarget) -> UpstreamConnection? {
         loop.preconditionInEventLoop()
-        while var list = idle[target], let connection = list.popLast() {
-            idle[target] = list
+        // Popping in place: copying the list out of the dictionary would copy it every time.
+        while let connection = idle[target]?.popLast() {
             if connection.channel.isActive { return connection }
         }
         return nil
@@ -114,7 +115,6 @@ final class UpstreamPool: @unchecked Sendable {
             return
         }
         connection.handler.delegate = nil
-        connection.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
         idle[connection.target, default: []].append(connection)
         connection.handler.onClose = { [weak self, weak connection] in
             guard let self, let connection else { return }

@@ -114,7 +114,7 @@ private final class ResponseSink {
     var body = Data()
 
     func header(_ line: String) {
-        let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = ASCII.trimmed(line)
         if trimmed.hasPrefix("HTTP/") {
             // A new status line (after a 100 Continue) starts the headers over.
             headers.removeAll()
@@ -122,6 +122,6 @@ private final class ResponseSink {
         }
         guard let colon = trimmed.firstIndex(of: ":") else { return }
         headers.append(
-            (String(trimmed[..<colon]), trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+            (String(trimmed[..<colon]), String(ASCII.trimmed(trimmed[trimmed.index(after: colon)...]))))
     }
 }

@@ -45,7 +45,7 @@ public enum ContentDecoding {
     /// and the encoding recorded in `X-Driftcheck-Decoded`. Anything else is returned as is.
     public static func decode(_ headers: HeaderFields, _ body: CapturedBody, limit: Int) -> (HeaderFields, CapturedBody)
     {
-        guard let encoding = headers["content-encoding"]?.lowercased().trimmingCharacters(in: .whitespaces),
+        guard let encoding = headers["content-encoding"].map({ ASCII.lowercased(ASCII.trimmed($0)) }),
             encoding == "gzip" || encoding == "deflate" || encoding == "x-gzip", !body.bytes.isEmpty
         else { return (headers, body) }
         var rewritten = headers

@@ -4,8 +4,11 @@ import Foundation
 /// The store's single writer: the proxy hands it exchanges without waiting; a background
 /// thread redacts them and writes them in batched transactions.
 ///
-/// The queue is bounded. When the disk cannot keep up or writing fails, exchanges are dropped
-/// and counted, and forwarding traffic never waits on disk.
+/// The queue is bounded twice. Above the soft bound `waitForRoom` asks producers that can
+/// wait (the proxy's client connections) to hold their next request until the writer has
+/// caught up, so a fast client slows down instead of losing exchanges. The hard bound is
+/// what a burst may add before that takes effect; beyond it, or once writing has failed,
+/// exchanges are dropped and counted, and forwarding traffic never waits on a broken disk.
 public final class StoreWriter: @unchecked Sendable {
     public struct Statistics: Sendable, Equatable {
         public var written = 0
@@ -21,6 +24,7 @@ public final class StoreWriter: @unchecked Sendable {
     private let redaction: RedactionPolicy
     private let capacity: Int
     private let byteCapacity: Int
+    private let softByteCapacity: Int
     private let batchSize: Int
     private let onError: @Sendable (String) -> Void
 
@@ -30,17 +34,21 @@ public final class StoreWriter: @unchecked Sendable {
     private var closed = false
     private var finished = false
     private var statistics = Statistics()
+    private var waiters: [@Sendable () -> Void] = []
 
-    /// `capacity` and `byteCapacity` bound the queue by exchanges and by body bytes held.
+    /// `capacity` and `byteCapacity` bound the queue by exchanges and by body bytes held;
+    /// producers are asked to wait above half of `capacity` or above `softByteCapacity`.
     public init(
         store: RecordingStore, session: Int64?, redaction: RedactionPolicy, capacity: Int = 65_536,
-        byteCapacity: Int = 48 << 20, batchSize: Int = 1024, onError: @escaping @Sendable (String) -> Void = { _ in }
+        byteCapacity: Int = 256 << 20, softByteCapacity: Int = 32 << 20, batchSize: Int = 1024,
+        onError: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.store = store
         self.session = session
         self.redaction = redaction
         self.capacity = capacity
         self.byteCapacity = byteCapacity
+        self.softByteCapacity = min(softByteCapacity, byteCapacity)
         self.batchSize = batchSize
         self.onError = onError
         let thread = Thread { [self] in run() }
@@ -65,6 +73,28 @@ public final class StoreWriter: @unchecked Sendable {
         // switch per request; it wakes when work appears and when a batch is full.
         if queue.count == 1 || queue.count == batchSize { condition.signal() }
         return true
+    }
+
+    /// True when there is room now. Otherwise false, and `resume` is called (on the writer's
+    /// thread) once the queue has drained to three quarters of the soft bound, or recording
+    /// has stopped.
+    public func waitForRoom(_ resume: @escaping @Sendable () -> Void) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !closed, statistics.error == nil,
+            queue.count >= capacity / 2 || queuedBytes >= softByteCapacity
+        else { return true }
+        waiters.append(resume)
+        return false
+    }
+
+    /// Callers must hold the lock; the returned closures are called after unlocking.
+    private func takeWaiters(all: Bool) -> [@Sendable () -> Void] {
+        guard !waiters.isEmpty,
+            all || (queue.count <= capacity * 3 / 8 && queuedBytes <= softByteCapacity * 3 / 4)
+        else { return [] }
+        defer { waiters.removeAll() }
+        return waiters
     }
 
     public var currentStatistics: Statistics {
@@ -111,7 +141,9 @@ public final class StoreWriter: @unchecked Sendable {
             if queue.isEmpty && closed {
                 finished = true
                 condition.broadcast()
+                let waiting = takeWaiters(all: true)
                 condition.unlock()
+                for resume in waiting { resume() }
                 return
             }
             let batch = Array(queue.prefix(batchSize))
@@ -125,7 +157,9 @@ public final class StoreWriter: @unchecked Sendable {
                 condition.lock()
                 statistics.written += batch.count
                 statistics.batches += 1
+                let waiting = takeWaiters(all: closed)
                 condition.unlock()
+                for resume in waiting { resume() }
             } catch {
                 condition.lock()
                 let first = statistics.error == nil
@@ -133,7 +167,9 @@ public final class StoreWriter: @unchecked Sendable {
                 statistics.dropped += batch.count + queue.count
                 queue.removeAll()
                 queuedBytes = 0
+                let waiting = takeWaiters(all: true)
                 condition.unlock()
+                for resume in waiting { resume() }
                 if first { onError("recording stopped: \(error)") }
             }
         }

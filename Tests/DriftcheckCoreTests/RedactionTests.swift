@@ -126,12 +126,20 @@ import Testing
     @Test func theQuickScanNeverHidesAFieldThatParsingWouldRedact() throws {
         var policy = RedactionPolicy()
         try policy.addField("x-tenant-pin")
-        for body in [#"{"X_TENANT_PIN":1234}"#, #"{"a":{"Access-Token":"abcdefgh"}}"#, #"{"CVV":"123"}"#] {
+        for body in [
+            #"{"X_TENANT_PIN":1234}"#, #"{"a":{"Access-Token":"abcdefgh"}}"#, #"{"CVV":"123"}"#,
+            #"{"a": 1, "b" :{"Pass_Word"  :  "hunter22"}}"#, "{\"note\":\"x: y\",\n\"secret\"\t:\"s3cr3t99\"}",
+            #"{"pass\u0077ord":"hunter22"}"#, #"[{"a":[1,2,{"token":"t0k3n-value"}]}]"#,
+        ] {
             let data = Data(body.utf8)
             #expect(policy.mayNameAField(data), "\(body)")
             #expect(policy.redact(exchange(body: body, contentType: "application/json")).request.body.bytes != data)
         }
         #expect(!policy.mayNameAField(Data(#"{"id":1,"status":"paid","total":9.5}"#.utf8)))
+        // Colons inside values and keys that only contain a field's letters are not names.
+        #expect(
+            !policy.mayNameAField(Data(#"{"note":"token: see password","url":"http://x:1/secret","tokens":[]}"#.utf8)))
+        #expect(!policy.mayNameAField(Data(String(repeating: "x", count: 1 << 20).utf8)))
     }
 
     @Test func aRedactedBodyIsNotMistakenForATruncatedOne() {

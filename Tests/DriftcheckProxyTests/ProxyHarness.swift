@@ -4,6 +4,7 @@ import DriftcheckProxy
 import DriftcheckStore
 import DriftcheckTestSupport
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -16,31 +17,50 @@ final class ProxyHarness: Sendable {
     let proxy: RecordingProxy
     let port: Int
 
+    /// Times the proxy was asked to hold a client until the store had room.
+    let waits: NIOLockedValueBox<Int>
+
     static func start(
         _ route: ListenerRoute, configuration: ProxyConfiguration = ProxyConfiguration(),
-        redaction: RedactionPolicy = RedactionPolicy()
+        redaction: RedactionPolicy = RedactionPolicy(), storeBytes: (soft: Int, hard: Int)? = nil
     ) async throws -> ProxyHarness {
         let directory = try TemporaryDirectory()
         let store = try RecordingStore(path: directory.file("recordings.sqlite"))
-        let writer = StoreWriter(store: store, session: nil, redaction: redaction)
-        let proxy = RecordingProxy(group: testGroup, configuration: configuration) { writer.submit($0) }
+        let writer =
+            storeBytes.map {
+                StoreWriter(
+                    store: store, session: nil, redaction: redaction, byteCapacity: $0.hard, softByteCapacity: $0.soft)
+            } ?? StoreWriter(store: store, session: nil, redaction: redaction)
+        let waits = NIOLockedValueBox(0)
+        let proxy = RecordingProxy(
+            group: testGroup, configuration: configuration,
+            waitForRoom: { resume in
+                let room = writer.waitForRoom(resume)
+                if !room { waits.withLockedValue { $0 += 1 } }
+                return room
+            },
+            sink: { writer.submit($0) })
         let bound = try await proxy.listen(on: ListenAddress(host: "127.0.0.1", port: 0), route: route)
-        return ProxyHarness(directory: directory, store: store, writer: writer, proxy: proxy, port: bound.port)
+        return ProxyHarness(
+            directory: directory, store: store, writer: writer, proxy: proxy, port: bound.port, waits: waits)
     }
 
     /// A reverse-proxy harness in front of `upstream`, recorded as `service`.
     static func reverse(
         to upstream: LoopbackHTTPServer, service: String = "orders",
-        configuration: ProxyConfiguration = ProxyConfiguration(), redaction: RedactionPolicy = RedactionPolicy()
+        configuration: ProxyConfiguration = ProxyConfiguration(), redaction: RedactionPolicy = RedactionPolicy(),
+        storeBytes: (soft: Int, hard: Int)? = nil
     ) async throws -> ProxyHarness {
         try await start(
             .reverse(service: service, upstream: UpstreamURL.parse(upstream.baseURL)!), configuration: configuration,
-            redaction: redaction)
+            redaction: redaction, storeBytes: storeBytes)
     }
 
     private init(
-        directory: TemporaryDirectory, store: RecordingStore, writer: StoreWriter, proxy: RecordingProxy, port: Int
+        directory: TemporaryDirectory, store: RecordingStore, writer: StoreWriter, proxy: RecordingProxy, port: Int,
+        waits: NIOLockedValueBox<Int>
     ) {
+        self.waits = waits
         self.directory = directory
         self.store = store
         self.writer = writer

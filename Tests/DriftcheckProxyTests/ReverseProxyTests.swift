@@ -55,6 +55,33 @@ import Testing
         await upstream.stop()
     }
 
+    @Test func slowsClientsDownInsteadOfLosingExchangesWhenTheStoreFallsBehind() async throws {
+        let upstream = try await TestUpstream.start()
+        // 20 connections × 256 KiB answers against a 512 KiB soft bound: the queue crosses it
+        // constantly, and the 8 MiB hard bound is only safe if connections really wait.
+        let harness = try await ProxyHarness.reverse(to: upstream, storeBytes: (soft: 512 << 10, hard: 8 << 20))
+        defer { harness.remove() }
+        let connections = 20
+        let perConnection = 15
+        let sizes = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for _ in 0..<connections {
+                group.addTask {
+                    let requests = (0..<perConnection).map { _ in ClientRequest("GET", "/bytes/\(256 << 10)") }
+                    return try await LoopbackHTTPClient.send(requests, port: harness.port, group: testGroup).map(
+                        \.bodySize)
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(sizes == Array(repeating: 256 << 10, count: connections * perConnection))
+        let stored = try await harness.finish()
+        let statistics = harness.writer.currentStatistics
+        #expect(statistics.dropped == 0)
+        #expect(stored.count == connections * perConnection)
+        #expect(harness.waits.withLockedValue { $0 } > 0)
+        await upstream.stop()
+    }
+
     @Test func recordsHundredsOfConcurrentRequests() async throws {
         let upstream = try await TestUpstream.start()
         let harness = try await ProxyHarness.reverse(to: upstream)

@@ -76,4 +76,33 @@ import Testing
         #expect(statistics.dropped == 2_000 - accepted)
         #expect(try store.count() == accepted)
     }
+
+    @Test func asksProducersToWaitAboveTheSoftBoundAndCallsThemBackOnceDrained() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try RecordingStore(path: directory.file("s.sqlite"))
+        let body = String(repeating: "x", count: 64 << 10)
+        // A 256 KiB soft bound: four of these exchanges reach it.
+        let writer = StoreWriter(
+            store: store, session: nil, redaction: RedactionPolicy(), byteCapacity: 64 << 20,
+            softByteCapacity: 256 << 10, batchSize: 4)
+        let resumed = DispatchSemaphore(value: 0)
+        var waited = 0
+        for index in 0..<400 {
+            #expect(writer.submit(sampleExchange(path: "/bodies/\(index)", body: body)))
+            if !writer.waitForRoom({ resumed.signal() }) {
+                waited += 1
+                // A producer that waits submits nothing until it is called back.
+                #expect(resumed.wait(timeout: .now() + 10) == .success)
+            }
+        }
+        #expect(waited > 0)
+        let statistics = writer.finish()
+        #expect(statistics.written == 400)
+        #expect(statistics.dropped == 0)
+        #expect(try store.count() == 400)
+        // Closed: nobody is asked to wait for a writer that will not write again.
+        let room = writer.waitForRoom {}
+        #expect(room)
+    }
 }

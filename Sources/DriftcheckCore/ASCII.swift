@@ -1,0 +1,41 @@
+/// Allocation-free text helpers for protocol tokens (header names, media types, encodings),
+/// which are ASCII by definition. Foundation's equivalents bridge through NSString and showed
+/// in the recorder's profiles. Inlinable so that callers in other modules get specialised code.
+public enum ASCII {
+    /// ASCII case-insensitive equality.
+    @inlinable public static func equalsIgnoringCase<A: StringProtocol, B: StringProtocol>(_ a: A, _ b: B) -> Bool {
+        var left = a.utf8.makeIterator()
+        var right = b.utf8.makeIterator()
+        while true {
+            switch (left.next(), right.next()) {
+            case (nil, nil): return true
+            case (let x?, let y?):
+                if x != y && (x | 0x20 != y | 0x20 || !(0x61...0x7A).contains(x | 0x20)) { return false }
+            default: return false
+            }
+        }
+    }
+
+    /// `text` without leading and trailing spaces, tabs, CR and LF.
+    @inlinable public static func trimmed(_ text: Substring) -> Substring {
+        let utf8 = text.utf8
+        var start = utf8.startIndex
+        var end = utf8.endIndex
+        while start < end, isSpace(utf8[start]) { start = utf8.index(after: start) }
+        while end > start, isSpace(utf8[utf8.index(before: end)]) { end = utf8.index(before: end) }
+        return text[start..<end]
+    }
+
+    /// `text` without leading and trailing spaces, tabs, CR and LF.
+    @inlinable public static func trimmed(_ text: String) -> Substring { trimmed(text[...]) }
+
+    /// `text` with A–Z lowered; other bytes are kept as they are.
+    @inlinable public static func lowercased<S: StringProtocol>(_ text: S) -> String {
+        if !text.utf8.contains(where: { (0x41...0x5A).contains($0) }) { return String(text) }
+        return String(decoding: text.utf8.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+    }
+
+    @usableFromInline static func isSpace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A
+    }
+}
