@@ -164,22 +164,26 @@ struct Comparison {
             for service in services where session.hasMock(for: service) {
                 let analysis = Differ.ServiceAnalysis(service: service, explain: options.explain)
                 var newest: [String: Date] = [:]
-                try forEachPage(store, service: service, size: pageSize) { page in
-                    for exchange in page {
-                        analysis.learn(exchange)
-                        newest[exchange.endpoint] = max(newest[exchange.endpoint] ?? .distantPast, exchange.startedAt)
-                    }
-                }
-                var afterID: Int64 = 0
-                while true {
-                    let page = try store.exchanges(service: service, after: afterID, limit: pageSize)
-                    guard let last = page.last?.id else { break }
-                    afterID = last
-                    let replayed = try await session.replay(
-                        service: service, exchanges: page, workers: options.parallel, progress: { progress.advance($0) }
-                    )
-                    for item in replayed { analysis.judge(item) }
-                }
+                try await forEachPage(
+                    store, service: service, size: pageSize, prepare: { $0.map(Differ.prepareLearning) },
+                    each: { page in
+                        for prepared in page {
+                            analysis.learn(prepared)
+                            newest[prepared.endpoint] = max(
+                                newest[prepared.endpoint] ?? .distantPast, prepared.exchange.startedAt)
+                        }
+                    })
+                let workers = options.parallel
+                try await forEachPage(
+                    store, service: service, size: pageSize,
+                    prepare: { page in
+                        try await session.replay(
+                            service: service, exchanges: page, workers: workers, progress: { progress.advance($0) }
+                        ).map(Differ.prepareJudging)
+                    },
+                    each: { replayed in
+                        for item in replayed { analysis.judge(item) }
+                    })
                 let result = analysis.finish()
                 findings += result.findings
                 explanations += result.explanations
@@ -264,13 +268,24 @@ struct Comparison {
         return (store, scratch)
     }
 
-    func forEachPage(_ store: RecordingStore, service: String, size: Int, _ body: ([Exchange]) throws -> Void) throws {
-        var afterID: Int64 = 0
-        while true {
+    /// Hands `body` the pages of `service` in recorded order, each passed through `prepare`
+    /// (a replay, say). The next page is read and prepared while `body` works on this one, so
+    /// both cores work; pages are still prepared one after another, in order.
+    func forEachPage<Prepared: Sendable>(
+        _ store: RecordingStore, service: String, size: Int,
+        prepare: @escaping @Sendable ([Exchange]) async throws -> Prepared,
+        each body: (Prepared) throws -> Void
+    ) async throws {
+        let fetch: @Sendable (Int64) async throws -> (Int64, Prepared)? = { afterID in
             let page = try store.exchanges(service: service, after: afterID, limit: size)
-            guard let last = page.last?.id else { return }
-            afterID = last
-            try body(page)
+            guard let last = page.last?.id else { return nil }
+            return (last, try await prepare(page))
+        }
+        var next = Task { try await fetch(0) }
+        defer { next.cancel() }
+        while let (last, prepared) = try await next.value {
+            next = Task { try await fetch(last) }
+            try body(prepared)
         }
     }
 

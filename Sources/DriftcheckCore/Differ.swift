@@ -106,6 +106,48 @@ public struct Differ: Sendable {
 
     // MARK: Comparing
 
+    /// The part of learning one exchange that depends on nothing learned before: the comparer
+    /// computes it for the next page on another thread while this one is learned.
+    public struct PreparedLearning: Sendable {
+        public let exchange: Exchange
+        public let endpoint: String
+        let body: JSONValue?
+        let signature: [String: Int]?
+        let identity: Int
+    }
+
+    public static func prepareLearning(_ exchange: Exchange) -> PreparedLearning {
+        guard let response = exchange.response else {
+            return PreparedLearning(exchange: exchange, endpoint: "", body: nil, signature: nil, identity: 0)
+        }
+        let body = json(response.body, headers: response.headers)
+        let request = exchange.request
+        var hasher = Hasher()
+        hasher.combine(request.method)
+        hasher.combine(request.target)
+        hasher.combine(request.body.bytes)
+        return PreparedLearning(
+            exchange: exchange, endpoint: exchange.endpoint, body: body,
+            signature: signature(body, status: response.status, headers: response.headers),
+            identity: hasher.finalize())
+    }
+
+    /// The part of judging one mock answer that depends on nothing learned: both bodies parsed.
+    public struct PreparedJudging: Sendable {
+        let item: ReplayedExchange
+        let endpoint: String
+        let realBody: JSONValue?
+        let mockBody: JSONValue?
+    }
+
+    public static func prepareJudging(_ item: ReplayedExchange) -> PreparedJudging {
+        var mockBody: JSONValue?
+        if case .response(let answer) = item.answer { mockBody = json(answer.body, headers: answer.headers) }
+        return PreparedJudging(
+            item: item, endpoint: item.exchange.endpoint,
+            realBody: item.exchange.response.flatMap { json($0.body, headers: $0.headers) }, mockBody: mockBody)
+    }
+
     /// The analysis of one service in two passes that never hold all exchanges at once:
     /// `learn` every real exchange, then `judge` every mock answer, then `finish`.
     public final class ServiceAnalysis {
@@ -129,11 +171,15 @@ public struct Differ: Sendable {
         }
 
         /// Pass 1: what the real service sent.
-        public func learn(_ exchange: Exchange) {
-            guard let response = exchange.response else { return }
-            let model = model(exchange.endpoint)
+        public func learn(_ exchange: Exchange) { learn(Differ.prepareLearning(exchange)) }
+
+        /// Pass 1 with the per-exchange work (parsing, hashing) already done, on any thread.
+        public func learn(_ prepared: PreparedLearning) {
+            let exchange = prepared.exchange
+            guard let response = exchange.response, let signature = prepared.signature else { return }
+            let model = model(prepared.endpoint)
             let request = exchange.request
-            let body = Differ.json(response.body, headers: response.headers)
+            let body = prepared.body
             if let body {
                 for variant in ["", Differ.variant(of: request)] {
                     let node = model.shapes[response.status, default: [:]][variant] ?? ShapeNode()
@@ -149,12 +195,7 @@ public struct Differ: Sendable {
                     ))
             }
             // Values that change between identical requests are noise, the way Diffy learns it.
-            var hasher = Hasher()
-            hasher.combine(request.method)
-            hasher.combine(request.target)
-            hasher.combine(request.body.bytes)
-            let identity = hasher.finalize()
-            let signature = Differ.signature(body, status: response.status, headers: response.headers)
+            let identity = prepared.identity
             if let first = model.firstAnswers[identity] {
                 guard first["status"] == signature["status"] else { return }
                 for (path, hash) in signature where path != "status" && first[path] != nil && first[path] != hash {
@@ -166,9 +207,13 @@ public struct Differ: Sendable {
         }
 
         /// Pass 2: one mock answer against the real answer to the same request and the model.
-        public func judge(_ item: ReplayedExchange) {
+        public func judge(_ item: ReplayedExchange) { judge(Differ.prepareJudging(item)) }
+
+        /// Pass 2 with both bodies already parsed, on any thread.
+        public func judge(_ prepared: PreparedJudging) {
+            let item = prepared.item
             guard let real = item.exchange.response else { return }
-            let endpoint = item.exchange.endpoint
+            let endpoint = prepared.endpoint
             let model = model(endpoint)
             let id = item.exchange.id ?? 0
             compared += 1
@@ -215,10 +260,10 @@ public struct Differ: Sendable {
                 return
             }
             Differ.compareHeaders(endpoint, id: id, real: real.headers, mock: response.headers, model: model, context)
-            guard let mockBody = Differ.json(response.body, headers: response.headers),
+            guard let mockBody = prepared.mockBody,
                 let node = model.shape(status: real.status, variant: Differ.variant(of: item.exchange.request))
             else { return }
-            let realBody = Differ.json(real.body, headers: real.headers)
+            let realBody = prepared.realBody
             let walker = Walker(endpoint: endpoint, id: id, volatile: model.volatile, model: model, context: context)
             walker.walk(mockBody, node: node, real: realBody, path: "$")
         }

@@ -4,7 +4,9 @@ import Foundation
 public enum Endpoint {
     /// `METHOD /templated/path`.
     public static func template(method: String, path: String) -> String {
-        "\(method.uppercased()) \(templatePath(path))"
+        // Methods arrive upper case nearly always; uppercased() would allocate for every exchange.
+        let upper = method.utf8.contains { $0 >= 0x61 && $0 <= 0x7A } ? method.uppercased() : method
+        return "\(upper) \(templatePath(path))"
     }
 
     /// The path with every identifier-like segment replaced by a parameter:
@@ -22,14 +24,16 @@ public enum Endpoint {
 
     /// Whether a path segment names one resource among many rather than a fixed route word.
     public static func isIdentifier<S: StringProtocol>(_ segment: S) -> Bool {
-        let decoded = segment.removingPercentEncoding ?? String(segment)
+        // Percent-decoding goes through Foundation: only segments that need it pay for it.
+        let decoded =
+            segment.utf8.contains(0x25) ? (segment.removingPercentEncoding ?? String(segment)) : String(segment)
         let bytes = Array(decoded.utf8)
         guard !bytes.isEmpty else { return false }
         let isDigit = { (b: UInt8) in b >= 0x30 && b <= 0x39 }
         let isHex = { (b: UInt8) in isDigit(b) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x66) }
         let isLetter = { (b: UInt8) in b | 0x20 >= 0x61 && b | 0x20 <= 0x7A }
         if bytes.allSatisfy(isDigit) { return true }
-        if bytes.count == 36, UUID(uuidString: decoded) != nil { return true }
+        if bytes.count == 36, StringFormat.of(decoded) == .uuid { return true }
         // Hex digests and object ids: long, hex only, and at least one digit so words like "facade" stay.
         if bytes.count >= 8, bytes.allSatisfy(isHex), bytes.contains(where: isDigit) { return true }
         // Opaque ids (ULIDs, base62 keys, prefixed ids like ord_8f2k…): long, no separators other

@@ -12,46 +12,103 @@ public enum StringFormat: String, Sendable, CaseIterable {
 
     /// The format of `text`, if it has one.
     public static func of(_ text: String) -> StringFormat? {
-        let bytes = Array(text.utf8)
-        guard !bytes.isEmpty, bytes.count <= 2048 else { return nil }
-        let digit = { (b: UInt8) in b >= 0x30 && b <= 0x39 }
-        if bytes.count == 36, UUID(uuidString: text) != nil { return .uuid }
-        if bytes.count >= 10, digit(bytes[0]), digit(bytes[1]), digit(bytes[2]), digit(bytes[3]), bytes[4] == 0x2D,
-            digit(bytes[5]), digit(bytes[6]), bytes[7] == 0x2D, digit(bytes[8]), digit(bytes[9])
+        // Runs on every string of every recorded body: bytes only, no Foundation, no copies.
+        var text = text
+        return text.withUTF8 { of(bytes: $0) }
+    }
+
+    static func of(bytes: UnsafeBufferPointer<UInt8>) -> StringFormat? {
+        let count = bytes.count
+        guard count > 0, count <= 2048 else { return nil }
+        if count == 36 && isUUID(bytes) { return .uuid }
+        if count >= 10, isDigit(bytes[0]), isDigit(bytes[1]), isDigit(bytes[2]), isDigit(bytes[3]), bytes[4] == 0x2D,
+            isDigit(bytes[5]), isDigit(bytes[6]), bytes[7] == 0x2D, isDigit(bytes[8]), isDigit(bytes[9])
         {
-            if bytes.count == 10 { return .date }
-            if bytes[10] == 0x54 || bytes[10] == 0x74 || bytes[10] == 0x20, bytes.count >= 16 { return .dateTime }
+            if count == 10 { return .date }
+            if bytes[10] == 0x54 || bytes[10] == 0x74 || bytes[10] == 0x20, count >= 16 { return .dateTime }
         }
-        if text.hasPrefix("-") ? isNumber(text.dropFirst()) : isNumber(Substring(text)) { return .numeric }
-        if let colon = text.range(of: "://"), colon.lowerBound > text.startIndex,
-            text[..<colon.lowerBound].allSatisfy({ $0.isLetter || $0 == "+" || $0 == "-" || $0 == "." }),
-            !text.contains(" ")
+        if isNumber(bytes[0] == 0x2D ? bytes[1...] : bytes[...]) { return .numeric }
+        let hasSpace = bytes.contains(0x20)
+        if !hasSpace, let scheme = schemeEnd(bytes), scheme > 0,
+            bytes[..<scheme].allSatisfy({ isLetter($0) || $0 == 0x2B || $0 == 0x2D || $0 == 0x2E })
         {
             return .uri
         }
-        if let at = text.firstIndex(of: "@"), at > text.startIndex, text[text.index(after: at)...].contains("."),
-            !text.contains(" "), text.filter({ $0 == "@" }).count == 1
+        if !hasSpace, let at = bytes.firstIndex(of: 0x40), at > 0, bytes[(at + 1)...].contains(0x2E),
+            !bytes[(at + 1)...].contains(0x40)
         {
             return .email
         }
-        if isIPv4(text)
-            || (text.contains(":") && text.split(separator: ":", omittingEmptySubsequences: false).count >= 3
-                && text.allSatisfy { $0.isHexDigit || $0 == ":" })
+        if isIPv4(bytes) { return .ip }
+        if bytes.contains(0x3A), bytes.count(where: { $0 == 0x3A }) >= 2,
+            bytes.allSatisfy({ isHexDigit($0) || $0 == 0x3A })
         {
             return .ip
         }
         return nil
     }
 
-    static func isNumber(_ text: Substring) -> Bool {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count) else { return false }
-        return parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+    private static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A }
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        isDigit(byte) || ((byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x66)
     }
 
-    static func isIPv4(_ text: String) -> Bool {
-        let octets = text.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets.allSatisfy { !$0.isEmpty && $0.count <= 3 && UInt8($0) != nil }
+    /// 8-4-4-4-12 hex digits, as `UUID(uuidString:)` accepts.
+    private static func isUUID(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        for (index, byte) in bytes.enumerated() {
+            let dash = index == 8 || index == 13 || index == 18 || index == 23
+            if dash ? byte != 0x2D : !isHexDigit(byte) { return false }
+        }
+        return true
+    }
+
+    /// Where `://` starts, if it occurs.
+    private static func schemeEnd(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard bytes.count >= 3 else { return nil }
+        for index in 0...(bytes.count - 3) where bytes[index] == 0x3A {
+            if bytes[index + 1] == 0x2F && bytes[index + 2] == 0x2F { return index }
+        }
+        return nil
+    }
+
+    /// Digits, optionally with one `.` between digits.
+    static func isNumber(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
+        var digitsBefore = 0
+        var digitsAfter = 0
+        var dot = false
+        for byte in bytes {
+            if byte == 0x2E {
+                if dot { return false }
+                dot = true
+            } else if isDigit(byte) {
+                if dot { digitsAfter += 1 } else { digitsBefore += 1 }
+            } else {
+                return false
+            }
+        }
+        return digitsBefore > 0 && (!dot || digitsAfter > 0)
+    }
+
+    static func isIPv4(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var octets = 0
+        var value = 0
+        var digits = 0
+        for byte in bytes {
+            if byte == 0x2E {
+                guard digits > 0 else { return false }
+                octets += 1
+                value = 0
+                digits = 0
+            } else if isDigit(byte) {
+                digits += 1
+                value = value * 10 + Int(byte - 0x30)
+                guard digits <= 3, value <= 255 else { return false }
+            } else {
+                return false
+            }
+        }
+        return digits > 0 && octets == 3
     }
 }
 

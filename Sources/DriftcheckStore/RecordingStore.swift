@@ -229,7 +229,7 @@ public final class RecordingStore: Sendable {
     public func exchanges(service: String? = nil, includeFailures: Bool = true) throws -> [Exchange] {
         try guarded {
             try pool.read { db in
-                var sql = "SELECT * FROM exchange"
+                var sql = "SELECT \(Self.exchangeColumns) FROM exchange"
                 var conditions: [String] = []
                 var arguments: StatementArguments = []
                 if let service {
@@ -251,7 +251,8 @@ public final class RecordingStore: Sendable {
             try pool.read { db in
                 try Row.fetchAll(
                     db,
-                    sql: "SELECT * FROM exchange WHERE service = ? AND failure IS NULL AND id > ? ORDER BY id LIMIT ?",
+                    sql:
+                        "SELECT \(Self.exchangeColumns) FROM exchange WHERE service = ? AND failure IS NULL AND id > ? ORDER BY id LIMIT ?",
                     arguments: [service, afterID, limit]
                 ).map(Self.exchange(from:))
             }
@@ -356,22 +357,28 @@ public final class RecordingStore: Sendable {
             })
     }
 
+    /// The columns `exchange(from:)` reads, by position: looking columns up by name showed
+    /// in profiles of the comparer, which reads every row.
+    static let exchangeColumns = """
+        id, service, method, scheme, host, port, path, query, request_headers, request_body, request_body_size, \
+        status, response_headers, response_body, response_body_size, failure, started_at, duration
+        """
+
     static func exchange(from row: Row) -> Exchange {
         let request = RecordedRequest(
-            method: row["method"], scheme: row["scheme"], host: row["host"], port: row["port"], path: row["path"],
-            query: row["query"], headers: decodeHeaders(row["request_headers"]),
-            body: CapturedBody(bytes: row["request_body"] ?? Data(), size: row["request_body_size"]))
+            method: row[2], scheme: row[3], host: row[4], port: row[5], path: row[6], query: row[7],
+            headers: decodeHeaders(row[8]), body: CapturedBody(bytes: row[9] ?? Data(), size: row[10]))
         let result: ExchangeResult
-        if let failure: String = row["failure"] {
+        if let failure: String = row[15] {
             result = .failure(failure)
         } else {
             result = .response(
                 RecordedResponse(
-                    status: row["status"] ?? 0, headers: decodeHeaders(row["response_headers"]),
-                    body: CapturedBody(bytes: row["response_body"] ?? Data(), size: row["response_body_size"] ?? 0)))
+                    status: row[11] ?? 0, headers: decodeHeaders(row[12]),
+                    body: CapturedBody(bytes: row[13] ?? Data(), size: row[14] ?? 0)))
         }
         return Exchange(
-            id: row["id"], service: row["service"], request: request, result: result,
-            startedAt: Date(timeIntervalSince1970: row["started_at"]), duration: row["duration"])
+            id: row[0], service: row[1], request: request, result: result,
+            startedAt: Date(timeIntervalSince1970: row[16]), duration: row[17])
     }
 }
