@@ -21,7 +21,10 @@ let package = Package(
         .target(name: "DriftcheckCore"),
         .target(
             name: "DriftcheckStore",
-            dependencies: ["DriftcheckCore", "CZlib", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "DriftcheckCore", "CZlib", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
         ),
         .target(
             name: "DriftcheckProxy",

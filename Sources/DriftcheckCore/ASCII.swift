@@ -32,7 +32,33 @@ public enum ASCII {
     /// `text` with A–Z lowered; other bytes are kept as they are.
     @inlinable public static func lowercased<S: StringProtocol>(_ text: S) -> String {
         if !text.utf8.contains(where: { (0x41...0x5A).contains($0) }) { return String(text) }
-        return String(decoding: text.utf8.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+        let count = text.utf8.count
+        return String(unsafeUninitializedCapacity: count) { buffer in
+            var index = 0
+            for byte in text.utf8 {
+                buffer[index] = (0x41...0x5A).contains(byte) ? byte | 0x20 : byte
+                index += 1
+            }
+            return count
+        }
+    }
+
+    /// Whether `fragment`'s bytes occur in `text`; Foundation's `contains` goes through NSString.
+    public static func contains(_ text: String, _ fragment: String) -> Bool {
+        var text = text
+        var fragment = fragment
+        return text.withUTF8 { haystack in
+            fragment.withUTF8 { needle in
+                guard !needle.isEmpty else { return true }
+                guard haystack.count >= needle.count else { return false }
+                for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
+                    var index = 1
+                    while index < needle.count && haystack[start + index] == needle[index] { index += 1 }
+                    if index == needle.count { return true }
+                }
+                return false
+            }
+        }
     }
 
     @usableFromInline static func isSpace(_ byte: UInt8) -> Bool {

@@ -70,12 +70,14 @@ public struct RedactionPolicy: Sendable, Equatable {
         if headers.contains(lower) { return true }
         guard lower != "www-authenticate" else { return false }
         return lower.withUTF8 { bytes in
-            Self.secretFragments.contains { fragment in
-                guard bytes.count >= fragment.count else { return false }
-                return (0...(bytes.count - fragment.count)).contains { start in
-                    bytes[start..<(start + fragment.count)].elementsEqual(fragment)
+            for fragment in Self.secretFragments where fragment.count <= bytes.count {
+                for start in 0...(bytes.count - fragment.count) where bytes[start] == fragment[0] {
+                    var index = 1
+                    while index < fragment.count && bytes[start + index] == fragment[index] { index += 1 }
+                    if index == fragment.count { return true }
                 }
             }
+            return false
         }
     }
 
@@ -103,7 +105,7 @@ public struct RedactionPolicy: Sendable, Equatable {
         }
         // Short values ("en", "1") would erase ordinary data; they are not worth guessing at.
         // Markers from an earlier pass are not secrets: redacting twice changes nothing.
-        let scrub = secrets.filter { $0.utf8.count >= 6 && !$0.contains(Self.markerStem) }
+        let scrub = secrets.filter { $0.utf8.count >= 6 && !ASCII.contains($0, Self.markerStem) }
             .sorted { $0.utf8.count > $1.utf8.count }
         guard !scrub.isEmpty else {
             if let response { copy.result = .response(response) }
@@ -137,10 +139,13 @@ public struct RedactionPolicy: Sendable, Equatable {
                 case "authorization", "proxy-authorization":
                     secrets.insert(field.value)
                     // Keep the scheme: "Bearer" vs "Basic" matters to a consumer, the credential does not.
-                    let parts = field.value.split(separator: " ", maxSplits: 1)
-                    if parts.count == 2, parts[0].allSatisfy(\.isLetter) {
-                        secrets.insert(String(parts[1]))
-                        return .init(field.name, "\(parts[0]) \(Self.marker)")
+                    let value = field.value
+                    if let space = value.utf8.firstIndex(of: 0x20), space > value.startIndex,
+                        value.utf8[..<space].allSatisfy({ ($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A }),
+                        value.utf8.index(after: space) < value.endIndex
+                    {
+                        secrets.insert(String(value[value.index(after: space)...]))
+                        return .init(field.name, value[..<space] + " " + Self.marker)
                     }
                     return .init(field.name, Self.marker)
                 default:
@@ -288,8 +293,17 @@ public struct RedactionPolicy: Sendable, Equatable {
         }
     }
 
+    // Scrubbing runs on every part of every exchange that carried a secret (most do, through
+    // Authorization), and the secret is almost never there: a memmem check first, and byte
+    // replacement when it is, instead of Foundation's string replacement.
     static func scrub(_ text: String, _ secrets: [String]) -> String {
-        secrets.reduce(text) { $0.replacingOccurrences(of: $1, with: marker) }
+        var result = text
+        for secret in secrets {
+            var bytes = result
+            let replaced = bytes.withUTF8 { replacingAll(in: UnsafeRawBufferPointer($0), secret) }
+            if let replaced { result = String(decoding: replaced, as: UTF8.self) }
+        }
+        return result
     }
 
     static func scrub(_ headers: HeaderFields, _ secrets: [String]) -> HeaderFields {
@@ -298,16 +312,43 @@ public struct RedactionPolicy: Sendable, Equatable {
 
     static func scrub(_ bytes: Data, _ secrets: [String]) -> Data {
         var result = bytes
-        let replacement = Data(marker.utf8)
         for secret in secrets {
-            let needle = Data(secret.utf8)
-            var searchStart = result.startIndex
-            while let range = result.range(of: needle, in: searchStart..<result.endIndex) {
-                result.replaceSubrange(range, with: replacement)
-                searchStart = range.lowerBound + replacement.count
-            }
+            if let replaced = result.withUnsafeBytes({ replacingAll(in: $0, secret) }) { result = Data(replaced) }
         }
         return result
+    }
+
+    /// `haystack` with every occurrence of `secret` replaced by the marker; nil when it has none.
+    static func replacingAll(in haystack: UnsafeRawBufferPointer, _ secret: String) -> [UInt8]? {
+        var needle = secret
+        return needle.withUTF8 { needle -> [UInt8]? in
+            guard let base = haystack.baseAddress, let needleBase = needle.baseAddress, needle.count > 0 else {
+                return nil
+            }
+            var output: [UInt8]?
+            var offset = 0
+            var from = 0
+            let last = haystack.count - needle.count
+            // memchr for the first byte, memcmp for the rest (memmem is a GNU extension Swift
+            // does not see).
+            while from <= last,
+                let hit = memchr(base + from, Int32(needleBase[0]), last - from + 1)
+            {
+                let position = UnsafeRawPointer(hit) - base
+                guard memcmp(base + position, needleBase, needle.count) == 0 else {
+                    from = position + 1
+                    continue
+                }
+                from = position + needle.count
+                if output == nil { output = [] }
+                output!.append(contentsOf: haystack[offset..<position])
+                output!.append(contentsOf: marker.utf8)
+                offset = position + needle.count
+            }
+            guard var result = output else { return nil }
+            result.append(contentsOf: haystack[offset...])
+            return result
+        }
     }
 
     /// `"<redacted:string>"`, `"<redacted:integer>"`… : the value's JSON type survives redaction.
@@ -342,7 +383,7 @@ public enum MediaType {
     /// The lower-cased media type of a message without parameters, e.g. `application/json`.
     public static func of(_ headers: HeaderFields) -> String? {
         guard let value = headers["content-type"] else { return nil }
-        let end = value.firstIndex(of: ";") ?? value.endIndex
+        let end = value.utf8.firstIndex(of: 0x3B) ?? value.endIndex
         let type = ASCII.trimmed(value[..<end])
         return type.isEmpty ? nil : ASCII.lowercased(type)
     }

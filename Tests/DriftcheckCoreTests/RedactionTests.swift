@@ -123,6 +123,21 @@ import Testing
         #expect(twice.request.headers["authorization"] == "Bearer <redacted>")
     }
 
+    @Test func scrubbingReplacesEveryOccurrenceAndOnlyThose() {
+        let m = RedactionPolicy.marker
+        let cases: [(String, String)] = [
+            ("abcdefgh", m), ("xabcdefghy", "x\(m)y"), ("abcdefghabcdefgh", m + m),
+            ("abcdefg abcdefgh", "abcdefg \(m)"), ("aabcdefgh-abcdefgha", "a\(m)-\(m)a"), ("abc", "abc"), ("", ""),
+        ]
+        for (text, expected) in cases {
+            #expect(RedactionPolicy.scrub(text, ["abcdefgh"]) == expected, "\(text)")
+            #expect(RedactionPolicy.scrub(Data(text.utf8), ["abcdefgh"]) == Data(expected.utf8), "\(text)")
+        }
+        #expect(RedactionPolicy.replacingAll(in: UnsafeRawBufferPointer(start: nil, count: 0), "abcdefgh") == nil)
+        // Longer secrets first, so a secret containing another is replaced whole.
+        #expect(RedactionPolicy.scrub("token=abcdefgh12345", ["abcdefgh12345", "abcdefgh"]) == "token=\(m)")
+    }
+
     @Test func theQuickScanNeverHidesAFieldThatParsingWouldRedact() throws {
         var policy = RedactionPolicy()
         try policy.addField("x-tenant-pin")

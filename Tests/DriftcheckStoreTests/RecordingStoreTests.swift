@@ -22,6 +22,17 @@ func sampleExchange(
 }
 
 @Suite struct RecordingStoreTests {
+    @Test func headerValuesOfAnyTextRoundTrip() throws {
+        let fields = HeaderFields([
+            ("X-Quote", #"a "quoted" \ value"#), ("X-Control", "tab\there\u{01}\u{1F}end"), ("X-Unicode", "café ✓ 😀"),
+            ("X-Empty", ""),
+        ])
+        let text = RecordingStore.encode(fields)
+        #expect(try JSONValue.parse(text) != nil)
+        #expect(RecordingStore.decodeHeaders(text) == fields)
+        #expect(text.contains(#"\u0001"#) && text.contains(#"\u001f"#) && text.contains(#"\t"#))
+    }
+
     @Test func createsAVersionedWALStoreAndRoundTripsExchanges() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
