@@ -1,8 +1,8 @@
 # driftcheck: `make demo` and `make test` work on a fresh Debian machine with Swift installed.
 SWIFT ?= swift
-APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev sqlite3 openssl
+APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev libbrotli-dev sqlite3 openssl
 # Real peers the tests check against: WireMock's jar (PyPI `wiremock`, run with Java 17) and httpbin.
-PYTHON_PACKAGES := wiremock httpbin gunicorn mitmproxy
+PYTHON_PACKAGES := wiremock httpbin gunicorn mitmproxy brotli
 BENCH_PACKAGES := wrk nginx-light
 
 .PHONY: deps peers demo test lint format bench bench-compare bench-store soak fuzz build clean

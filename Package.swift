@@ -22,7 +22,7 @@ let package = Package(
         .target(
             name: "DriftcheckStore",
             dependencies: [
-                "DriftcheckCore", "CZlib", .product(name: "GRDB", package: "GRDB.swift"),
+                "DriftcheckCore", "CZlib", "CBrotli", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
@@ -40,6 +40,7 @@ let package = Package(
         ),
         .target(name: "CDriftcheckShims"),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CBrotli", pkgConfig: "libbrotlidec", providers: [.apt(["libbrotli-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "DriftcheckReplay", dependencies: ["DriftcheckCore", "CCurl"]),
         .target(

@@ -1,9 +1,10 @@
+import CBrotli
 import CZlib
 import DriftcheckCore
 import Foundation
 
-/// Decodes `Content-Encoding: gzip` / `deflate` bodies so redaction and comparison see the
-/// JSON inside. Output is capped: a decompression bomb is refused, never expanded.
+/// Decodes `Content-Encoding: gzip` / `deflate` / `br` bodies so redaction and comparison see
+/// the JSON inside. Output is capped: a decompression bomb is refused, never expanded.
 public enum ContentDecoding {
     public enum Outcome: Equatable {
         case decoded(Data)
@@ -41,15 +42,45 @@ public enum ContentDecoding {
         }
     }
 
-    /// `response` with a gzip/deflate body replaced by its decoded form (capped at `limit`)
+    /// Brotli (RFC 7932), streamed through the decoder in 64 KiB steps so the cap holds.
+    public static func unbrotli(_ data: Data, limit: Int) -> Outcome {
+        guard let state = BrotliDecoderCreateInstance(nil, nil, nil) else { return .invalid }
+        defer { BrotliDecoderDestroyInstance(state) }
+        var output = Data()
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        return data.withUnsafeBytes { (input: UnsafeRawBufferPointer) -> Outcome in
+            var availableIn = input.count
+            var nextIn = input.bindMemory(to: UInt8.self).baseAddress
+            while true {
+                var availableOut = chunk.count
+                let result = chunk.withUnsafeMutableBufferPointer { buffer -> BrotliDecoderResult in
+                    var nextOut = buffer.baseAddress
+                    return BrotliDecoderDecompressStream(state, &availableIn, &nextIn, &availableOut, &nextOut, nil)
+                }
+                output.append(contentsOf: chunk[0..<(chunk.count - availableOut)])
+                if output.count > limit { return .tooLarge }
+                switch result {
+                case BROTLI_DECODER_RESULT_SUCCESS: return .decoded(output)
+                case BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT: continue
+                // The input ended early: a truncated capture decodes to a prefix, as with gzip.
+                case BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT: return .decoded(output)
+                default: return .invalid
+                }
+            }
+        }
+    }
+
+    /// `response` with a gzip/deflate/br body replaced by its decoded form (capped at `limit`)
     /// and the encoding recorded in `X-Driftcheck-Decoded`. Anything else is returned as is.
     public static func decode(_ headers: HeaderFields, _ body: CapturedBody, limit: Int) -> (HeaderFields, CapturedBody)
     {
         guard let encoding = headers["content-encoding"].map({ ASCII.lowercased(ASCII.trimmed($0)) }),
-            encoding == "gzip" || encoding == "deflate" || encoding == "x-gzip", !body.bytes.isEmpty
+            encoding == "gzip" || encoding == "deflate" || encoding == "x-gzip" || encoding == "br",
+            !body.bytes.isEmpty
         else { return (headers, body) }
         var rewritten = headers
-        switch inflate(body.bytes, limit: limit) {
+        let outcome = encoding == "br" ? unbrotli(body.bytes, limit: limit) : inflate(body.bytes, limit: limit)
+        switch outcome {
         case .decoded(let data):
             rewritten.remove("content-encoding")
             rewritten.add("X-Driftcheck-Decoded", encoding)

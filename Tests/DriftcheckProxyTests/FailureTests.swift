@@ -7,7 +7,44 @@ import NIOCore
 import NIOPosix
 import Testing
 
+@testable import DriftcheckStore
+
 @Suite struct FailureTests {
+    @Test func aFullDiskStopsRecordingLoudlyWhileTheProxyKeepsForwarding() async throws {
+        let upstream = try await TestUpstream.start()
+        // A 40-page budget (640 KiB) stands in for a full disk; 6 MiB of answers go through.
+        let harness = try await ProxyHarness.reverse(
+            to: upstream, storeBytes: (soft: 256 << 10, hard: 4 << 20),
+            prepareStore: { store in
+                try store.pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA max_page_count = 40") }
+            })
+        defer { harness.remove() }
+        let sizes = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    let requests = (0..<12).map { _ in ClientRequest("GET", "/bytes/\(64 << 10)") }
+                    return try await LoopbackHTTPClient.send(requests, port: harness.port, group: testGroup).map(
+                        \.bodySize)
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(sizes == Array(repeating: 64 << 10, count: 96))
+        // Still forwarding after recording stopped, and nobody is left waiting for room.
+        let after = try await harness.send(ClientRequest("GET", "/bytes/10"))
+        #expect(after.status == 200)
+        let statistics = harness.writer.currentStatistics
+        #expect(statistics.error != nil)
+        #expect(harness.messages.withLockedValue { $0 }.count == 1)
+        #expect(harness.messages.withLockedValue { $0.first?.contains("recording stopped") } == true)
+        let stored = try await harness.finish()
+        #expect(stored.count == harness.writer.currentStatistics.written)
+        #expect(stored.count < 97)
+        let integrity = try runSQLite(harness.store.path, "PRAGMA integrity_check;")
+        #expect(integrity == "ok")
+        await upstream.stop()
+    }
+
     @Test func aRefusedUpstreamGives502AndIsStoredAsAFailure() async throws {
         // Port 1 is privileged and unused here; a released ephemeral port could be reused by a parallel test.
         let port = 1

@@ -19,18 +19,25 @@ final class ProxyHarness: Sendable {
 
     /// Times the proxy was asked to hold a client until the store had room.
     let waits: NIOLockedValueBox<Int>
+    /// What the writer reported (recording stopped…).
+    let messages: NIOLockedValueBox<[String]>
 
     static func start(
         _ route: ListenerRoute, configuration: ProxyConfiguration = ProxyConfiguration(),
-        redaction: RedactionPolicy = RedactionPolicy(), storeBytes: (soft: Int, hard: Int)? = nil
+        redaction: RedactionPolicy = RedactionPolicy(), storeBytes: (soft: Int, hard: Int)? = nil,
+        prepareStore: (RecordingStore) throws -> Void = { _ in }
     ) async throws -> ProxyHarness {
         let directory = try TemporaryDirectory()
         let store = try RecordingStore(path: directory.file("recordings.sqlite"))
+        try prepareStore(store)
+        let messages = NIOLockedValueBox<[String]>([])
+        let report: @Sendable (String) -> Void = { message in messages.withLockedValue { $0.append(message) } }
         let writer =
             storeBytes.map {
                 StoreWriter(
-                    store: store, session: nil, redaction: redaction, byteCapacity: $0.hard, softByteCapacity: $0.soft)
-            } ?? StoreWriter(store: store, session: nil, redaction: redaction)
+                    store: store, session: nil, redaction: redaction, byteCapacity: $0.hard,
+                    softByteCapacity: $0.soft, onError: report)
+            } ?? StoreWriter(store: store, session: nil, redaction: redaction, onError: report)
         let waits = NIOLockedValueBox(0)
         let proxy = RecordingProxy(
             group: testGroup, configuration: configuration,
@@ -42,25 +49,27 @@ final class ProxyHarness: Sendable {
             sink: { writer.submit($0) })
         let bound = try await proxy.listen(on: ListenAddress(host: "127.0.0.1", port: 0), route: route)
         return ProxyHarness(
-            directory: directory, store: store, writer: writer, proxy: proxy, port: bound.port, waits: waits)
+            directory: directory, store: store, writer: writer, proxy: proxy, port: bound.port, waits: waits,
+            messages: messages)
     }
 
     /// A reverse-proxy harness in front of `upstream`, recorded as `service`.
     static func reverse(
         to upstream: LoopbackHTTPServer, service: String = "orders",
         configuration: ProxyConfiguration = ProxyConfiguration(), redaction: RedactionPolicy = RedactionPolicy(),
-        storeBytes: (soft: Int, hard: Int)? = nil
+        storeBytes: (soft: Int, hard: Int)? = nil, prepareStore: (RecordingStore) throws -> Void = { _ in }
     ) async throws -> ProxyHarness {
         try await start(
             .reverse(service: service, upstream: UpstreamURL.parse(upstream.baseURL)!), configuration: configuration,
-            redaction: redaction, storeBytes: storeBytes)
+            redaction: redaction, storeBytes: storeBytes, prepareStore: prepareStore)
     }
 
     private init(
         directory: TemporaryDirectory, store: RecordingStore, writer: StoreWriter, proxy: RecordingProxy, port: Int,
-        waits: NIOLockedValueBox<Int>
+        waits: NIOLockedValueBox<Int>, messages: NIOLockedValueBox<[String]>
     ) {
         self.waits = waits
+        self.messages = messages
         self.directory = directory
         self.store = store
         self.writer = writer
