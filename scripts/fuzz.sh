@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # libFuzzer targets over the pure parsers and the differ. Each target is the core sources
-# (and, for wiremock, the engine's matching and response files) compiled with
-# -sanitize=fuzzer,address around one entry point in fuzz/.
+# (and, for wiremock, the engine's matching and response files; for config, the
+# driftcheck.yml parser over Yams) compiled with -sanitize=fuzzer,address around one entry
+# point in fuzz/.
 # Usage: scripts/fuzz.sh [TARGET...]   (SECONDS per target, default 600)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${SECONDS_PER_TARGET:-600}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(json-differ endpoint har wiremock)
+[ ${#targets[@]} -eq 0 ] && targets=(json-differ endpoint har wiremock config)
 mkdir -p .build-fuzz
 failed=0
 core=(Sources/DriftcheckCore/*.swift)
@@ -17,13 +18,28 @@ for target in "${targets[@]}"; do
     endpoint) sources=("${core[@]}" fuzz/EndpointFuzz.swift) ;;
     har) sources=("${core[@]}" fuzz/HARFuzz.swift) ;;
     wiremock) sources=("${core[@]}" Sources/DriftcheckMocks/WireMockMatching.swift Sources/DriftcheckMocks/WireMockResponse.swift fuzz/WireMockFuzz.swift) ;;
+    config) sources=("${core[@]}" Sources/DriftcheckCLI/ConfigFile.swift Sources/DriftcheckCLI/UsageError.swift fuzz/ConfigFuzz.swift) ;;
     *) echo "unknown target $target" >&2; exit 2 ;;
   esac
   echo "== $target: building" >&2
   # The wiremock files import the core module by name; compiling them into one module needs no import.
   tmp=.build-fuzz/$target-src; rm -rf "$tmp"; mkdir -p "$tmp"
   for file in "${sources[@]}"; do sed '/^import DriftcheckCore$/d' "$file" > "$tmp/$(basename "$file")"; done
-  swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name DriftcheckCore "$tmp"/*.swift -o ".build-fuzz/$target"
+  extra=()
+  if [ "$target" = config ]; then
+    # Yams and its C parser, instrumented too, from the checkout SwiftPM resolved.
+    [ -d .build/checkouts/Yams ] || swift package resolve >&2
+    yams=.build/checkouts/Yams/Sources
+    lib=.build-fuzz/yams; rm -rf "$lib"; mkdir -p "$lib"
+    for file in "$yams"/CYaml/src/*.c; do
+      clang -c -O1 -fsanitize=fuzzer-no-link,address -I "$yams/CYaml/include" "$file" -o "$lib/$(basename "$file" .c).o"
+    done
+    swiftc -O -sanitize=fuzzer,address -parse-as-library -emit-library -static -emit-module -module-name Yams -DSWIFT_PACKAGE \
+      -I "$yams/CYaml/include" "$yams"/Yams/*.swift -emit-module-path "$lib/Yams.swiftmodule" -o "$lib/libYams.a"
+    extra=(-I "$lib" -I "$yams/CYaml/include" -L "$lib" -lYams "$lib"/*.o)
+  fi
+  swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name DriftcheckCore "$tmp"/*.swift "${extra[@]}" \
+    -o ".build-fuzz/$target"
   mkdir -p "fuzz/corpus/$target" ".build-fuzz/$target-corpus" ".build-fuzz/$target-crashes"
   echo "== $target: fuzzing for ${SECONDS_PER_TARGET}s" >&2
   # A crash stops this target, not the others; its input is left in .build-fuzz/TARGET-crashes/.

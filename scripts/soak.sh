@@ -35,3 +35,14 @@ failed=$(sqlite3 "$work/s.sqlite" "select count(*) from exchange where failure i
 echo "RSS over time (KiB): $(awk '{print $2}' "$work/rss.log" | tr '\n' ' ')"
 echo "requests completed: $completed; stored: $stored (+$failed cut off when wrk stopped)"
 [ "$stored" -ge "$completed" ] && echo "every completed request was stored" || { echo "LOST $((completed - stored)) exchanges"; exit 1; }
+# Stable memory: after a 20 s warm-up, RSS may not grow by more than half again.
+python3 - "$work/rss.log" <<'PY'
+import sys
+samples = [int(line.split()[1]) for line in open(sys.argv[1]) if line.startswith("rss_kib")]
+if len(samples) < 4:
+    sys.exit("too few RSS samples: run the soak for at least 40 s")
+warm, peak = samples[2], max(samples[2:])
+print(f"RSS after warm-up {warm / 1024:.1f} MiB, highest after that {peak / 1024:.1f} MiB ({(peak / warm - 1) * 100:+.0f}%)")
+if peak > warm * 1.5:
+    sys.exit("RSS kept growing")
+PY

@@ -25,12 +25,6 @@ public struct Driftcheck: AsyncParsableCommand {
     public init() {}
 }
 
-/// Bad usage, bad configuration or unreadable input: exit 2 with one line naming the culprit.
-public struct UsageError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// Ends the program with `code` after the command has said what it had to.
 public struct ExitStatus: Error {
     public var code: Int32

@@ -206,6 +206,29 @@ extension PeerProcesses {
             #expect(result.output.split(separator: "\n").count == 1)
         }
 
+        /// Found by the config fuzz target: a key that is not a scalar crashed the YAML library.
+        @Test func hostilePolicyFilesAreExitTwoNamingTheFile() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try FileManager.default.createDirectory(
+                atPath: directory.file("mocks/orders/mappings"), withIntermediateDirectories: true)
+            let store = try storeWithOneExchange(in: directory, path: "/")
+            let nested = String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000)
+            let cases = [
+                "rules:\n  - { service: orders, \"$.debug\", severit}: off }\n", "rules:\n  - { [a, b]: 1 }\n",
+                "? { a: 1 }\n: x\n", "rules: " + nested + "\n", "base: &b { severity: off }\nrules: [*b]\n",
+                "rules:\n  - { severity: \"off\n", "\u{01}\u{02}\u{FF}", "rules:\n  - { severity: \"bad\\nvalue\" }\n",
+            ]
+            for (index, text) in cases.enumerated() {
+                let config = try directory.write("policy-\(index).yml", text)
+                let result = try await DriftcheckBinary.run(
+                    ["compare", directory.file("mocks"), "--store", store, "--config", config], in: directory)
+                #expect(result.status == 2, "\(text): \(result.output)")
+                #expect(result.output.contains(config), "\(text): \(result.output)")
+                #expect(result.output.split(separator: "\n").count == 1, "\(text): \(result.output)")
+            }
+        }
+
         @Test func oldRecordingsAreStaleByPolicyAndMockCommandsAreStoppedAfterwards() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
