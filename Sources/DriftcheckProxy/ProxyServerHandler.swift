@@ -21,6 +21,13 @@ struct Capture {
         }
     }
 
+    /// Sizes the buffer once from Content-Length: growing it by doubling would copy the body
+    /// several times and leave up to twice its size allocated while it waits for the store.
+    mutating func expect(_ headers: HTTPHeaders, limit: Int) {
+        guard let text = headers.first(name: "content-length"), let length = Int(text), length > 0 else { return }
+        bytes.reserveCapacity(min(length, limit))
+    }
+
     var captured: CapturedBody { CapturedBody(bytes: bytes, size: size) }
 }
 
@@ -259,6 +266,7 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
         let exchange = InFlight(
             service: service, target: target, clientHead: head, upstreamHead: upstreamHead, path: path, query: query,
             expectContinue: expectContinue)
+        exchange.requestBody.expect(head.headers, limit: configuration.maxBody)
         current = exchange
         recorder.exchangeStarted()
         // The common keep-alive case needs no pause: an idle upstream connection is at hand.
@@ -313,6 +321,7 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
         switch part {
         case .head(let head):
             exchange.responseHead = head
+            exchange.responseBody.expect(head.headers, limit: configuration.maxBody)
             var headers = head.headers
             HopByHop.strip(&headers)
             let version = exchange.clientHead.version

@@ -30,6 +30,7 @@ public final class StoreWriter: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var queue: [Exchange] = []
+    /// Body bytes queued or in the batch being written: memory the writer is responsible for.
     private var queuedBytes = 0
     private var closed = false
     private var finished = false
@@ -146,15 +147,25 @@ public final class StoreWriter: @unchecked Sendable {
                 for resume in waiting { resume() }
                 return
             }
-            let batch = Array(queue.prefix(batchSize))
-            queue.removeFirst(batch.count)
-            queuedBytes -= batch.reduce(0) { $0 + Self.bodyBytes($1) }
+            // A batch is bounded by bytes too, so that big bodies are written (and their memory
+            // released) in steps rather than all at once.
+            var count = 0
+            var batchBytes = 0
+            while count < min(batchSize, queue.count) {
+                let bytes = Self.bodyBytes(queue[count])
+                if count > 0 && batchBytes + bytes > max(softByteCapacity / 4, 1) { break }
+                batchBytes += bytes
+                count += 1
+            }
+            let batch = Array(queue.prefix(count))
+            queue.removeFirst(count)
             condition.unlock()
 
             let redacted = batch.map { redaction.redact(Self.decoded($0)) }
             do {
                 try store.insert(redacted, session: session)
                 condition.lock()
+                queuedBytes -= batchBytes
                 statistics.written += batch.count
                 statistics.batches += 1
                 let waiting = takeWaiters(all: closed)
