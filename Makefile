@@ -5,7 +5,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev libbrotli-dev sql
 PYTHON_PACKAGES := wiremock httpbin gunicorn mitmproxy brotli
 BENCH_PACKAGES := wrk nginx-light
 
-.PHONY: deps peers demo test lint format bench bench-compare bench-store soak fuzz build clean
+.PHONY: deps peers demo test lint format bench bench-compare bench-store callgrind soak fuzz build clean
 
 # Installs the system libraries the build links against, only when one is missing.
 deps:
@@ -42,6 +42,10 @@ bench-compare: deps
 
 bench-store: deps
 	scripts/bench-store.sh
+
+# Store writer instructions (callgrind) now vs an earlier commit: BASE=<commit>.
+callgrind: deps
+	scripts/callgrind-writer.sh $(BASE)
 
 soak: deps
 	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
