@@ -43,8 +43,8 @@ enum HopByHop {
         for field in headers where isHopByHop(field.name) {
             found = true
             guard ASCII.equalsIgnoringCase(field.name, "connection") else { continue }
-            for token in field.value.split(separator: ",") {
-                let name = ASCII.trimmed(token)
+            for token in field.value.utf8.split(separator: 0x2C) {
+                let name = ASCII.trimmed(Substring(token))
                 if !name.isEmpty && !isHopByHop(name) { connectionTokens.append(name) }
             }
         }
@@ -54,9 +54,14 @@ enum HopByHop {
     }
 
     static func isHopByHop<S: StringProtocol>(_ name: S) -> Bool {
-        // Cheap length filter before the comparisons: every name here is 2 to 18 bytes.
-        let count = name.utf8.count
-        guard count >= 2 && count <= 18 else { return false }
-        return names.contains { ASCII.equalsIgnoringCase($0, name) }
+        // By length first: most header names match no hop-by-hop name's length at all.
+        switch name.utf8.count {
+        case 2: return ASCII.equalsIgnoringCase(name, "te")
+        case 7: return ASCII.equalsIgnoringCase(name, "trailer") || ASCII.equalsIgnoringCase(name, "upgrade")
+        case 10: return ASCII.equalsIgnoringCase(name, "connection") || ASCII.equalsIgnoringCase(name, "keep-alive")
+        case 16: return ASCII.equalsIgnoringCase(name, "proxy-connection")
+        case 18: return ASCII.equalsIgnoringCase(name, "proxy-authenticate")
+        default: return false
+        }
     }
 }

@@ -42,6 +42,32 @@ import Testing
         await upstream.stop()
     }
 
+    @Test func stripsHopByHopHeadersAndTheOnesConnectionNames() async throws {
+        let upstream = try await TestUpstream.start()
+        let harness = try await ProxyHarness.reverse(to: upstream)
+        defer { harness.remove() }
+        let response = try await harness.raw(
+            "GET /echo/h HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Hop-Only\r\nX-Hop-Only: 1\r\n"
+                + "Keep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\n"
+                + "X-End-To-End: 2\r\nConnection: close\r\n\r\n")
+        let body = try #require(response.range(of: "\r\n\r\n").map { String(response[$0.upperBound...]) })
+        guard case .array(let headers)? = try JSONValue.parse(body)["headers"] else {
+            Issue.record("no headers in \(response)")
+            return
+        }
+        let names = Set(
+            headers.compactMap { header -> String? in
+                guard case .array(let pair) = header, case .string(let name)? = pair.first else { return nil }
+                return name.lowercased()
+            })
+        #expect(names.contains("x-end-to-end"))
+        for hop in ["connection", "x-hop-only", "keep-alive", "te", "upgrade", "proxy-connection"] {
+            #expect(!names.contains(hop), "\(hop) was forwarded")
+        }
+        _ = try await harness.finish()
+        await upstream.stop()
+    }
+
     @Test func keepsConnectionsAliveOnBothSides() async throws {
         let upstream = try await TestUpstream.start()
         let harness = try await ProxyHarness.reverse(to: upstream)
