@@ -38,7 +38,8 @@ enum ConfigFile {
         do {
             // Composed, then converted by us: Yams.load traps on a mapping key that is not a
             // scalar (`{[a]: 1}`), which fuzzing found.
-            node = try Yams.compose(yaml: text).map { try plain($0, path: path) }
+            var budget = 100_000
+            node = try Yams.compose(yaml: text).map { try plain($0, path: path, budget: &budget) }
         } catch let error as UsageError {
             throw error
         } catch {
@@ -133,21 +134,25 @@ enum ConfigFile {
         return formatter
     }()
 
-    /// Mappings with string keys, sequences and scalars (typed as YAML resolves them).
-    static func plain(_ node: Node, path: String, depth: Int = 0) throws -> Any {
+    /// Mappings with string keys, sequences and scalars (typed as YAML resolves them). At most
+    /// `budget` nodes: aliases are resolved by reference, so a "billion laughs" file is small
+    /// on disk and enormous once walked.
+    static func plain(_ node: Node, path: String, depth: Int = 0, budget: inout Int) throws -> Any {
         guard depth < 64 else { throw UsageError("\(path): nested deeper than 64 levels") }
+        budget -= 1
+        guard budget >= 0 else { throw UsageError("\(path): more than 100,000 values once aliases are expanded") }
         switch node {
         case .scalar:
             return node.any
         case .sequence(let sequence):
-            return try sequence.map { try plain($0, path: path, depth: depth + 1) }
+            return try sequence.map { try plain($0, path: path, depth: depth + 1, budget: &budget) }
         case .mapping(let mapping):
             var result: [String: Any] = [:]
             for (key, value) in mapping {
                 guard case .scalar(let scalar) = key else {
                     throw UsageError("\(path): line \((key.mark?.line ?? 0)): a key must be a plain name")
                 }
-                result[scalar.string] = try plain(value, path: path, depth: depth + 1)
+                result[scalar.string] = try plain(value, path: path, depth: depth + 1, budget: &budget)
             }
             return result
         case .alias:

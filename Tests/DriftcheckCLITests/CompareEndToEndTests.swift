@@ -214,10 +214,18 @@ extension PeerProcesses {
                 atPath: directory.file("mocks/orders/mappings"), withIntermediateDirectories: true)
             let store = try storeWithOneExchange(in: directory, path: "/")
             let nested = String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000)
+            // "Billion laughs": nine levels of ten aliases each, 10^9 values once expanded.
+            let laughs =
+                "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+                + (1...9).map {
+                    "a\($0): &a\($0) [" + Array(repeating: "*a\($0 - 1)", count: 10).joined(separator: ", ") + "]\n"
+                }
+                .joined() + "rules: *a9\n"
             let cases = [
                 "rules:\n  - { service: orders, \"$.debug\", severit}: off }\n", "rules:\n  - { [a, b]: 1 }\n",
                 "? { a: 1 }\n: x\n", "rules: " + nested + "\n", "base: &b { severity: off }\nrules: [*b]\n",
                 "rules:\n  - { severity: \"off\n", "\u{01}\u{02}\u{FF}", "rules:\n  - { severity: \"bad\\nvalue\" }\n",
+                laughs,
             ]
             for (index, text) in cases.enumerated() {
                 let config = try directory.write("policy-\(index).yml", text)
