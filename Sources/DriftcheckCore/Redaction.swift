@@ -60,25 +60,14 @@ public struct RedactionPolicy: Sendable, Equatable {
         String(name.lowercased().unicodeScalars.filter { $0 != "_" && $0 != "-" })
     }
 
-    static let secretFragments = ["token", "secret", "password", "api-key", "apikey", "credential"].map {
-        Array($0.utf8)
-    }
+    static let secretFragments = ["token", "secret", "password", "api-key", "apikey", "credential"]
 
     // Runs for every header of every exchange: byte comparisons, not Foundation's string search.
     func isSecretHeader(_ name: String) -> Bool {
-        var lower = ASCII.lowercased(name)
+        let lower = ASCII.lowercased(name)
         if headers.contains(lower) { return true }
         guard lower != "www-authenticate" else { return false }
-        return lower.withUTF8 { bytes in
-            for fragment in Self.secretFragments where fragment.count <= bytes.count {
-                for start in 0...(bytes.count - fragment.count) where bytes[start] == fragment[0] {
-                    var index = 1
-                    while index < fragment.count && bytes[start + index] == fragment[index] { index += 1 }
-                    if index == fragment.count { return true }
-                }
-            }
-            return false
-        }
+        return Self.secretFragments.contains { ASCII.contains(lower, $0) }
     }
 
     func isSecretParameter(_ name: String) -> Bool {
@@ -206,7 +195,7 @@ public struct RedactionPolicy: Sendable, Equatable {
         }
         let looksLikeJSON = mediaType == nil && body.bytes.first.map { $0 == 0x7B || $0 == 0x5B } == true
         guard MediaType.isJSON(mediaType) || looksLikeJSON else { return body }
-        // Most bodies name no secret at all; a trigram scan is far cheaper than parsing them.
+        // Most bodies name no secret at all; scanning member names is far cheaper than parsing.
         guard !fieldPaths.isEmpty || mayNameAField(body.bytes) else { return body }
         if let value = try? JSONValue.parse(body.bytes) {
             let redacted = redact(json: value, path: [], secrets: &secrets)

@@ -450,9 +450,11 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
     private func resume() {
         guard !closing, context != nil else { return }
         if !waitingForRoom {
-            let loop = context.eventLoop
-            let handler = NIOLoopBound(self, eventLoop: loop)
-            waitingForRoom = !recorder.waitForRoom { loop.execute { handler.value.roomAvailable() } }
+            waitingForRoom = !recorder.waitForRoom {
+                let loop = context.eventLoop
+                let handler = NIOLoopBound(self, eventLoop: loop)
+                return { loop.execute { handler.value.roomAvailable() } }
+            }
         }
         guard !waitingForRoom else {
             setReading(context.channel, false)

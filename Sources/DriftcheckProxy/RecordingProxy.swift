@@ -7,8 +7,9 @@ import NIOPosix
 import NIOSSL
 
 /// Asks the sink for room: true when there is room now; otherwise false, and the sink calls
-/// the closure (on any thread) once there is.
-public typealias WaitForRoom = @Sendable (_ resume: @escaping @Sendable () -> Void) -> Bool
+/// the closure `makeResume` returns (on any thread) once there is. The closure is only made
+/// when needed: this runs for every request.
+public typealias WaitForRoom = @Sendable (_ makeResume: () -> @Sendable () -> Void) -> Bool
 
 /// Counts exchanges in flight and hands finished ones to the sink.
 final class Recorder: Sendable {
@@ -22,7 +23,7 @@ final class Recorder: Sendable {
     }
 
     func record(_ exchange: Exchange) { sink(exchange) }
-    func waitForRoom(_ resume: @escaping @Sendable () -> Void) -> Bool { room(resume) }
+    func waitForRoom(_ makeResume: () -> @Sendable () -> Void) -> Bool { room(makeResume) }
     func exchangeStarted() { active.withLockedValue { $0 += 1 } }
     func exchangeEnded() { active.withLockedValue { $0 -= 1 } }
     var inFlight: Int { active.withLockedValue { $0 } }

@@ -211,7 +211,6 @@ public final class RecordingStore: Sendable {
                 for exchange in exchanges {
                     let request = exchange.request
                     let response = exchange.response
-                    sqlite3_reset(raw)
                     if let session { sqlite3_bind_int64(raw, 1, session) } else { sqlite3_bind_null(raw, 1) }
                     Self.bind(raw, 2, exchange.service)
                     Self.bind(raw, 3, request.method)

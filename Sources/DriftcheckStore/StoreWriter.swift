@@ -76,16 +76,16 @@ public final class StoreWriter: @unchecked Sendable {
         return true
     }
 
-    /// True when there is room now. Otherwise false, and `resume` is called (on the writer's
-    /// thread) once the queue has drained to three quarters of the soft bound, or recording
+    /// True when there is room now. Otherwise false, and the closure `makeResume` returns is
+    /// called (on the writer's thread) once the queue has drained to three quarters of the soft bound, or recording
     /// has stopped.
-    public func waitForRoom(_ resume: @escaping @Sendable () -> Void) -> Bool {
+    public func waitForRoom(_ makeResume: () -> @Sendable () -> Void) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         guard !closed, statistics.error == nil,
             queue.count >= capacity / 2 || queuedBytes >= softByteCapacity
         else { return true }
-        waiters.append(resume)
+        waiters.append(makeResume())
         return false
     }
 

@@ -19,16 +19,9 @@ import Testing
                 try store.pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA max_page_count = 40") }
             })
         defer { harness.remove() }
-        let sizes = try await withThrowingTaskGroup(of: [Int].self) { group in
-            for _ in 0..<8 {
-                group.addTask {
-                    let requests = (0..<12).map { _ in ClientRequest("GET", "/bytes/\(64 << 10)") }
-                    return try await LoopbackHTTPClient.send(requests, port: harness.port, group: testGroup).map(
-                        \.bodySize)
-                }
-            }
-            return try await group.reduce(into: []) { $0 += $1 }
-        }
+        let sizes = try await harness.sendConcurrently(connections: 8) { _ in
+            (0..<12).map { _ in ClientRequest("GET", "/bytes/\(64 << 10)") }
+        }.map(\.bodySize)
         #expect(sizes == Array(repeating: 64 << 10, count: 96))
         // Still forwarding after recording stopped, and nobody is left waiting for room.
         let after = try await harness.send(ClientRequest("GET", "/bytes/10"))

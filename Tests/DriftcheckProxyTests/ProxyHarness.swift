@@ -41,8 +41,8 @@ final class ProxyHarness: Sendable {
         let waits = NIOLockedValueBox(0)
         let proxy = RecordingProxy(
             group: testGroup, configuration: configuration,
-            waitForRoom: { resume in
-                let room = writer.waitForRoom(resume)
+            waitForRoom: { makeResume in
+                let room = writer.waitForRoom(makeResume)
                 if !room { waits.withLockedValue { $0 += 1 } }
                 return room
             },
@@ -79,6 +79,20 @@ final class ProxyHarness: Sendable {
 
     func send(_ request: ClientRequest, timeout: TimeAmount = .seconds(60)) async throws -> ClientResponse {
         try await LoopbackHTTPClient.send(request, port: port, group: testGroup, timeout: timeout)
+    }
+
+    /// `connections` keep-alive client connections at once, connection `n` sending
+    /// `requests(n)` in order; the responses of all, in no particular order across connections.
+    func sendConcurrently(
+        connections: Int, _ requests: @escaping @Sendable (Int) -> [ClientRequest]
+    ) async throws -> [ClientResponse] {
+        let port = self.port
+        return try await withThrowingTaskGroup(of: [ClientResponse].self) { group in
+            for connection in 0..<connections {
+                group.addTask { try await LoopbackHTTPClient.send(requests(connection), port: port, group: testGroup) }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
     }
 
     func raw(_ text: String, timeout: TimeAmount = .seconds(5)) async throws -> String {

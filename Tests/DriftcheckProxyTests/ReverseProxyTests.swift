@@ -89,16 +89,9 @@ import Testing
         defer { harness.remove() }
         let connections = 20
         let perConnection = 15
-        let sizes = try await withThrowingTaskGroup(of: [Int].self) { group in
-            for _ in 0..<connections {
-                group.addTask {
-                    let requests = (0..<perConnection).map { _ in ClientRequest("GET", "/bytes/\(256 << 10)") }
-                    return try await LoopbackHTTPClient.send(requests, port: harness.port, group: testGroup).map(
-                        \.bodySize)
-                }
-            }
-            return try await group.reduce(into: []) { $0 += $1 }
-        }
+        let sizes = try await harness.sendConcurrently(connections: connections) { _ in
+            (0..<perConnection).map { _ in ClientRequest("GET", "/bytes/\(256 << 10)") }
+        }.map(\.bodySize)
         #expect(sizes == Array(repeating: 256 << 10, count: connections * perConnection))
         let stored = try await harness.finish()
         let statistics = harness.writer.currentStatistics
@@ -114,18 +107,9 @@ import Testing
         defer { harness.remove() }
         let connections = 60
         let perConnection = 10
-        let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
-            for connection in 0..<connections {
-                group.addTask {
-                    let requests = (0..<perConnection).map {
-                        ClientRequest("GET", "/orders/\(connection * perConnection + $0 + 1)")
-                    }
-                    return try await LoopbackHTTPClient.send(requests, port: harness.port, group: testGroup).map(
-                        \.status)
-                }
-            }
-            return try await group.reduce(into: []) { $0 += $1 }
-        }
+        let statuses = try await harness.sendConcurrently(connections: connections) { connection in
+            (0..<perConnection).map { ClientRequest("GET", "/orders/\(connection * perConnection + $0 + 1)") }
+        }.map(\.status)
         #expect(statuses.count == connections * perConnection)
         #expect(statuses.allSatisfy { $0 == 200 })
         let stored = try await harness.finish()

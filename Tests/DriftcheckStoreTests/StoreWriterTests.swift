@@ -90,7 +90,7 @@ import Testing
         var waited = 0
         for index in 0..<400 {
             #expect(writer.submit(sampleExchange(path: "/bodies/\(index)", body: body)))
-            if !writer.waitForRoom({ resumed.signal() }) {
+            if !writer.waitForRoom({ { resumed.signal() } }) {
                 waited += 1
                 // A producer that waits submits nothing until it is called back.
                 #expect(resumed.wait(timeout: .now() + 10) == .success)
@@ -102,7 +102,7 @@ import Testing
         #expect(statistics.dropped == 0)
         #expect(try store.count() == 400)
         // Closed: nobody is asked to wait for a writer that will not write again.
-        let room = writer.waitForRoom {}
+        let room = writer.waitForRoom { {} }
         #expect(room)
     }
 }
