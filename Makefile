@@ -5,7 +5,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev libbrotli-dev sql
 PYTHON_PACKAGES := wiremock httpbin gunicorn mitmproxy brotli
 BENCH_PACKAGES := wrk nginx-light
 
-.PHONY: deps peers demo test lint format bench bench-compare bench-store callgrind soak fuzz build clean
+.PHONY: deps peers demo test eval lint format bench bench-compare bench-store callgrind soak fuzz build clean
 
 # Installs the system libraries the build links against, only when one is missing.
 deps:
@@ -26,6 +26,12 @@ demo: deps
 test: deps peers
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# driftcheck's findings on real servers (datasette, jupyter-server from PyPI): seeded mutations of the
+# exported mocks, recall and precision per drift kind. Results in .build-eval/results.json.
+eval: deps
+	$(SWIFT) build --product driftcheck
+	scripts/eval/eval.sh $(EVAL_ARGS)
 
 lint:
 	$(SWIFT) format lint --strict -r Sources Tests Package.swift

@@ -63,6 +63,13 @@ struct ComparisonOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Seconds to wait for each mock answer.", valueName: "seconds"))
     var timeout: Double = 30
 
+    @Option(
+        name: .customLong("replay-header"),
+        help: ArgumentHelp(
+            "A header NAME=VALUE sent to mocks instead of the recorded one, e.g. test credentials (repeatable); never stored or reported.",
+            valueName: "name=value"))
+    var replayHeader: [String] = []
+
     @Flag(name: .long, help: "Show why candidate differences were treated as noise or accepted.")
     var explain = false
 
@@ -143,7 +150,17 @@ struct Comparison {
                     message: "no mock for this service; its \(service.exchanges) exchanges were not compared"))
         }
 
-        let session = MockSession(timeout: options.timeout)
+        var replayHeaders = policy.replayHeaders
+        for spec in options.replayHeader {
+            guard let eq = spec.firstIndex(of: "="), HTTPToken.isValidName(String(spec[..<eq])),
+                HTTPToken.isValidValue(String(spec[spec.index(after: eq)...]))
+            else {
+                throw UsageError("--replay-header: expected NAME=VALUE, e.g. Authorization=Bearer test-token")
+            }
+            replayHeaders.remove(String(spec[..<eq]))
+            replayHeaders.add(String(spec[..<eq]), String(spec[spec.index(after: eq)...]))
+        }
+        let session = MockSession(timeout: options.timeout, replayHeaders: replayHeaders)
         do {
             try await session.start(targets, services: services)
         } catch let failure as MockStartFailure {
@@ -162,10 +179,13 @@ struct Comparison {
         let pageSize = 2_000
         do {
             for service in services where session.hasMock(for: service) {
-                let analysis = Differ.ServiceAnalysis(service: service, explain: options.explain)
+                let analysis = Differ.ServiceAnalysis(
+                    service: service, explain: options.explain, thresholds: policy.evidence)
+                let catalog = try store.catalog(service: service, declared: session.engines[service]?.declaredRoutes ?? [])
                 var newest: [String: Date] = [:]
                 try await forEachPage(
-                    store, service: service, size: pageSize, prepare: { $0.map(Differ.prepareLearning) },
+                    store, service: service, size: pageSize,
+                    prepare: { $0.map { Differ.prepareLearning($0, catalog: catalog) } },
                     each: { page in
                         for prepared in page {
                             analysis.learn(prepared)
@@ -179,7 +199,7 @@ struct Comparison {
                     prepare: { page in
                         try await session.replay(
                             service: service, exchanges: page, workers: workers, progress: { progress.advance($0) }
-                        ).map(Differ.prepareJudging)
+                        ).map { Differ.prepareJudging($0, catalog: catalog) }
                     },
                     each: { replayed in
                         for item in replayed { analysis.judge(item) }
@@ -191,10 +211,11 @@ struct Comparison {
                 compared += result.compared
                 if let engine = session.engines[service] {
                     diagnostics += engine.engineDiagnostics
+                    explanations += engine.explanations.map { "\(service) \($0)" }
                     for stub in engine.unusedStubs {
                         findings.append(
                             Finding(
-                                service: service, endpoint: stub.endpoint, kind: .unverified, path: "$",
+                                service: service, endpoint: stub.endpoint(in: catalog), kind: .unverified, path: "$",
                                 message:
                                     "no recording exercises this mock route (\((stub.file as NSString).lastPathComponent))"
                             ))

@@ -15,6 +15,12 @@ import Yams
 /// redact:                       # on top of the defaults, for record, import and export
 ///   headers: [x-tenant-key]
 ///   fields: [ssn, "$.card.number"]
+/// evidence:                     # samples a statistical claim needs (these are the defaults)
+///   min-samples: 3              # real samples at a path: "always", formats, "sometimes null"
+///   min-requests: 2             # distinct real requests behind them
+///   enum-samples: 8             # string samples before a small set of values is an enum
+/// replay:                       # sent to mocks on replay; never stored or reported
+///   headers: { Authorization: "Bearer test-token" }
 /// ```
 enum ConfigFile {
     static let defaultPath = "driftcheck.yml"
@@ -48,9 +54,10 @@ enum ConfigFile {
         guard let root = node as? [String: Any] ?? (node == nil ? [:] : nil) else {
             throw UsageError("\(path): expected a mapping with rules:, accept: or max-age:")
         }
-        let known: Set<String> = ["version", "max-age", "rules", "accept", "redact"]
+        let known: Set<String> = ["version", "max-age", "rules", "accept", "redact", "evidence", "replay"]
         if let unknown = root.keys.filter({ !known.contains($0) }).sorted().first {
-            throw UsageError("\(path): unknown key '\(unknown)' (expected version, max-age, rules, accept, redact)")
+            throw UsageError(
+                "\(path): unknown key '\(unknown)' (expected version, max-age, rules, accept, redact, evidence, replay)")
         }
         var policy = Policy()
         if let age = root["max-age"] {
@@ -58,6 +65,41 @@ enum ConfigFile {
                 throw UsageError("\(path): max-age '\(age)': expected a duration like 30d, 12h or 90m")
             }
             policy.maxAge = seconds
+        }
+        if let evidence = root["evidence"] {
+            guard let map = evidence as? [String: Any] else {
+                throw UsageError("\(path): evidence: expected min-samples:, min-requests: and enum-samples:")
+            }
+            try checkKeys(map, ["min-samples", "min-requests", "enum-samples"], "\(path): evidence")
+            for (key, target) in [
+                ("min-samples", \EvidenceThresholds.minSamples), ("min-requests", \EvidenceThresholds.minRequests),
+                ("enum-samples", \EvidenceThresholds.enumSamples),
+            ] {
+                guard let value = map[key] else { continue }
+                guard let number = Int("\(value)"), number >= 1, number <= 1_000_000 else {
+                    throw UsageError("\(path): evidence.\(key) '\(value)': expected a whole number from 1 to 1000000")
+                }
+                policy.evidence[keyPath: target] = number
+            }
+        }
+        if let replay = root["replay"] {
+            guard let map = replay as? [String: Any] else {
+                throw UsageError("\(path): replay: expected headers: with NAME: VALUE pairs")
+            }
+            try checkKeys(map, ["headers"], "\(path): replay")
+            if let headers = map["headers"] {
+                guard let pairs = headers as? [String: Any] else {
+                    throw UsageError("\(path): replay.headers: expected NAME: VALUE pairs")
+                }
+                for (name, value) in pairs.sorted(by: { $0.key < $1.key }) {
+                    guard !(value is [Any]) && !(value is [String: Any]), HTTPToken.isValidName(name),
+                        HTTPToken.isValidValue("\(value)")
+                    else {
+                        throw UsageError("\(path): replay.headers.\(name): expected a header name and a text value")
+                    }
+                    policy.replayHeaders.add(name, "\(value)")
+                }
+            }
         }
         if let redact = root["redact"] {
             guard let map = redact as? [String: Any] else {

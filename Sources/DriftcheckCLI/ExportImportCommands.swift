@@ -31,8 +31,12 @@ struct ExportCommand: AsyncParsableCommand {
         // The store is redacted already; redacting again costs little and guards older stores.
         let policy = try configOptions.redaction()
         exchanges = exchanges.map(policy.redact)
+        var catalogs: [String: EndpointCatalog] = [:]
+        for name in Set(exchanges.map(\.service)) { catalogs[name] = try store.catalog(service: name) }
         if let har {
-            let text = HAR.encode(exchanges, creatorVersion: driftcheckVersion)
+            let text = HAR.encode(exchanges, creatorVersion: driftcheckVersion) {
+                catalogs[$0.service]?.endpoint(of: $0.request)
+            }
             if har == "-" {
                 print(text, terminator: "")
             } else {
@@ -54,7 +58,8 @@ struct ExportCommand: AsyncParsableCommand {
                 } catch {
                     throw UsageError("--wiremock \(wiremock): cannot create \(directory)")
                 }
-                let mappings = WireMockExport.mappings(for: exchanges.filter { $0.service == name })
+                let mappings = WireMockExport.mappings(
+                    for: exchanges.filter { $0.service == name }, catalog: catalogs[name] ?? .heuristic)
                 for (file, mapping) in mappings {
                     let path = (directory as NSString).appendingPathComponent(file)
                     do {

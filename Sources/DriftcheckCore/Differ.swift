@@ -27,8 +27,16 @@ public struct Differ: Sendable {
 
     /// Keep the reasons for every difference treated as noise.
     public var explain = false
+    public var thresholds: EvidenceThresholds
+    public var catalog: EndpointCatalog
 
-    public init(explain: Bool = false) { self.explain = explain }
+    public init(
+        explain: Bool = false, thresholds: EvidenceThresholds = .standard, catalog: EndpointCatalog? = nil
+    ) {
+        self.explain = explain
+        self.thresholds = thresholds
+        self.catalog = catalog ?? .heuristic
+    }
 
     public struct Result: Sendable {
         public var findings: [Finding]
@@ -38,10 +46,14 @@ public struct Differ: Sendable {
     }
 
     /// Compares every replayed exchange of one service (both passes over an array).
+    /// Without a catalog, templates are learned from the paths in `replayed`.
     public func compare(service: String, replayed: [ReplayedExchange]) -> Result {
-        let analysis = ServiceAnalysis(service: service, explain: explain)
-        for item in replayed { analysis.learn(item.exchange) }
-        for item in replayed { analysis.judge(item) }
+        let catalog =
+            catalog.declared.isEmpty && catalog.learned.isEmpty
+            ? EndpointCatalog.learn(paths: replayed.map(\.exchange.request.path)) : catalog
+        let analysis = ServiceAnalysis(service: service, explain: explain, thresholds: thresholds)
+        for item in replayed { analysis.learn(Differ.prepareLearning(item.exchange, catalog: catalog)) }
+        for item in replayed { analysis.judge(Differ.prepareJudging(item, catalog: catalog)) }
         return analysis.finish()
     }
 
@@ -56,11 +68,18 @@ public struct Differ: Sendable {
         /// Per identical request: a signature of each path's values in the first answer.
         var firstAnswers: [Int: [String: Int]] = [:]
         var nullUse: [String: NullUse] = [:]
+        /// Real answers, and how many had each status.
+        var samples = 0
+        var statuses: [Int: Int] = [:]
+        /// Distinct requests behind the answers, per status; capped, since only small counts are asked.
+        var requests: [Int: Set<Int>] = [:]
 
         func shape(status: Int, variant: String) -> ShapeNode? {
             guard let byVariant = shapes[status] else { return nil }
             return byVariant[variant] ?? byVariant[""]
         }
+
+        func distinctRequests(status: Int) -> Int { requests[status]?.count ?? 0 }
     }
 
     /// Identical requests remembered per endpoint to learn volatility; beyond this many the
@@ -116,7 +135,7 @@ public struct Differ: Sendable {
         let identity: Int
     }
 
-    public static func prepareLearning(_ exchange: Exchange) -> PreparedLearning {
+    public static func prepareLearning(_ exchange: Exchange, catalog: EndpointCatalog) -> PreparedLearning {
         guard let response = exchange.response else {
             return PreparedLearning(exchange: exchange, endpoint: "", body: nil, signature: nil, identity: 0)
         }
@@ -127,7 +146,7 @@ public struct Differ: Sendable {
         hasher.combine(request.target)
         hasher.combine(request.body.bytes)
         return PreparedLearning(
-            exchange: exchange, endpoint: exchange.endpoint, body: body,
+            exchange: exchange, endpoint: catalog.endpoint(of: exchange.request), body: body,
             signature: signature(body, status: response.status, headers: response.headers),
             identity: hasher.finalize())
     }
@@ -140,11 +159,11 @@ public struct Differ: Sendable {
         let mockBody: JSONValue?
     }
 
-    public static func prepareJudging(_ item: ReplayedExchange) -> PreparedJudging {
+    public static func prepareJudging(_ item: ReplayedExchange, catalog: EndpointCatalog) -> PreparedJudging {
         var mockBody: JSONValue?
         if case .response(let answer) = item.answer { mockBody = json(answer.body, headers: answer.headers) }
         return PreparedJudging(
-            item: item, endpoint: item.exchange.endpoint,
+            item: item, endpoint: catalog.endpoint(of: item.exchange.request),
             realBody: item.exchange.response.flatMap { json($0.body, headers: $0.headers) }, mockBody: mockBody)
     }
 
@@ -157,8 +176,11 @@ public struct Differ: Sendable {
         var endpointOrder: [String] = []
         var compared = 0
 
-        public init(service: String, explain: Bool) {
+        let thresholds: EvidenceThresholds
+
+        public init(service: String, explain: Bool, thresholds: EvidenceThresholds = .standard) {
             self.service = service
+            self.thresholds = thresholds
             context = Context(service: service, explain: explain)
         }
 
@@ -170,9 +192,6 @@ public struct Differ: Sendable {
             return model
         }
 
-        /// Pass 1: what the real service sent.
-        public func learn(_ exchange: Exchange) { learn(Differ.prepareLearning(exchange)) }
-
         /// Pass 1 with the per-exchange work (parsing, hashing) already done, on any thread.
         public func learn(_ prepared: PreparedLearning) {
             let exchange = prepared.exchange
@@ -180,6 +199,11 @@ public struct Differ: Sendable {
             let model = model(prepared.endpoint)
             let request = exchange.request
             let body = prepared.body
+            model.samples += 1
+            model.statuses[response.status, default: 0] += 1
+            if model.requests[response.status, default: []].count < 1_000 {
+                model.requests[response.status, default: []].insert(prepared.identity)
+            }
             if let body {
                 for variant in ["", Differ.variant(of: request)] {
                     let node = model.shapes[response.status, default: [:]][variant] ?? ShapeNode()
@@ -206,9 +230,6 @@ public struct Differ: Sendable {
             }
         }
 
-        /// Pass 2: one mock answer against the real answer to the same request and the model.
-        public func judge(_ item: ReplayedExchange) { judge(Differ.prepareJudging(item)) }
-
         /// Pass 2 with both bodies already parsed, on any thread.
         public func judge(_ prepared: PreparedJudging) {
             let item = prepared.item
@@ -225,7 +246,8 @@ public struct Differ: Sendable {
                         service: service, endpoint: endpoint, kind: .unmocked, path: "$",
                         message:
                             "the mock has no answer for \(item.exchange.request.method) \(item.exchange.request.target): \(reason)",
-                        real: .number(String(real.status))), id: id)
+                        real: .number(String(real.status)),
+                        evidence: endpointEvidence(model, distinct: model.statuses.count)), id: id)
                 return
             case .response(let answer):
                 response = answer
@@ -238,7 +260,8 @@ public struct Differ: Sendable {
                 context.add(
                     Finding(
                         service: service, endpoint: endpoint, kind: .status, path: "status", message: message,
-                        real: .number(String(real.status)), mock: .number(String(response.status))), id: id)
+                        real: .number(String(real.status)), mock: .number(String(response.status)),
+                        evidence: endpointEvidence(model, distinct: model.statuses.count)), id: id)
                 return
             }
             if real.status != response.status {
@@ -246,7 +269,8 @@ public struct Differ: Sendable {
                     Finding(
                         service: service, endpoint: endpoint, kind: .statusCode, path: "status",
                         message: "the real service answers \(real.status), the mock \(response.status)",
-                        real: .number(String(real.status)), mock: .number(String(response.status))), id: id)
+                        real: .number(String(real.status)), mock: .number(String(response.status)),
+                        evidence: endpointEvidence(model, distinct: model.statuses.count)), id: id)
                 return
             }
             let realType = MediaType.of(real.headers)
@@ -256,16 +280,25 @@ public struct Differ: Sendable {
                     Finding(
                         service: service, endpoint: endpoint, kind: .contentType, path: "header:content-type",
                         message: "the real service sends \(realType), the mock \(mockType ?? "no content type")",
-                        real: .string(realType), mock: mockType.map(JSONValue.string) ?? .null), id: id)
+                        real: .string(realType), mock: mockType.map(JSONValue.string) ?? .null,
+                        evidence: endpointEvidence(model, distinct: nil)), id: id)
                 return
             }
-            Differ.compareHeaders(endpoint, id: id, real: real.headers, mock: response.headers, model: model, context)
+            Differ.compareHeaders(
+                endpoint, id: id, real: real.headers, mock: response.headers, model: model, context,
+                evidence: endpointEvidence(model, distinct: nil))
             guard let mockBody = prepared.mockBody,
                 let node = model.shape(status: real.status, variant: Differ.variant(of: item.exchange.request))
             else { return }
             let realBody = prepared.realBody
-            let walker = Walker(endpoint: endpoint, id: id, volatile: model.volatile, model: model, context: context)
+            let walker = Walker(
+                endpoint: endpoint, id: id, volatile: model.volatile, model: model, context: context,
+                thresholds: thresholds, requests: model.distinctRequests(status: real.status))
             walker.walk(mockBody, node: node, real: realBody, path: "$")
+        }
+
+        func endpointEvidence(_ model: EndpointModel, distinct: Int?) -> Evidence {
+            Evidence(realSamples: model.samples, realDistinct: distinct, mockSamples: 0)
         }
 
         /// Endpoint-wide conclusions (nullability) and the findings in order.
@@ -274,18 +307,28 @@ public struct Differ: Sendable {
                 guard let model = models[endpoint] else { continue }
                 for (path, use) in model.nullUse.sorted(by: { $0.key < $1.key }) {
                     let node = use.node
+                    let evidence = Evidence(
+                        realSamples: node.count, realDistinct: node.distinctValues, mockSamples: use.exchanges.count)
                     if node.sendsNull && use.null == 0 && use.values > 0 {
+                        // "Sometimes null" is a claim about the real service: it needs enough samples.
+                        guard node.count >= thresholds.minSamples, use.requests >= thresholds.minRequests else {
+                            context.explain(
+                                "\(endpoint) \(path): the real service sent null; not enough evidence (\(node.count) sample\(node.count == 1 ? "" : "s"), \(use.requests) distinct request\(use.requests == 1 ? "" : "s")) to say the mock should"
+                            )
+                            continue
+                        }
                         context.add(
                             Finding(
                                 service: service, endpoint: endpoint, kind: .nullability, path: path,
                                 message: "the real service sometimes sends null here; the mock never does",
-                                real: .null, mock: nil, exchanges: use.exchanges.sorted()), id: nil)
+                                real: .null, mock: nil, exchanges: use.exchanges.sorted(), evidence: evidence), id: nil)
                     } else if !node.sendsNull && node.sendsValues && use.values == 0 && use.null > 0 {
                         context.add(
                             Finding(
                                 service: service, endpoint: endpoint, kind: .nullability, path: path,
                                 message: "the mock only ever sends null here; the real service sends values",
-                                real: node.sample, mock: .null, exchanges: use.exchanges.sorted()), id: nil)
+                                real: node.sample, mock: .null, exchanges: use.exchanges.sorted(), evidence: evidence),
+                            id: nil)
                     }
                 }
             }
@@ -296,7 +339,8 @@ public struct Differ: Sendable {
     }
 
     static func compareHeaders(
-        _ endpoint: String, id: Int64, real: HeaderFields, mock: HeaderFields, model: EndpointModel, _ context: Context
+        _ endpoint: String, id: Int64, real: HeaderFields, mock: HeaderFields, model: EndpointModel, _ context: Context,
+        evidence: Evidence
     ) {
         for name in Self.meaningfulHeaders {
             guard let realValue = real[name] else { continue }
@@ -306,7 +350,7 @@ public struct Differ: Sendable {
                     Finding(
                         service: context.service, endpoint: endpoint, kind: .header, path: path,
                         message: "the real service sends \(name); the mock does not", real: .string(realValue),
-                        mock: nil), id: id)
+                        mock: nil, evidence: evidence), id: id)
                 continue
             }
             let same = Self.normaliseHeader(realValue) == Self.normaliseHeader(mockValue)
@@ -320,7 +364,8 @@ public struct Differ: Sendable {
                 context.add(
                     Finding(
                         service: context.service, endpoint: endpoint, kind: .header, path: path,
-                        message: "\(name) differs", real: .string(realValue), mock: .string(mockValue)), id: id)
+                        message: "\(name) differs", real: .string(realValue), mock: .string(mockValue),
+                        evidence: evidence), id: id)
             }
         }
     }
@@ -346,6 +391,8 @@ public struct Differ: Sendable {
         var values = 0
         let node: ShapeNode
         var exchanges: Set<Int64> = []
+        /// Distinct real requests behind the endpoint's answers with this status.
+        var requests = 0
         init(node: ShapeNode) { self.node = node }
     }
 
@@ -385,6 +432,9 @@ public struct Differ: Sendable {
             order.map { key in
                 var finding = byKey[key]!
                 finding.exchanges = ids[key]!.sorted()
+                if finding.evidence != nil, finding.kind != .nullability {
+                    finding.evidence!.mockSamples = finding.exchanges.count
+                }
                 return finding
             }
         }
@@ -397,19 +447,36 @@ public struct Differ: Sendable {
         let volatile: Set<String>
         let model: EndpointModel
         let context: Context
+        let thresholds: EvidenceThresholds
+        /// Distinct real requests behind the shape being walked.
+        let requests: Int
 
-        func add(_ kind: DriftKind, _ path: String, _ message: String, real: JSONValue?, mock: JSONValue?) {
+        func add(
+            _ kind: DriftKind, _ path: String, _ message: String, real: JSONValue?, mock: JSONValue?, node: ShapeNode?
+        ) {
             context.add(
                 Finding(
                     service: context.service, endpoint: endpoint, kind: kind, path: path, message: message, real: real,
-                    mock: mock.map(ShapeNode.abbreviated)), id: id)
+                    mock: mock.map(ShapeNode.abbreviated),
+                    evidence: Evidence(
+                        realSamples: node?.count ?? 0, realDistinct: node?.distinctValues, mockSamples: 0)), id: id)
         }
 
         func use(_ path: String, _ node: ShapeNode) -> NullUse {
             if let existing = model.nullUse[path] { return existing }
             let created = NullUse(node: node)
+            created.requests = requests
             model.nullUse[path] = created
             return created
+        }
+
+        /// Whether a statistical claim at `path` has enough behind it; says why not under --explain.
+        func enough(_ samples: Int, _ needed: Int, _ path: String, _ claim: String) -> Bool {
+            if samples >= needed && requests >= thresholds.minRequests { return true }
+            context.explain(
+                "\(endpoint) \(path): not enough evidence (\(samples) sample\(samples == 1 ? "" : "s"), \(requests) distinct request\(requests == 1 ? "" : "s")) to claim \(claim)"
+            )
+            return false
         }
 
         func walk(_ mock: JSONValue, node: ShapeNode, real: JSONValue?, path: String) {
@@ -426,7 +493,7 @@ public struct Differ: Sendable {
                 add(
                     .type, path,
                     "the real service sends \(classes.map(\.rawValue).sorted().joined(separator: " or ")), the mock \(kind.rawValue)",
-                    real: node.sample, mock: mock)
+                    real: node.sample, mock: mock, node: node)
                 return
             }
             switch mock {
@@ -444,27 +511,41 @@ public struct Differ: Sendable {
                     guard let child = node.members[key] else {
                         add(
                             .phantomField, childPath, "the mock sends \(childPath), which the real service never sends",
-                            real: nil, mock: value)
+                            real: nil, mock: value, node: nil)
                         continue
                     }
                     walk(value, node: child, real: real?[key], path: childPath)
                 }
                 if case .object(let realMembers)? = real {
+                    // The real answer to this very request had the field.
                     for (key, value) in realMembers where !members.contains(where: { $0.key == key }) {
                         let childPath = JSONPath.appending(key, to: path)
                         add(
                             .missingField, childPath, "the real service sends \(childPath); the mock omits it",
-                            real: ShapeNode.abbreviated(value), mock: nil)
+                            real: ShapeNode.abbreviated(value), mock: nil, node: node.members[key])
+                    }
+                } else if real == nil {
+                    // No paired real object (array elements of another length): only fields the
+                    // real service always sends, over enough samples, are missed.
+                    for key in node.memberOrder where !members.contains(where: { $0.key == key }) {
+                        guard node.isRequired(key), node.objectCount >= thresholds.minSamples,
+                            requests >= thresholds.minRequests
+                        else { continue }
+                        let childPath = JSONPath.appending(key, to: path)
+                        add(
+                            .missingField, childPath, "the real service always sends \(childPath); the mock omits it",
+                            real: node.members[key]?.sample, mock: nil, node: node.members[key])
                     }
                 }
             case .array(let elements):
                 guard let itemNode = node.items else { return }
-                let realFirst: JSONValue?
-                if case .array(let realItems)? = real { realFirst = realItems.first } else { realFirst = nil }
-                for element in elements {
-                    // Element i of the mock need not match element i of reality; the first real
-                    // element stands for the shape that missing fields are judged by.
-                    walk(element, node: itemNode, real: realFirst, path: path + "[*]")
+                var realItems: [JSONValue]?
+                if case .array(let items)? = real { realItems = items }
+                for (index, element) in elements.enumerated() {
+                    // Elements pair up only when both lists have the same length (the same
+                    // answer); otherwise the element shape alone judges.
+                    let paired = realItems.flatMap { $0.count == elements.count ? $0[index] : nil }
+                    walk(element, node: itemNode, real: paired, path: path + "[*]")
                 }
             default:
                 compareScalar(mock, node: node, path: path)
@@ -472,48 +553,54 @@ public struct Differ: Sendable {
         }
 
         func compareScalar(_ mock: JSONValue, node: ShapeNode, path: String) {
-            let formatted = path
             let serialized = mock.serialized()
-            if case .string(let text) = mock, !text.hasPrefix("<redacted:") {
+            if case .string(let text) = mock, !RedactionPolicy.isMarker(text) {
                 if let format = node.consistentFormat {
+                    guard enough(node.stringCount, thresholds.minSamples, path, "a \(format.rawValue) format") else {
+                        return
+                    }
                     let mockFormat = StringFormat.of(text)
                     if mockFormat != format {
                         add(
                             .format, path, "the real service sends \(format.rawValue) strings here, the mock '\(text)'",
-                            real: node.sample, mock: mock)
+                            real: node.sample, mock: mock, node: node)
                     } else if node.sample != mock {
                         context.explain(
-                            "\(endpoint) \(formatted): \(format.rawValue) values differ by nature; only the format is compared"
+                            "\(endpoint) \(path): \(format.rawValue) values differ by nature; only the format is compared"
                         )
                     }
                     return
                 }
-                if let set = node.closedSet, !set.contains(serialized) {
+                if let set = node.closedSet(thresholds), requests >= thresholds.minRequests,
+                    !set.contains(serialized)
+                {
                     add(
                         .enumValue, path,
                         "the mock sends \(serialized), outside the real values \(set.sorted().joined(separator: ", "))",
-                        real: node.sample, mock: mock)
+                        real: node.sample, mock: mock, node: node)
                     return
                 }
             }
-            guard let stable = node.stableValue else {
-                if volatile.contains(formatted) {
+            guard let stable = node.stableValue(thresholds), requests >= thresholds.minRequests else {
+                if volatile.contains(path) {
                     context.explain(
-                        "\(endpoint) \(formatted): the value changes between identical real requests; not compared")
+                        "\(endpoint) \(path): the value changes between identical real requests; not compared")
+                } else if node.distinctValues == 1, node.sample.map({ $0.serialized() != serialized }) ?? false {
+                    _ = enough(node.count, max(2, thresholds.minSamples), path, "the value is always the same")
                 }
                 return
             }
             guard stable != serialized else { return }
-            if volatile.contains(formatted) {
+            if volatile.contains(path) {
                 context.explain(
-                    "\(endpoint) \(formatted): \(stable) vs \(serialized) differ, but the value changes between identical real requests"
+                    "\(endpoint) \(path): \(stable) vs \(serialized) differ, but the value changes between identical real requests"
                 )
                 return
             }
             if case .number(let text) = mock, let real = try? JSONValue.parse(stable), real == .number(text) { return }
             add(
                 .value, path, "the real service always sends \(stable) here, the mock \(serialized)",
-                real: try? JSONValue.parse(stable), mock: mock)
+                real: try? JSONValue.parse(stable), mock: mock, node: node)
         }
     }
 }

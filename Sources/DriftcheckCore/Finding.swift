@@ -72,11 +72,15 @@ public struct Finding: Sendable, Equatable {
     public var exchanges: [Int64]
     /// Set when `driftcheck.yml` accepts this drift: the reason given there.
     public var accepted: String?
+    /// How much was seen on each side behind this finding.
+    public var evidence: Evidence?
 
     public init(
         service: String, endpoint: String, kind: DriftKind, severity: Severity? = nil, path: String, message: String,
-        real: JSONValue? = nil, mock: JSONValue? = nil, exchanges: [Int64] = [], accepted: String? = nil
+        real: JSONValue? = nil, mock: JSONValue? = nil, exchanges: [Int64] = [], accepted: String? = nil,
+        evidence: Evidence? = nil
     ) {
+        self.evidence = evidence
         self.service = service
         self.endpoint = endpoint
         self.kind = kind
@@ -91,6 +95,45 @@ public struct Finding: Sendable, Equatable {
 
     /// The identity SPEC gives a finding.
     public var key: String { "\(service)\u{0}\(endpoint)\u{0}\(kind.rawValue)\u{0}\(path)" }
+}
+
+/// The samples behind a finding: real answers that had the path and their distinct values,
+/// and mock answers that showed the drift.
+public struct Evidence: Sendable, Equatable {
+    public var realSamples: Int
+    /// Distinct real values seen there; nil for objects and arrays, or when there were too many to count.
+    public var realDistinct: Int?
+    public var mockSamples: Int
+
+    public init(realSamples: Int, realDistinct: Int?, mockSamples: Int) {
+        self.realSamples = realSamples
+        self.realDistinct = realDistinct
+        self.mockSamples = mockSamples
+    }
+
+    /// `real 12 samples (4 distinct), mock 3`.
+    public var summary: String {
+        let distinct = realDistinct.map { " (\($0) distinct)" } ?? ""
+        return "real \(realSamples) sample\(realSamples == 1 ? "" : "s")\(distinct), mock \(mockSamples)"
+    }
+}
+
+/// How much evidence a statistical claim needs (`evidence:` in driftcheck.yml).
+public struct EvidenceThresholds: Sendable, Equatable {
+    /// Real samples at a path before "always this value", a format, "sometimes null" is claimed.
+    public var minSamples: Int
+    /// Distinct real requests behind them: one request recorded ten times proves nothing general.
+    public var minRequests: Int
+    /// String samples before a small set of values is taken as a closed enum.
+    public var enumSamples: Int
+
+    public init(minSamples: Int = 3, minRequests: Int = 2, enumSamples: Int = 8) {
+        self.minSamples = minSamples
+        self.minRequests = minRequests
+        self.enumSamples = enumSamples
+    }
+
+    public static let standard = EvidenceThresholds()
 }
 
 /// Something worth saying that is not drift: an unsupported template helper, a skipped exchange.

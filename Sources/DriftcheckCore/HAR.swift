@@ -13,8 +13,15 @@ public enum HAR {
 
     /// A deterministic HAR: same exchanges, same bytes. Text bodies are text, others base64;
     /// driftcheck's own fields (`_service`, sizes beyond the stored bytes) start with `_`.
-    public static func encode(_ exchanges: [Exchange], creatorVersion: String) -> String {
-        let entries = exchanges.compactMap(entry)
+    /// `endpoint` names each entry's templated endpoint (`_endpoint`), as `list` and reports do.
+    public static func encode(
+        _ exchanges: [Exchange], creatorVersion: String, endpoint: (Exchange) -> String? = { _ in nil }
+    ) -> String {
+        let entries = exchanges.compactMap { exchange -> JSONValue? in
+            guard case .object(var members)? = entry(exchange) else { return nil }
+            if let name = endpoint(exchange) { members.append(("_endpoint", .string(name))) }
+            return .object(members)
+        }
         let log: JSONValue = .object([
             (
                 "log",

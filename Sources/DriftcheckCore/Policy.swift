@@ -61,6 +61,10 @@ public struct Policy: Sendable, Equatable {
     public var redactHeaders: [String] = []
     /// `redact: fields:` — more JSON member names or JSONPaths to redact.
     public var redactFields: [String] = []
+    /// `evidence:` — how many samples a statistical claim needs.
+    public var evidence = EvidenceThresholds.standard
+    /// `replay: headers:` — credentials a mock expects, sent on replay; never stored or reported.
+    public var replayHeaders = HeaderFields()
 
     public init(rules: [Rule] = [], accept: [Acceptance] = [], maxAge: TimeInterval? = nil) {
         self.rules = rules

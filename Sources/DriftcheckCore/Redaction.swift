@@ -133,13 +133,14 @@ public struct RedactionPolicy: Sendable, Equatable {
                         value.utf8[..<space].allSatisfy({ ($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A }),
                         value.utf8.index(after: space) < value.endIndex
                     {
-                        secrets.insert(String(value[value.index(after: space)...]))
-                        return .init(field.name, value[..<space] + " " + Self.marker)
+                        let credential = String(value[value.index(after: space)...])
+                        secrets.insert(credential)
+                        return .init(field.name, value[..<space] + " " + Self.shapeMarker(credential))
                     }
-                    return .init(field.name, Self.marker)
+                    return .init(field.name, Self.shapeMarker(value))
                 default:
                     secrets.insert(field.value)
-                    return .init(field.name, Self.marker)
+                    return .init(field.name, Self.shapeMarker(field.value))
                 }
             })
     }
@@ -148,8 +149,9 @@ public struct RedactionPolicy: Sendable, Equatable {
         value.split(separator: ";").map { pair -> String in
             let trimmed = ASCII.trimmed(pair)
             guard let eq = trimmed.firstIndex(of: "=") else { return String(trimmed) }
-            secrets.insert(String(trimmed[trimmed.index(after: eq)...]))
-            return "\(trimmed[..<eq])=\(marker)"
+            let value = String(trimmed[trimmed.index(after: eq)...])
+            secrets.insert(value)
+            return "\(trimmed[..<eq])=\(shapeMarker(value))"
         }.joined(separator: "; ")
     }
 
@@ -179,10 +181,9 @@ public struct RedactionPolicy: Sendable, Equatable {
             guard isSecretParameter(name) else { return String(pair) }
             let rawValue = String(pair[pair.index(after: eq)...])
             secrets.insert(rawValue)
-            if let decoded = rawValue.replacingOccurrences(of: "+", with: " ").removingPercentEncoding {
-                secrets.insert(decoded)
-            }
-            return "\(rawName)=\(Self.marker)"
+            let decoded = rawValue.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+            if let decoded { secrets.insert(decoded) }
+            return "\(rawName)=\(Self.shapeMarker(decoded ?? rawValue))"
         }.joined(separator: "&")
     }
 
@@ -340,9 +341,30 @@ public struct RedactionPolicy: Sendable, Equatable {
         }
     }
 
-    /// `"<redacted:string>"`, `"<redacted:integer>"`… : the value's JSON type survives redaction.
+    /// `"<redacted:string~sk_test_~l24>"`, `"<redacted:integer>"`… : the value's JSON type
+    /// survives redaction, and a string's visible shape with it.
     public static func typedMarker(_ value: JSONValue) -> String {
-        "<redacted:\(JSONShape.typeName(value))>"
+        if case .string(let text) = value, RedactionShape.describes(text) {
+            return "<redacted:string~\(RedactionShape.of(text))>"
+        }
+        return "<redacted:\(JSONShape.typeName(value))>"
+    }
+
+    /// `<redacted~s-~d5>`: the marker for a redacted text value, keeping its visible shape.
+    public static func shapeMarker(_ value: String) -> String {
+        // Redacting twice changes nothing.
+        if isMarker(value) { return value }
+        return RedactionShape.describes(value) ? "<redacted~\(RedactionShape.of(value))>" : marker
+    }
+
+    /// Whether `text` is a whole redaction marker.
+    public static func isMarker<S: StringProtocol>(_ text: S) -> Bool {
+        text.hasPrefix(markerStem) && text.hasSuffix(">")
+    }
+
+    /// Whether `text` holds a redaction marker anywhere.
+    public static func containsMarker<S: StringProtocol>(_ text: S) -> Bool {
+        ASCII.contains(String(text), markerStem)
     }
 
     /// Replaces the value after every secret member name in text that is not valid JSON.

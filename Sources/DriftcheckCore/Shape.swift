@@ -118,8 +118,8 @@ public enum JSONKind: String, Sendable, Hashable, Comparable, CaseIterable {
 
     public static func of(_ value: JSONValue) -> JSONKind {
         if case .string(let text) = value, text.hasPrefix("<redacted:"), text.hasSuffix(">") {
-            let name = String(text.dropFirst(10).dropLast())
-            if let kind = JSONKind(rawValue: name) { return kind }
+            let name = text.dropFirst(10).dropLast().prefix { $0 != "~" }
+            if let kind = JSONKind(rawValue: String(name)) { return kind }
         }
         return JSONKind(rawValue: JSONShape.typeName(value)) ?? .string
     }
@@ -255,25 +255,36 @@ public final class ShapeNode: @unchecked Sendable {
         if sample == nil { sample = other.sample }
     }
 
-    /// The one format every string here had, if any.
+    /// The one format every string here had, if any (a fact about the samples, not yet a claim).
     public var consistentFormat: StringFormat? {
         guard stringCount > 0, formats.count == 1, let only = formats.keys.first else { return nil }
         return only
     }
 
+    /// Distinct scalar values seen here; nil when there were too many to keep.
+    public var distinctValues: Int? { values?.count }
+
+    /// A format claim: every string had it, over enough samples.
+    public func claimedFormat(_ thresholds: EvidenceThresholds) -> StringFormat? {
+        guard stringCount >= thresholds.minSamples else { return nil }
+        return consistentFormat
+    }
+
     /// A small closed set of string values, when enough samples make it believable.
-    public var closedSet: Set<String>? {
-        guard stringCount >= 8, consistentFormat == nil, let values,
+    public func closedSet(_ thresholds: EvidenceThresholds) -> Set<String>? {
+        guard stringCount >= thresholds.enumSamples, consistentFormat == nil, let values,
             kinds.keys.allSatisfy({ $0 == .string || $0 == .null })
         else { return nil }
         let strings = values.keys.filter { $0.hasPrefix("\"") }
-        guard !strings.isEmpty, strings.count <= 6, strings.count * 2 <= stringCount else { return nil }
+        guard strings.count >= 2, strings.count <= 6, strings.count * 2 <= stringCount else { return nil }
         return Set(strings)
     }
 
-    /// The value every sample had, when there were at least two samples.
-    public var stableValue: String? {
-        guard count >= 2, let values, values.count == 1, let only = values.first, only.value == count else {
+    /// The value every sample had, when there were enough samples.
+    public func stableValue(_ thresholds: EvidenceThresholds) -> String? {
+        guard count >= max(2, thresholds.minSamples), let values, values.count == 1, let only = values.first,
+            only.value == count
+        else {
             return nil
         }
         return only.key

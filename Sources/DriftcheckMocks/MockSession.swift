@@ -8,8 +8,31 @@ public final class MockSession: @unchecked Sendable {
     public private(set) var urls: [String: String] = [:]
     private var processes: [RunningMock] = []
     public let timeout: Double
+    /// Credentials a mock expects (`--replay-header`, `replay:`): they replace recorded headers
+    /// of the same name on the way to the mock and go nowhere else.
+    public let replayHeaders: HeaderFields
 
-    public init(timeout: Double = 30) { self.timeout = timeout }
+    public init(timeout: Double = 30, replayHeaders: HeaderFields = HeaderFields()) {
+        self.timeout = timeout
+        self.replayHeaders = replayHeaders
+    }
+
+    /// The request a mock receives: the recorded one with the replay headers in place, and for
+    /// an HTTP mock stand-ins of the recorded shape where values were redacted.
+    public static func outgoing(_ recorded: RecordedRequest, replayHeaders: HeaderFields, overHTTP: Bool)
+        -> RecordedRequest
+    {
+        var request = overHTTP ? StandIns.request(recorded) : recorded
+        for field in replayHeaders {
+            if let index = request.headers.fields.firstIndex(where: { ASCII.equalsIgnoringCase($0.name, field.name) }) {
+                request.headers.remove(field.name)
+                request.headers.fields.insert(field, at: min(index, request.headers.fields.count))
+            } else {
+                request.headers.add(field.name, field.value)
+            }
+        }
+        return request
+    }
 
     /// Loads WireMock engines and starts `mock.yml` commands for `services`. A command that
     /// does not come up throws `MockStartFailure`, after stopping the ones already started.
@@ -44,6 +67,7 @@ public final class MockSession: @unchecked Sendable {
         let engine = engines[service]
         let url = urls[service]
         let timeout = self.timeout
+        let replayHeaders = self.replayHeaders
         let results = ResultSlots(count: exchanges.count)
         let next = ResultSlots.Counter()
         let workerCount = max(1, min(workers, exchanges.count))
@@ -53,12 +77,14 @@ public final class MockSession: @unchecked Sendable {
                     try await onThread {
                         let client = url.map { CurlClient(service: service, baseURL: $0, timeout: timeout) }
                         while let index = next.take(below: exchanges.count) {
-                            let request = exchanges[index].request
+                            let recorded = exchanges[index].request
                             let answer: MockAnswer
                             if let engine {
-                                answer = engine.respond(to: request)
+                                answer = engine.respond(
+                                    to: Self.outgoing(recorded, replayHeaders: replayHeaders, overHTTP: false))
                             } else if let client {
-                                answer = .response(try client.send(request))
+                                answer = .response(
+                                    try client.send(Self.outgoing(recorded, replayHeaders: replayHeaders, overHTTP: true)))
                             } else {
                                 answer = .unmatched("no mock for service \(service)")
                             }

@@ -10,12 +10,18 @@ public final class WireMockEngine: @unchecked Sendable {
         public var mapping: JSONValue
         public var priority: Int
         public var method: String
-        public var endpoint: String
         var matcher: RequestMatcher
         var response: JSONValue
         var scenario: String?
         var requiredState: String?
         var newState: String?
+
+        /// `METHOD /template`: the declared template, or the exact path templated by `catalog`.
+        public func endpoint(in catalog: EndpointCatalog) -> String {
+            let method = self.method == "ANY" ? "ANY" : self.method
+            if let route = matcher.route { return "\(method) \(route.template)" }
+            return "\(method) \(catalog.templatePath(method: method, path: matcher.exactPath ?? "/"))"
+        }
     }
 
     public private(set) var stubs: [Stub] = []
@@ -23,6 +29,9 @@ public final class WireMockEngine: @unchecked Sendable {
     /// Stubs that answered at least one request.
     public private(set) var used: Set<Int> = []
     private var scenarioStates: [String: String] = [:]
+    /// Matchers that counted as matched only because the recorded value was redacted, for --explain.
+    public private(set) var explanations: [String] = []
+    private var explanationKeys: Set<String> = []
     /// `bodyFileName` contents, read and checked once.
     private var files: [String: Result<Data, ResponseBuilder.Refused>] = [:]
     private let filesDirectory: String
@@ -70,7 +79,7 @@ public final class WireMockEngine: @unchecked Sendable {
         stubs.append(
             Stub(
                 index: stubs.count, file: file, mapping: mapping, priority: priority, method: matcher.method,
-                endpoint: matcher.endpoint, matcher: matcher, response: response,
+                matcher: matcher, response: response,
                 scenario: mapping["scenarioName"]?.stringValue,
                 requiredState: mapping["requiredScenarioState"]?.stringValue,
                 newState: mapping["newScenarioState"]?.stringValue))
@@ -83,18 +92,43 @@ public final class WireMockEngine: @unchecked Sendable {
         defer { lock.unlock() }
         let incoming = IncomingRequest(request)
         var best: Stub?
+        var bestOutcome: RequestMatcher.Outcome?
+        var nearest: (stub: Stub, failedOn: String)?
         for stub in stubs {
             if let scenario = stub.scenario, let required = stub.requiredState,
                 (scenarioStates[scenario] ?? "Started") != required
             {
                 continue
             }
-            guard stub.matcher.matches(incoming) else { continue }
+            let outcome = stub.matcher.evaluate(incoming)
+            guard outcome.matched else {
+                // The nearest miss: the right method and URL, failing on a later part.
+                if let failedOn = outcome.failedOn, failedOn != "method", failedOn != "url",
+                    nearest == nil || stub.priority <= nearest!.stub.priority
+                {
+                    nearest = (stub, failedOn)
+                }
+                continue
+            }
             if let current = best, current.priority < stub.priority { continue }
             best = stub
+            bestOutcome = outcome
         }
         guard let stub = best else {
-            return .unmatched("no WireMock mapping matched \(request.method) \(request.target)")
+            var reason = "no WireMock mapping matched \(request.method) \(request.target)"
+            if let nearest {
+                reason += "; nearest: \((nearest.stub.file as NSString).lastPathComponent) failed on \(nearest.failedOn)"
+            }
+            let redacted = StandIns.redactedParts(request)
+            if !redacted.isEmpty {
+                reason += " (the request carried redacted values: \(redacted.joined(separator: ", ")))"
+            }
+            return .unmatched(reason)
+        }
+        for part in bestOutcome?.redacted ?? [] {
+            let line =
+                "\((stub.file as NSString).lastPathComponent): \(part) matched a redacted value (\(request.method) \(request.target))"
+            if explanationKeys.insert("\(stub.index) \(part)").inserted { explanations.append(line) }
         }
         used.insert(stub.index)
         if let scenario = stub.scenario, let next = stub.newState { scenarioStates[scenario] = next }
@@ -114,6 +148,10 @@ public final class WireMockEngine: @unchecked Sendable {
         }
         return .response(response)
     }
+
+    /// The routes these mappings declare by pattern or template: they name the endpoints of the
+    /// recordings they match.
+    public var declaredRoutes: [DeclaredRoute] { stubs.compactMap(\.matcher.route) }
 
     /// Stubs no request matched: routes no recording exercises.
     public var unusedStubs: [Stub] {

@@ -1,126 +1,147 @@
 import DriftcheckCore
 import Foundation
 
-/// Mock refresh: WireMock mappings written from recordings, one per templated endpoint.
+/// Mocks from recordings, as WireMock's own recorder writes them: one mapping per distinct
+/// request (method, URL, body) answering what the real service answered. A request recorded
+/// several times with different answers becomes a scenario that answers them in recorded order,
+/// then keeps answering the last. Compared against the recordings they came from, such mocks
+/// show no drift; they are a starting point to edit.
 public enum WireMockExport {
-    /// Mappings for one service's exchanges, each with a stable file name. Exporting the same
-    /// recordings twice gives the same files, so a refresh updates them in place.
-    public static func mappings(for exchanges: [Exchange]) -> [(name: String, mapping: JSONValue)] {
+    /// Mappings for one service's exchanges (recorded order), each with a stable file name:
+    /// exporting the same recordings twice gives the same files, so a refresh updates them in place.
+    public static func mappings(for exchanges: [Exchange], catalog: EndpointCatalog = .heuristic)
+        -> [(name: String, mapping: JSONValue)]
+    {
         var groups: [String: [Exchange]] = [:]
         var order: [String] = []
         for exchange in exchanges where exchange.response != nil {
-            let key = exchange.endpoint
+            let key = identity(exchange.request)
             if groups[key] == nil { order.append(key) }
             groups[key, default: []].append(exchange)
         }
         var result: [(name: String, mapping: JSONValue)] = []
         var used: Set<String> = []
-        func unique(_ base: String) -> String {
-            var name = base
-            var counter = 2
-            while used.contains(name) {
-                name = "\(base)-\(counter)"
-                counter += 1
-            }
-            used.insert(name)
-            return name + ".json"
-        }
-        for endpoint in order.sorted() {
-            let items = groups[endpoint]!
-            let method = items[0].request.method
-            let template = Endpoint.templatePath(items[0].request.path)
-            // Split by query-parameter names only where they change the response's shape.
-            var byVariant: [String: [Exchange]] = [:]
-            for item in items { byVariant[variant(item.request), default: []].append(item) }
-            let shapes = Set(byVariant.values.map { topLevelKeys($0.last!) })
-            let split = byVariant.count > 1 && shapes.count > 1
-            let parts = split ? byVariant.sorted { $0.key < $1.key } : [("", items)]
-            for (variantKey, members) in parts {
-                let statuses = Dictionary(grouping: members, by: { $0.response!.status })
-                let majority = statuses.max { a, b in
-                    a.value.count != b.value.count ? a.value.count < b.value.count : a.key > b.key
-                }!
-                let representative = majority.value.last!
-                var request: [(key: String, value: JSONValue)] = [("method", .string(method))]
-                if template.contains("{") {
-                    request.append(("urlPathPattern", .string(pattern(for: template))))
-                } else {
-                    request.append(("urlPath", .string(template)))
+        for key in order {
+            let items = groups[key]!
+            let request = items[0].request
+            let endpoint = catalog.endpoint(of: request)
+            let base = slugify("\(request.method) \(request.path)") + "-" + hex(fnv1a(key)).prefix(8)
+            // Consecutive identical answers collapse: a scenario step per change of answer.
+            var answers: [Exchange] = []
+            for item in items where answers.last.map({ !sameAnswer($0, item) }) ?? true { answers.append(item) }
+            let scenario = answers.count > 1 ? base : nil
+            for (step, exchange) in answers.enumerated() {
+                var members: [(key: String, value: JSONValue)] = [
+                    ("name", .string("\(endpoint) — \(request.target)\(scenario == nil ? "" : " (\(step + 1))")")),
+                    ("request", requestPattern(request)), ("response", response(exchange)),
+                ]
+                if let scenario {
+                    members.append(("scenarioName", .string(scenario)))
+                    members.append(("requiredScenarioState", .string(step == 0 ? "Started" : "step-\(step + 1)")))
+                    if step + 1 < answers.count { members.append(("newScenarioState", .string("step-\(step + 2)"))) }
                 }
-                if split && variantKey != "?" {
-                    let names = variantKey.dropFirst().split(separator: "&").map(String.init)
-                    request.append(
-                        ("queryParameters", .object(names.map { ($0, .object([("matches", .string(".*"))])) })))
-                }
-                var slug = slugify("\(method) \(template)")
-                if split { slug += variantKey == "?" ? "--plain" : "--" + slugify(String(variantKey.dropFirst())) }
-                result.append(
-                    (
-                        unique(slug),
-                        .object([
-                            ("name", .string("\(method) \(template)\(split && variantKey != "?" ? variantKey : "")")),
-                            ("priority", .number(split && variantKey != "?" ? "4" : "5")),
-                            ("request", .object(request)), ("response", response(representative)),
-                        ])
-                    ))
-                // Answers that differ from the endpoint's usual one (a 404 for an unknown id, a
-                // 401 without credentials) get exact mappings of their own.
-                var seen: Set<String> = []
-                for exchange in members where exchange.response!.status != majority.key {
-                    let key = "\(exchange.request.target) \(exchange.request.body.bytes.hashValue)"
-                    guard seen.insert(key).inserted else { continue }
-                    var exact: [(key: String, value: JSONValue)] = [
-                        ("method", .string(method)), ("url", .string(exchange.request.target)),
-                    ]
-                    var headerMatchers: [(key: String, value: JSONValue)] = []
-                    for name in ["Authorization", "Cookie", "X-Api-Key"] {
-                        let here = exchange.request.headers[name] != nil
-                        guard here != (representative.request.headers[name] != nil) else { continue }
-                        headerMatchers.append(
-                            (name, here ? .object([("matches", .string(".*"))]) : .object([("absent", .bool(true))])))
-                    }
-                    if !headerMatchers.isEmpty { exact.append(("headers", .object(headerMatchers))) }
-                    if let body = try? JSONValue.parse(exchange.request.body.bytes),
-                        !exchange.request.body.bytes.isEmpty
-                    {
-                        exact.append(("bodyPatterns", .array([.object([("equalToJson", body)])])))
-                    }
-                    let status = exchange.response!.status
-                    result.append(
-                        (
-                            unique(slugify("\(method) \(exchange.request.path)") + "--\(status)"),
-                            .object([
-                                ("name", .string("\(method) \(exchange.request.target) → \(status)")),
-                                ("priority", .number("1")), ("request", .object(exact)),
-                                ("response", response(exchange)),
-                            ])
-                        ))
-                }
+                var name = scenario == nil ? base : "\(base)-\(step + 1)"
+                while used.contains(name) { name += "-x" }
+                used.insert(name)
+                result.append((name + ".json", .object(members)))
             }
         }
         return result
     }
 
-    static func variant(_ request: RecordedRequest) -> String {
-        guard let query = request.query, !query.isEmpty else { return "?" }
-        let names = Set(query.split(separator: "&").map { String($0.split(separator: "=", maxSplits: 1).first ?? "") })
-        return "?" + names.sorted().joined(separator: "&")
+    /// Method, target and body: what tells two recorded requests apart.
+    static func identity(_ request: RecordedRequest) -> String {
+        "\(request.method.uppercased()) \(request.target) \(String(decoding: request.body.bytes, as: UTF8.self))"
     }
 
-    static func topLevelKeys(_ exchange: Exchange) -> String {
-        guard let response = exchange.response, case .object(let members)? = try? JSONValue.parse(response.body.bytes)
-        else {
-            return "\(exchange.response?.status ?? 0)"
+    static func sameAnswer(_ a: Exchange, _ b: Exchange) -> Bool {
+        guard let x = a.response, let y = b.response else { return false }
+        return x.status == y.status && x.body.bytes == y.body.bytes
+            && exportedHeaders(x).map(\.value) == exportedHeaders(y).map(\.value)
+    }
+
+    /// The request as WireMock should match it. Redacted values match any value: real WireMock
+    /// receives stand-ins on replay, and a mock's user sends real credentials.
+    static func requestPattern(_ request: RecordedRequest) -> JSONValue {
+        var members: [(key: String, value: JSONValue)] = [("method", .string(request.method.uppercased()))]
+        if let query = request.query, RedactionPolicy.containsMarker(query) {
+            members.append(("urlPath", .string(request.path)))
+            var parameters: [(key: String, value: JSONValue)] = []
+            for pair in query.split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let decode = { (text: Substring) in
+                    String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text)
+                }
+                let name = decode(parts[0])
+                guard !parameters.contains(where: { $0.key == name }) else { continue }
+                let value = parts.count > 1 ? decode(parts[1]) : ""
+                parameters.append(
+                    (
+                        name,
+                        RedactionPolicy.containsMarker(value)
+                            ? .object([("matches", .string(".*"))]) : .object([("equalTo", .string(value))])
+                    ))
+            }
+            members.append(("queryParameters", .object(parameters)))
+        } else {
+            members.append(("url", .string(request.target)))
         }
-        return members.map(\.key).sorted().joined(separator: ",")
+        let body = request.body.bytes
+        if !body.isEmpty && !request.body.isTruncated {
+            if let json = try? JSONValue.parse(body) {
+                members.append(("bodyPatterns", .array([.object([("equalToJson", placeholders(json))])])))
+            } else if let text = String(data: body, encoding: .utf8) {
+                let pattern: JSONValue =
+                    RedactionPolicy.containsMarker(text)
+                    ? .object([("matches", .string(wildcardPattern(text)))]) : .object([("equalTo", .string(text))])
+                members.append(("bodyPatterns", .array([pattern])))
+            } else {
+                members.append(("bodyPatterns", .array([.object([("binaryEqualTo", .string(body.base64EncodedString()))])])))
+            }
+        }
+        return .object(members)
     }
 
-    /// `/orders/{id}/lines/{id2}` → `/orders/[^/]+/lines/[^/]+`.
-    static func pattern(for template: String) -> String {
-        template.split(separator: "/", omittingEmptySubsequences: false).map { segment -> String in
-            segment.hasPrefix("{") && segment.hasSuffix("}")
-                ? "[^/]+" : NSRegularExpression.escapedPattern(for: String(segment))
-        }.joined(separator: "/")
+    /// Redacted JSON values become json-unit placeholders of their type.
+    static func placeholders(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .string(let text) where RedactionPolicy.isMarker(text):
+            switch JSONKind.of(value) {
+            case .string: return .string("${json-unit.any-string}")
+            case .integer, .number: return .string("${json-unit.any-number}")
+            case .boolean: return .string("${json-unit.any-boolean}")
+            default: return .string("${json-unit.ignore}")
+            }
+        case .object(let members): return .object(members.map { ($0.key, placeholders($0.value)) })
+        case .array(let items): return .array(items.map(placeholders))
+        default: return value
+        }
+    }
+
+    /// A regular expression equal to `text` where each redaction marker may be any text.
+    static func wildcardPattern(_ text: String) -> String {
+        var pattern = ""
+        var rest = Substring(text)
+        while let start = rest.range(of: "<redacted"), let end = rest[start.upperBound...].firstIndex(of: ">") {
+            pattern += NSRegularExpression.escapedPattern(for: String(rest[..<start.lowerBound])) + ".*"
+            rest = rest[rest.index(after: end)...]
+        }
+        return pattern + NSRegularExpression.escapedPattern(for: String(rest))
+    }
+
+    /// 64-bit FNV-1a: stable across runs, unlike `hashValue`.
+    static func fnv1a(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return hash
+    }
+
+    static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     static func slugify(_ text: String) -> String {
@@ -133,19 +154,25 @@ public enum WireMockExport {
             }
         }
         while slug.hasSuffix("-") { slug.removeLast() }
-        return slug.isEmpty ? "root" : slug
+        return slug.isEmpty ? "root" : String(slug.prefix(80))
     }
 
-    /// The recorded answer as a WireMock response: its status, the headers a consumer acts on,
-    /// and the body as `jsonBody`, text or base64. Cookies and other secrets stay out.
-    static func response(_ exchange: Exchange) -> JSONValue {
-        let response = exchange.response!
+    /// Content-Type and the headers a consumer acts on; cookies and other secrets stay out.
+    static func exportedHeaders(_ response: RecordedResponse) -> [(key: String, value: JSONValue)] {
         var headers: [(key: String, value: JSONValue)] = []
         for name in ["content-type"] + Differ.meaningfulHeaders {
             if let field = response.headers.fields.first(where: { $0.name.lowercased() == name }) {
                 headers.append((field.name, .string(field.value)))
             }
         }
+        return headers
+    }
+
+    /// The recorded answer as a WireMock response: its status, the headers a consumer acts on,
+    /// and the body as `jsonBody`, text or base64.
+    static func response(_ exchange: Exchange) -> JSONValue {
+        let response = exchange.response!
+        let headers = exportedHeaders(response)
         var members: [(key: String, value: JSONValue)] = [("status", .number(String(response.status)))]
         if !headers.isEmpty { members.append(("headers", .object(headers))) }
         if !response.body.bytes.isEmpty {

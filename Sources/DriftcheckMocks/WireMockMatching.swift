@@ -94,6 +94,34 @@ indirect enum ValuePattern {
         return false
     }
 
+    /// Matching a body whose redacted values may stand for anything: JSON markers equal any
+    /// value, and text patterns see stand-ins of the recorded shape.
+    func matches(_ value: String, redactedAsWildcard: Bool) -> Bool {
+        switch self {
+        case .equalToJson(let expected, let ignoreOrder, let ignoreExtra):
+            guard let actual = try? JSONValue.parse(value) else { return false }
+            return JSONEquivalence.matches(
+                expected: expected, actual: actual, ignoreArrayOrder: ignoreOrder, ignoreExtraElements: ignoreExtra,
+                redactedAsWildcard: true)
+        case .matchesJsonPath(let expression, let inner):
+            guard let document = try? JSONValue.parse(value) else { return false }
+            let results = JSONPathQuery.evaluate(expression, on: document)
+            if let inner {
+                return results.contains {
+                    if case .string(let text) = $0, RedactionPolicy.isMarker(text) { return true }
+                    return inner.matches($0.stringValue ?? $0.serialized())
+                }
+            }
+            // A filter on a redacted field finds nothing: try the field's stand-in.
+            return !results.isEmpty
+                || !JSONPathQuery.evaluate(expression, on: StandIns.json(document)).isEmpty
+        case .and(let patterns): return patterns.allSatisfy { $0.matches(value, redactedAsWildcard: true) }
+        case .or(let patterns): return patterns.contains { $0.matches(value, redactedAsWildcard: true) }
+        default:
+            return matches(StandIns.text(value))
+        }
+    }
+
     func matches(_ value: String?) -> Bool {
         switch self {
         case .absent: return value == nil
@@ -131,9 +159,11 @@ indirect enum ValuePattern {
 
 /// JSON comparison with WireMock's `equalToJson` options and json-unit placeholders.
 enum JSONEquivalence {
-    static func matches(expected: JSONValue, actual: JSONValue, ignoreArrayOrder: Bool, ignoreExtraElements: Bool)
-        -> Bool
-    {
+    static func matches(
+        expected: JSONValue, actual: JSONValue, ignoreArrayOrder: Bool, ignoreExtraElements: Bool,
+        redactedAsWildcard: Bool = false
+    ) -> Bool {
+        if redactedAsWildcard, case .string(let text) = actual, RedactionPolicy.isMarker(text) { return true }
         if case .string(let text) = expected, text.hasPrefix("${json-unit.") {
             switch (text, actual) {
             case ("${json-unit.ignore}", _): return true
@@ -157,7 +187,7 @@ enum JSONEquivalence {
                 guard let value = have.first(where: { $0.key == member.key })?.value else { return false }
                 return matches(
                     expected: member.value, actual: value, ignoreArrayOrder: ignoreArrayOrder,
-                    ignoreExtraElements: ignoreExtraElements)
+                    ignoreExtraElements: ignoreExtraElements, redactedAsWildcard: redactedAsWildcard)
             }
         case (.array(let want), .array(let have)):
             if want.count != have.count && !ignoreExtraElements { return false }
@@ -166,7 +196,7 @@ enum JSONEquivalence {
                 return zip(want, have).allSatisfy {
                     matches(
                         expected: $0, actual: $1, ignoreArrayOrder: ignoreArrayOrder,
-                        ignoreExtraElements: ignoreExtraElements)
+                        ignoreExtraElements: ignoreExtraElements, redactedAsWildcard: redactedAsWildcard)
                 }
             }
             var remaining = have
@@ -175,7 +205,7 @@ enum JSONEquivalence {
                     let index = remaining.firstIndex(where: {
                         matches(
                             expected: item, actual: $0, ignoreArrayOrder: ignoreArrayOrder,
-                            ignoreExtraElements: ignoreExtraElements)
+                            ignoreExtraElements: ignoreExtraElements, redactedAsWildcard: redactedAsWildcard)
                     })
                 else { return false }
                 remaining.remove(at: index)
@@ -317,7 +347,10 @@ struct RequestMatcher {
 
     var method: String
     var url: URLRule
-    var endpoint: String
+    /// The route a pattern or template declares; nil for exact URLs and for none.
+    var route: DeclaredRoute?
+    /// The path an exact `url`/`urlPath` names.
+    var exactPath: String?
     var pathParameters: [(String, ValuePattern)] = []
     var queryParameters: [(String, ValuePattern)] = []
     var headers: [(String, ValuePattern)] = []
@@ -334,24 +367,23 @@ struct RequestMatcher {
         }
         if let url = request["url"]?.stringValue {
             self.url = .url(url)
-            endpoint = url
+            exactPath = String(url.prefix { $0 != "?" })
         } else if let path = request["urlPath"]?.stringValue {
             url = .urlPath(path)
-            endpoint = path
+            exactPath = path
         } else if let pattern = request["urlPattern"]?.stringValue {
             url = .urlPattern(try regex(pattern))
-            endpoint = pattern
+            route = DeclaredRoute(method: method, pattern: pattern, onTarget: true)
         } else if let pattern = request["urlPathPattern"]?.stringValue {
             url = .urlPathPattern(try regex(pattern))
-            endpoint = pattern
+            route = DeclaredRoute(method: method, pattern: pattern, onTarget: false)
         } else if let template = request["urlPathTemplate"]?.stringValue {
             url = .urlPathTemplate(template.split(separator: "/", omittingEmptySubsequences: false).map(String.init))
-            endpoint = template
+            route = DeclaredRoute(method: method, template: template)
         } else {
             url = .any
-            endpoint = "/"
+            route = DeclaredRoute(method: method, template: "/{path}")
         }
-        endpoint = "\(method == "ANY" ? "ANY" : method) \(endpoint)"
         pathParameters = try Self.patterns(request["pathParameters"], "pathParameters")
         queryParameters = try Self.patterns(request["queryParameters"], "queryParameters")
         headers = try Self.patterns(request["headers"], "headers")
@@ -366,20 +398,86 @@ struct RequestMatcher {
         return try members.map { ($0.key, try ValuePattern($0.value, context: "\(context).\($0.key)")) }
     }
 
-    func matches(_ request: IncomingRequest) -> Bool {
-        if method != "ANY" && method != request.method { return false }
+    /// How one request fared against this matcher.
+    struct Outcome {
+        var matched: Bool
+        /// The first part that did not match (`headers.Authorization`), for near-miss messages.
+        var failedOn: String?
+        /// Parts that failed only on a redacted value and so counted as matched.
+        var redacted: [String] = []
+    }
+
+    func matches(_ request: IncomingRequest) -> Bool { evaluate(request).matched }
+
+    /// Matches `request`; a part that fails only because the recorded value was redacted counts
+    /// as matched, since the real service accepted the real value.
+    func evaluate(_ request: IncomingRequest) -> Outcome {
+        var outcome = Outcome(matched: false)
+        if method != "ANY" && method != request.method {
+            outcome.failedOn = "method"
+            return outcome
+        }
+        if !urlMatches(request, &outcome) {
+            outcome.failedOn = outcome.failedOn ?? "url"
+            return outcome
+        }
+        let groups: [(String, [(String, ValuePattern)], (String) -> [String])] = [
+            ("queryParameters", queryParameters, { name in request.query.filter { $0.0 == name }.map(\.1) }),
+            ("headers", headers, { name in request.headers.values(name) }),
+            ("cookies", cookies, { name in request.cookies.filter { $0.0 == name }.map(\.1) }),
+        ]
+        for (group, patterns, values) in groups {
+            for (name, pattern) in patterns {
+                let found = values(name)
+                if Self.anyMatches(pattern, found) { continue }
+                if !pattern.isAbsent, found.contains(where: RedactionPolicy.containsMarker) {
+                    outcome.redacted.append("\(group).\(name)")
+                    continue
+                }
+                outcome.failedOn = "\(group).\(name)"
+                return outcome
+            }
+        }
+        for (index, pattern) in bodyPatterns.enumerated() {
+            let matched: Bool
+            if case .binaryEqualTo(let data) = pattern { matched = request.body == data } else {
+                matched = pattern.matches(request.bodyText)
+            }
+            if matched { continue }
+            if RedactionPolicy.containsMarker(request.bodyText), pattern.matches(request.bodyText, redactedAsWildcard: true)
+            {
+                outcome.redacted.append("bodyPatterns[\(index)]")
+                continue
+            }
+            outcome.failedOn = "bodyPatterns[\(index)]"
+            return outcome
+        }
+        outcome.matched = true
+        return outcome
+    }
+
+    private func urlMatches(_ request: IncomingRequest, _ outcome: inout Outcome) -> Bool {
+        let regexMatches = { (regex: NSRegularExpression, text: String) in
+            regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+        }
         switch url {
-        case .any: break
-        case .url(let expected): if request.url != expected { return false }
-        case .urlPath(let expected): if request.path != expected { return false }
+        case .any: return true
+        case .url(let expected):
+            if request.url == expected { return true }
+            guard RedactionPolicy.containsMarker(request.url), Self.wildcardMatches(request.url, expected) else {
+                return false
+            }
+            outcome.redacted.append("url")
+            return true
+        case .urlPath(let expected): return request.path == expected
         case .urlPattern(let regex):
-            if regex.firstMatch(in: request.url, range: NSRange(request.url.startIndex..., in: request.url)) == nil {
+            if regexMatches(regex, request.url) { return true }
+            guard RedactionPolicy.containsMarker(request.url), regexMatches(regex, StandIns.text(request.url)) else {
                 return false
             }
-        case .urlPathPattern(let regex):
-            if regex.firstMatch(in: request.path, range: NSRange(request.path.startIndex..., in: request.path)) == nil {
-                return false
-            }
+            outcome.redacted.append("urlPattern")
+            return true
+        case .urlPathPattern(let regex): return regexMatches(regex, request.path)
         case .urlPathTemplate(let template):
             let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             guard segments.count == template.count else { return false }
@@ -392,28 +490,27 @@ struct RequestMatcher {
                     return false
                 }
             }
-            for (name, pattern) in pathParameters where !pattern.matches(values[name]) { return false }
-        }
-        for (name, pattern) in queryParameters {
-            let values = request.query.filter { $0.0 == name }.map(\.1)
-            if !Self.anyMatches(pattern, values) { return false }
-        }
-        for (name, pattern) in headers {
-            let values = request.headers.values(name)
-            if !Self.anyMatches(pattern, values) { return false }
-        }
-        for (name, pattern) in cookies {
-            let values = request.cookies.filter { $0.0 == name }.map(\.1)
-            if !Self.anyMatches(pattern, values) { return false }
-        }
-        for pattern in bodyPatterns {
-            if case .binaryEqualTo(let data) = pattern {
-                if request.body != data { return false }
-            } else if !pattern.matches(request.bodyText) {
+            for (name, pattern) in pathParameters where !pattern.matches(values[name]) {
+                outcome.failedOn = "pathParameters.\(name)"
                 return false
             }
+            return true
         }
-        return true
+    }
+
+    /// Whether `expected` equals `recorded` when each redaction marker in it may stand for any text.
+    static func wildcardMatches(_ recorded: String, _ expected: String) -> Bool {
+        var pattern = "^"
+        var rest = Substring(recorded)
+        while let start = rest.range(of: "<redacted"), let end = rest[start.upperBound...].firstIndex(of: ">") {
+            pattern += NSRegularExpression.escapedPattern(for: String(rest[..<start.lowerBound])) + ".*"
+            rest = rest[rest.index(after: end)...]
+        }
+        pattern += NSRegularExpression.escapedPattern(for: String(rest)) + "$"
+        guard let regex = try? NSRegularExpression(pattern: pattern, options: [.dotMatchesLineSeparators]) else {
+            return false
+        }
+        return regex.firstMatch(in: expected, range: NSRange(expected.startIndex..., in: expected)) != nil
     }
 
     static func anyMatches(_ pattern: ValuePattern, _ values: [String]) -> Bool {

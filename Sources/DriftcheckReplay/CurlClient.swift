@@ -32,13 +32,22 @@ public final class CurlClient {
 
     deinit { curl_easy_cleanup(handle) }
 
+    // A static string lives for the whole process; curl only reads it.
+    nonisolated(unsafe) private static let emptyBody = UnsafeRawPointer(("" as StaticString).utf8Start)
+
     /// Headers curl must set itself, or that describe the recorded hop rather than the request.
+    /// `Host` is the one deliberate rewrite: it names the mock. `Accept-Encoding` goes through
+    /// curl's own option, so a compressed answer is decoded as the client decoded it.
     static let skipped: Set<String> = [
         "host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te",
         "upgrade", "expect", "accept-encoding",
     ]
 
-    /// Sends `request` as recorded (method, path, query, headers, body) and returns the answer.
+    /// Headers libcurl adds unless told not to; an empty value (`Accept:`) stops it.
+    static let curlDefaults = ["Accept", "Content-Type"]
+
+    /// Sends `request` exactly as recorded — method, path, query bytes, headers in their order
+    /// and case, body with its Content-Length — adding nothing, and returns the answer.
     public func send(_ request: RecordedRequest) throws -> RecordedResponse {
         curl_easy_reset(handle)
         let url = baseURL + request.target
@@ -50,11 +59,18 @@ public final class CurlClient {
         for field in request.headers where !Self.skipped.contains(field.name.lowercased()) {
             headerList = curl_slist_append(headerList, "\(field.name): \(field.value)")
         }
-        // An empty value stops curl from adding its own Expect: 100-continue.
+        // An empty value stops curl from adding its own Expect: 100-continue, Accept: */* or a
+        // form Content-Type the client never sent.
         headerList = curl_slist_append(headerList, "Expect:")
+        for name in Self.curlDefaults where request.headers[name] == nil {
+            headerList = curl_slist_append(headerList, "\(name):")
+        }
         defer { curl_slist_free_all(headerList) }
+        let acceptEncoding = request.headers["accept-encoding"]
 
         let body = request.body.bytes
+        // A recorded `Content-Length: 0` is sent again; a body-less GET gets none.
+        let sendsBody = !body.isEmpty || request.headers["content-length"] != nil
         let code: CURLcode = url.withCString { urlPointer in
             request.method.withCString { methodPointer in
                 body.withUnsafeBytes { bodyPointer in
@@ -66,14 +82,21 @@ public final class CurlClient {
                     driftcheck_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
                     driftcheck_curl_setopt_long(handle, CURLOPT_PROXY_TRANSFER_MODE, 0)
                     driftcheck_curl_setopt_string(handle, CURLOPT_PROXY, "")
+                    if let acceptEncoding {
+                        _ = acceptEncoding.withCString {
+                            driftcheck_curl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, $0)
+                        }
+                    }
                     if request.method == "HEAD" {
                         driftcheck_curl_setopt_long(handle, CURLOPT_NOBODY, 1)
-                    } else if !body.isEmpty {
+                    } else if sendsBody {
                         driftcheck_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count)
+                        // An empty body still needs a valid pointer, or curl reads from stdin.
                         driftcheck_curl_setopt_pointer(
-                            handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bodyPointer.baseAddress))
+                            handle, CURLOPT_POSTFIELDS,
+                            UnsafeMutableRawPointer(mutating: bodyPointer.baseAddress ?? Self.emptyBody))
                     }
-                    if request.method != "GET" && request.method != "HEAD" || !body.isEmpty {
+                    if request.method != "GET" && request.method != "HEAD" || sendsBody {
                         driftcheck_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, methodPointer)
                     }
                     driftcheck_curl_setopt_callback(

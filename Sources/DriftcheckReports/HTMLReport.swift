@@ -20,10 +20,13 @@ extension ReportWriter {
     }
 
     static func footer(_ finding: Finding) -> String {
-        guard !finding.exchanges.isEmpty else { return "" }
+        let evidence = finding.evidence.map { "evidence: \(html(escaping: $0.summary))" }
+        guard !finding.exchanges.isEmpty || evidence != nil else { return "" }
         let ids = finding.exchanges.prefix(20).map(String.init).joined(separator: ", ")
-        return
-            "<footer>exchanges: \(ids)\(finding.exchanges.count > 20 ? " … (\(finding.exchanges.count))" : "")</footer>"
+        let exchanges =
+            finding.exchanges.isEmpty
+            ? nil : "exchanges: \(ids)\(finding.exchanges.count > 20 ? " … (\(finding.exchanges.count))" : "")"
+        return "<footer>\([evidence, exchanges].compactMap { $0 }.joined(separator: " · "))</footer>"
     }
 
     /// One self-contained page: summary, severity filters, and each finding with the real and

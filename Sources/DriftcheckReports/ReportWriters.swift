@@ -37,6 +37,17 @@ public enum ReportWriter {
                 ("real", finding.real ?? .null), ("mock", finding.mock ?? .null),
                 ("exchanges", .array(finding.exchanges.map { .number(String($0)) })),
             ]
+            if let evidence = finding.evidence {
+                var real: [(key: String, value: JSONValue)] = [("samples", number(evidence.realSamples))]
+                if let distinct = evidence.realDistinct { real.append(("distinct", number(distinct))) }
+                members.append(
+                    (
+                        "evidence",
+                        .object([
+                            ("real", .object(real)), ("mock", .object([("samples", number(evidence.mockSamples))])),
+                        ])
+                    ))
+            }
             if let reason = finding.accepted { members.append(("accepted", .string(reason))) }
             return .object(members)
         }
@@ -100,6 +111,7 @@ public enum ReportWriter {
             if finding.real != nil || finding.mock != nil {
                 out += "              real: \(excerpt(finding.real))   mock: \(excerpt(finding.mock))\n"
             }
+            if let evidence = finding.evidence { out += "              evidence: \(evidence.summary)\n" }
             if let reason = finding.accepted { out += "              accepted: \(reason)\n" }
             if !finding.exchanges.isEmpty {
                 let ids = finding.exchanges.prefix(8).map(String.init).joined(separator: ", ")
@@ -145,7 +157,7 @@ public enum ReportWriter {
             "| \(s.services) | \(s.compared) / \(s.exchanges) | \(s.breaking) | \(s.warning) | \(s.info) | \(s.accepted) |\n"
         guard !report.findings.isEmpty else { return out }
         out +=
-            "\n| severity | service | endpoint | kind | path | what | real | mock |\n|---|---|---|---|---|---|---|---|\n"
+            "\n| severity | service | endpoint | kind | path | what | real | mock | evidence |\n|---|---|---|---|---|---|---|---|---|\n"
         for finding in report.findings {
             let severity = finding.accepted == nil ? finding.severity.rawValue : "accepted"
             let cells = [
@@ -153,6 +165,7 @@ public enum ReportWriter {
                 finding.message + (finding.accepted.map { " (accepted: \($0))" } ?? ""),
                 finding.real.map { "`\(excerpt($0, limit: 40))`" } ?? "—",
                 finding.mock.map { "`\(excerpt($0, limit: 40))`" } ?? "—",
+                finding.evidence?.summary ?? "—",
             ]
             // GitHub renders HTML inside Markdown: angle brackets in values must not become tags.
             let escaped = cells.map {

@@ -329,6 +329,38 @@ public final class RecordingStore: Sendable {
         try guarded { try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM exchange") ?? 0 } }
     }
 
+    /// The endpoint templates of `service`, learned from every path it recorded and from the
+    /// routes its mocks declare: the one answer to "which endpoint is this request" for `list`,
+    /// `compare`, reports and exports alike.
+    public func catalog(service: String, declared: [DeclaredRoute] = []) throws -> EndpointCatalog {
+        let paths = try guarded {
+            try pool.read { db in
+                try String.fetchAll(
+                    db, sql: "SELECT DISTINCT path FROM exchange WHERE service = ? AND failure IS NULL",
+                    arguments: [service])
+            }
+        }
+        return EndpointCatalog.learn(paths: paths, declared: declared) { path in
+            // The first recorded answer with a body stands for the path's shape.
+            guard
+                let row = try? self.pool.read({ db in
+                    try Row.fetchOne(
+                        db,
+                        sql: """
+                            SELECT response_headers, response_body FROM exchange
+                            WHERE service = ? AND path = ? AND failure IS NULL AND length(response_body) > 0
+                            ORDER BY id LIMIT 1
+                            """, arguments: [service, path])
+                }),
+                let bytes = row["response_body"] as Data?
+            else { return nil }
+            let headers = Self.decodeHeaders(row["response_headers"])
+            let type = MediaType.of(headers)
+            guard type == nil || MediaType.isJSON(type), let body = try? JSONValue.parse(bytes) else { return nil }
+            return TemplateLearner.keyPaths(of: body)
+        }
+    }
+
     /// Services and templated endpoints with counts and first/last seen, sorted.
     public func summaries() throws -> [EndpointSummary] {
         let rows = try guarded {
@@ -343,9 +375,11 @@ public final class RecordingStore: Sendable {
             }
         }
         var merged: [String: EndpointSummary] = [:]
+        var catalogs: [String: EndpointCatalog] = [:]
         for row in rows {
             let service: String = row["service"]
-            let endpoint = Endpoint.template(method: row["method"], path: row["path"])
+            if catalogs[service] == nil { catalogs[service] = try catalog(service: service) }
+            let endpoint = catalogs[service]!.endpoint(method: row["method"], path: row["path"])
             let first = Date(timeIntervalSince1970: row["first"])
             let last = Date(timeIntervalSince1970: row["last"])
             let key = "\(service) \(endpoint)"

@@ -61,8 +61,22 @@ func kinds(_ cases: [Case]) -> [String] {
             kinds([Case(real, #"{"items":[{"sku":"A","qty":1,"gift":true}]}"#)]) == [
                 "phantom-field breaking $.items[*].gift"
             ])
-        #expect(kinds([Case(real, #"{"items":[{"sku":"A"}]}"#)]) == ["missing-field info $.items[*].qty"])
+        // Same length: element i of the mock is judged against element i of the real answer.
+        #expect(
+            kinds([Case(real, #"{"items":[{"sku":"A","qty":1},{"sku":"B"}]}"#)]) == ["missing-field info $.items[*].qty"])
         #expect(kinds([Case(real, #"{"items":[]}"#)]).isEmpty)
+    }
+
+    @Test func elementsOfDifferentShapesInOneArrayAreNotMissingFields() {
+        // A tree listing: blobs carry a size, trees do not. Identical bodies are no drift.
+        let tree = #"{"tree":[{"type":"blob","size":12},{"type":"tree"},{"type":"blob","size":3}]}"#
+        #expect(kinds([Case(tree, tree), Case(tree, tree, path: "/orders/2")]).isEmpty)
+        // Another length: only fields every real element had, over enough samples, are missed.
+        let shorter = #"{"tree":[{"type":"tree"}]}"#
+        #expect(kinds([Case(tree, shorter)]).isEmpty)
+        let sized = #"{"items":[{"sku":"A","qty":1},{"sku":"B","qty":2},{"sku":"C","qty":3}]}"#
+        let one = #"{"items":[{"sku":"A"}]}"#
+        #expect(kinds([Case(sized, one), Case(sized, one, path: "/orders/2")]) == ["missing-field info $.items[*].qty"])
     }
 
     @Test func typeChangesAreBreakingInBothDirections() {
@@ -98,8 +112,13 @@ func kinds(_ cases: [Case]) -> [String] {
         let sometimesNull = [
             Case(#"{"discount":null}"#, #"{"discount":5}"#, path: "/orders/1"),
             Case(#"{"discount":2}"#, #"{"discount":5}"#, path: "/orders/2"),
+            Case(#"{"discount":3}"#, #"{"discount":5}"#, path: "/orders/3"),
         ]
         #expect(kinds(sometimesNull) == ["nullability warning $.discount"])
+        // Fewer real samples than the evidence threshold: no claim, and --explain says why.
+        let result = diff(Array(sometimesNull.prefix(2)), explain: true)
+        #expect(result.findings.isEmpty)
+        #expect(result.explanations.contains { $0.contains("$.discount") && $0.contains("not enough evidence (2 samples") })
         let onlyNull = [
             Case(#"{"discount":1}"#, #"{"discount":null}"#, path: "/orders/1"),
             Case(#"{"discount":2}"#, #"{"discount":null}"#, path: "/orders/2"),
@@ -127,24 +146,33 @@ func kinds(_ cases: [Case]) -> [String] {
     @Test func formatsAreComparedButTimestampsAndUUIDsAreNotValues() {
         let real = #"{"createdAt":"2026-11-26T10:00:00Z","id":"3f2504e0-4f89-11d3-9a0c-0305e82c3301"}"#
         let otherTime = #"{"createdAt":"2020-01-01T00:00:00.123+02:00","id":"7c9e6679-7425-40de-944b-e07fc1f90ae7"}"#
-        #expect(kinds([Case(real, otherTime), Case(real, otherTime)]).isEmpty)
+        let three = { (mock: String) in (1...3).map { Case(real, mock, path: "/orders/\($0)") } }
+        #expect(kinds(three(otherTime)).isEmpty)
         #expect(
-            kinds([Case(real, #"{"createdAt":"yesterday","id":"7c9e6679-7425-40de-944b-e07fc1f90ae7"}"#)]) == [
+            kinds(three(#"{"createdAt":"yesterday","id":"7c9e6679-7425-40de-944b-e07fc1f90ae7"}"#)) == [
                 "format warning $.createdAt"
             ])
-        #expect(kinds([Case(real, #"{"createdAt":"2026-11-26T10:00:00Z","id":"42"}"#)]) == ["format warning $.id"])
+        #expect(kinds(three(#"{"createdAt":"2026-11-26T10:00:00Z","id":"42"}"#)) == ["format warning $.id"])
+        // One real sample is no evidence of a format.
+        #expect(kinds([Case(real, #"{"createdAt":"yesterday","id":"42"}"#)]).isEmpty)
     }
 
     @Test func stableValuesDifferAsInfoAndVolatileOnesAreNoise() {
         let real = [
             Case(#"{"currency":"EUR","requestId":"a1"}"#, #"{"currency":"USD","requestId":"zz"}"#),
             Case(#"{"currency":"EUR","requestId":"b2"}"#, #"{"currency":"USD","requestId":"zz"}"#),
+            Case(#"{"currency":"EUR","requestId":"c3"}"#, #"{"currency":"USD","requestId":"zz"}"#, path: "/orders/2"),
         ]
         let result = diff(real, explain: true)
         #expect(result.findings.map { "\($0.kind.rawValue) \($0.path)" } == ["value $.currency"])
         #expect(result.findings[0].real == .string("EUR"))
         #expect(result.findings[0].mock == .string("USD"))
-        #expect(result.findings[0].exchanges == [1, 2])
+        #expect(result.findings[0].exchanges == [1, 2, 3])
+        #expect(result.findings[0].evidence == Evidence(realSamples: 3, realDistinct: 1, mockSamples: 3))
+        // One request recorded many times is one request: "always EUR" needs distinct requests.
+        let sameRequest = diff(Array(real.prefix(2)) + [real[0]], explain: true)
+        #expect(sameRequest.findings.isEmpty)
+        #expect(sameRequest.explanations.contains { $0.contains("$.currency: not enough evidence") })
         #expect(result.explanations.contains { $0.contains("$.requestId") })
     }
 

@@ -16,14 +16,15 @@ let sampleReport = Report(
         Finding(
             service: "orders", endpoint: "GET /orders/{id}", kind: .phantomField, path: "$.items[*].discount",
             message: "the mock sends $.items[*].discount, which the real service never sends", real: nil,
-            mock: .number("5"), exchanges: [12, 40]),
+            mock: .number("5"), exchanges: [12, 40],
+            evidence: Evidence(realSamples: 0, realDistinct: nil, mockSamples: 2)),
         Finding(
             service: "orders", endpoint: "GET /orders/{id}", kind: .missingField, path: "$.next",
             message: "the real service sends $.next; the mock omits it", real: .null, mock: nil, exchanges: [12]),
         Finding(
             service: "orders", endpoint: "POST /orders", kind: .status, path: "status",
             message: "the mock succeeds with 200 where the real service fails with 401", real: .number("401"),
-            mock: .number("200"), exchanges: [7]),
+            mock: .number("200"), exchanges: [7], evidence: Evidence(realSamples: 9, realDistinct: 2, mockSamples: 1)),
         Finding(
             service: "payments", endpoint: "GET /charges/{id}", kind: .header, path: "header:location",
             message: "location differs <&>", real: .string("/charges/1"), mock: .string("/refunds/1"), exchanges: [3]),
