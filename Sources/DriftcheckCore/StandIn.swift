@@ -33,23 +33,24 @@ public enum RedactionShape {
         return text
     }
 
-    /// Letters followed by `-` or `_`, up to three groups (`sk_test_`, `ghp_`, `xoxb-`), when
-    /// enough of the value is left after them to be the secret.
+    /// Short letter groups followed by `-` or `_`, up to three (`sk_test_`, `ghp_`, `xoxb-`):
+    /// a token's type, not its secret. Kept only when a long enough remainder follows, so a
+    /// password like `abc-12345` keeps nothing.
     static func prefix(_ bytes: [UInt8]) -> Int {
         var end = 0
         var groups = 0
         var index = 0
         while groups < 3 {
             var letters = 0
-            while index < bytes.count, ASCII.isLetter(bytes[index]), letters <= 10 {
+            while index < bytes.count, ASCII.isLetter(bytes[index]), letters <= 5 {
                 index += 1
                 letters += 1
             }
-            guard letters > 0, letters <= 10, index < bytes.count, bytes[index] == 0x2D || bytes[index] == 0x5F
+            guard letters > 0, letters <= 5, index < bytes.count, bytes[index] == 0x2D || bytes[index] == 0x5F
             else { break }
             index += 1
             groups += 1
-            guard index <= 16, bytes.count - index >= 4 else { break }
+            guard index <= 12, bytes.count - index >= 8 else { break }
             end = index
         }
         return end

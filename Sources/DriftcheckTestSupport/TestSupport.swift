@@ -209,3 +209,10 @@ public func httpbinAnswers(port: Int) async -> Bool {
     else { return false }
     return response.header("server")?.contains("gunicorn") == true
 }
+
+/// `text` with every redaction marker's shape left out (`<redacted~s-~d8>` → `<redacted>`,
+/// `<redacted:string~~l4>` → `<redacted:string>`), for expectations about where redaction happened.
+public func normalizedMarkers(_ text: String?) -> String? {
+    guard let text else { return nil }
+    return text.replacingOccurrences(of: "<redacted(:[a-z]+)?~[^>]*>", with: "<redacted$1>", options: .regularExpression)
+}

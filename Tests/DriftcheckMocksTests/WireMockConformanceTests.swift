@@ -27,32 +27,9 @@ import Testing
     }
 
     @Test func theBuiltInEngineAnswersLikeRealWireMock() async throws {
-        let packageDirectory = try #require(
-            pythonPackageDirectory("wiremock"), "pip package 'wiremock' is missing: make test installs it")
-        let serverDirectory = packageDirectory + "/server"
-        let jarName = try #require(
-            (try FileManager.default.contentsOfDirectory(atPath: serverDirectory)).first {
-                $0.hasPrefix("wiremock") && $0.hasSuffix(".jar")
-            })
-        let port = try freeLoopbackPort()
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let java = try ChildProcess.spawn(
-            [
-                "java", "-jar", "\(serverDirectory)/\(jarName)", "--port", String(port), "--bind-address", "127.0.0.1",
-                "--root-dir", Self.corpus, "--disable-banner", "--local-response-templating", "--no-request-journal",
-            ], environment: ProcessInfo.processInfo.environment, outputPath: directory.file("wiremock.log"))
-        defer { java.signalGroup(SIGKILL) }
-        let client = CurlClient(service: "wiremock", baseURL: "http://127.0.0.1:\(port)", timeout: 10)
-        let ready = await eventually(timeout: 90) {
-            let log = (try? String(contentsOfFile: directory.file("wiremock.log"), encoding: .utf8)) ?? ""
-            // A corpus WireMock rejects ends the JVM; fail with its message instead of waiting.
-            if log.contains("Exception in thread") { return true }
-            let answer = try? client.send(RecordedRequest(method: "GET", host: "", port: 0, path: "/__admin/mappings"))
-            return answer.map { String(decoding: $0.body.bytes, as: UTF8.self).contains("\"mappings\"") } ?? false
-        }
-        let log = (try? String(contentsOfFile: directory.file("wiremock.log"), encoding: .utf8)) ?? ""
-        try #require(ready && !log.contains("Exception in thread"), "WireMock did not start: \(log)")
+        let wiremock = try await RealWireMock.start(root: Self.corpus)
+        defer { wiremock.stop() }
+        let client = wiremock.client()
 
         let engine = try WireMockEngine(directory: Self.corpus, service: "conformance")
         let data = try Data(contentsOf: URL(fileURLWithPath: Self.corpus + "/requests.json"))

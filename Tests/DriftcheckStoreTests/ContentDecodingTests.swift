@@ -65,7 +65,7 @@ func encode(_ data: Data, as encoding: String) throws -> Data {
             startedAt: Date(), duration: 0)
         let stored = RedactionPolicy().redact(StoreWriter.decoded(exchange))
         let body = String(decoding: stored.response!.body.bytes, as: UTF8.self)
-        #expect(body == #"{"user":"ann","password":"<redacted:string>","items":[1,2]}"#)
+        #expect(normalizedMarkers(body) == #"{"user":"ann","password":"<redacted:string>","items":[1,2]}"#)
         #expect(stored.response?.headers["content-encoding"] == nil)
         #expect(stored.response?.headers["x-driftcheck-decoded"] == encoding)
     }
