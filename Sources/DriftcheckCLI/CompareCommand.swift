@@ -181,7 +181,8 @@ struct Comparison {
             for service in services where session.hasMock(for: service) {
                 let analysis = Differ.ServiceAnalysis(
                     service: service, explain: options.explain, thresholds: policy.evidence)
-                let catalog = try store.catalog(service: service, declared: session.engines[service]?.declaredRoutes ?? [])
+                let catalog = try store.catalog(
+                    service: service, declared: session.engines[service]?.declaredRoutes ?? [])
                 var newest: [String: Date] = [:]
                 try await forEachPage(
                     store, service: service, size: pageSize,

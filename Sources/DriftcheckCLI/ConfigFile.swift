@@ -57,7 +57,8 @@ enum ConfigFile {
         let known: Set<String> = ["version", "max-age", "rules", "accept", "redact", "evidence", "replay"]
         if let unknown = root.keys.filter({ !known.contains($0) }).sorted().first {
             throw UsageError(
-                "\(path): unknown key '\(unknown)' (expected version, max-age, rules, accept, redact, evidence, replay)")
+                "\(path): unknown key '\(unknown)' (expected version, max-age, rules, accept, redact, evidence, replay)"
+            )
         }
         var policy = Policy()
         if let age = root["max-age"] {

@@ -73,9 +73,10 @@ public enum ASCII {
 public enum HTTPToken {
     /// Whether `name` is a valid header name, and `value` free of CR, LF and NUL.
     public static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy { byte in
-            ASCII.isDigit(byte) || ASCII.isLetter(byte) || "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
+        !name.isEmpty
+            && name.utf8.allSatisfy { byte in
+                ASCII.isDigit(byte) || ASCII.isLetter(byte) || "!#$%&'*+-.^_`|~".utf8.contains(byte)
+            }
     }
 
     public static func isValidValue(_ value: String) -> Bool {

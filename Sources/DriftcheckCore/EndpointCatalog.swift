@@ -196,11 +196,6 @@ public struct EndpointCatalog: Sendable {
     /// Templates by the identifier heuristic alone, for paths nothing was learned about.
     public static let heuristic = EndpointCatalog(declared: [], learned: [:])
 
-    init(declared: [DeclaredRoute], learned: [String: String]) {
-        self.declared = declared
-        self.learned = learned
-    }
-
     /// Learns templates from `paths` (each recorded path once). `shape` gives the JSON shape of
     /// one recorded answer for a path (see `TemplateLearner.keyPaths`), or nil when it is not
     /// JSON; it is asked only where static-looking path segments need telling apart.

@@ -84,7 +84,8 @@ public final class MockSession: @unchecked Sendable {
                                     to: Self.outgoing(recorded, replayHeaders: replayHeaders, overHTTP: false))
                             } else if let client {
                                 answer = .response(
-                                    try client.send(Self.outgoing(recorded, replayHeaders: replayHeaders, overHTTP: true)))
+                                    try client.send(
+                                        Self.outgoing(recorded, replayHeaders: replayHeaders, overHTTP: true)))
                             } else {
                                 answer = .unmatched("no mock for service \(service)")
                             }

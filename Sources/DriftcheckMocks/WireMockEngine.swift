@@ -117,7 +117,8 @@ public final class WireMockEngine: @unchecked Sendable {
         guard let stub = best else {
             var reason = "no WireMock mapping matched \(request.method) \(request.target)"
             if let nearest {
-                reason += "; nearest: \((nearest.stub.file as NSString).lastPathComponent) failed on \(nearest.failedOn)"
+                reason +=
+                    "; nearest: \((nearest.stub.file as NSString).lastPathComponent) failed on \(nearest.failedOn)"
             }
             let redacted = StandIns.redactedParts(request)
             if !redacted.isEmpty {

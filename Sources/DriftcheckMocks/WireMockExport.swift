@@ -96,7 +96,8 @@ public enum WireMockExport {
                     ? .object([("matches", .string(wildcardPattern(text)))]) : .object([("equalTo", .string(text))])
                 members.append(("bodyPatterns", .array([pattern])))
             } else {
-                members.append(("bodyPatterns", .array([.object([("binaryEqualTo", .string(body.base64EncodedString()))])])))
+                members.append(
+                    ("bodyPatterns", .array([.object([("binaryEqualTo", .string(body.base64EncodedString()))])])))
             }
         }
         return .object(members)

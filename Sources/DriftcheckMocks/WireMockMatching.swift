@@ -440,11 +440,14 @@ struct RequestMatcher {
         }
         for (index, pattern) in bodyPatterns.enumerated() {
             let matched: Bool
-            if case .binaryEqualTo(let data) = pattern { matched = request.body == data } else {
+            if case .binaryEqualTo(let data) = pattern {
+                matched = request.body == data
+            } else {
                 matched = pattern.matches(request.bodyText)
             }
             if matched { continue }
-            if RedactionPolicy.containsMarker(request.bodyText), pattern.matches(request.bodyText, redactedAsWildcard: true)
+            if RedactionPolicy.containsMarker(request.bodyText),
+                pattern.matches(request.bodyText, redactedAsWildcard: true)
             {
                 outcome.redacted.append("bodyPatterns[\(index)]")
                 continue

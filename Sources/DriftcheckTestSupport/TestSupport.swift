@@ -214,5 +214,6 @@ public func httpbinAnswers(port: Int) async -> Bool {
 /// `<redacted:string~~l4>` → `<redacted:string>`), for expectations about where redaction happened.
 public func normalizedMarkers(_ text: String?) -> String? {
     guard let text else { return nil }
-    return text.replacingOccurrences(of: "<redacted(:[a-z]+)?~[^>]*>", with: "<redacted$1>", options: .regularExpression)
+    return text.replacingOccurrences(
+        of: "<redacted(:[a-z]+)?~[^>]*>", with: "<redacted$1>", options: .regularExpression)
 }

@@ -112,7 +112,9 @@ extension PeerProcesses {
                     == Self.expected.union(Self.fromOneSample).union(["GET /anything/{id} unverified info $"]))
             let explained = try await DriftcheckBinary.run(
                 ["compare", Fixtures.path("httpbin/wiremock"), "--store", store, "--explain"], in: directory)
-            #expect(explained.output.contains("$.uuid: not enough evidence (2 samples, 1 distinct request)"), "\(explained.output)")
+            #expect(
+                explained.output.contains("$.uuid: not enough evidence (2 samples, 1 distinct request)"),
+                "\(explained.output)")
 
             // 2. mock.yml with a command: started in its directory, waited for, stopped.
             let process = try await Self.findings(

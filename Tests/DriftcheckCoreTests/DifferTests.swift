@@ -63,7 +63,9 @@ func kinds(_ cases: [Case]) -> [String] {
             ])
         // Same length: element i of the mock is judged against element i of the real answer.
         #expect(
-            kinds([Case(real, #"{"items":[{"sku":"A","qty":1},{"sku":"B"}]}"#)]) == ["missing-field info $.items[*].qty"])
+            kinds([Case(real, #"{"items":[{"sku":"A","qty":1},{"sku":"B"}]}"#)]) == [
+                "missing-field info $.items[*].qty"
+            ])
         #expect(kinds([Case(real, #"{"items":[]}"#)]).isEmpty)
     }
 
@@ -76,7 +78,8 @@ func kinds(_ cases: [Case]) -> [String] {
         #expect(kinds([Case(tree, shorter)]).isEmpty)
         let sized = #"{"items":[{"sku":"A","qty":1},{"sku":"B","qty":2},{"sku":"C","qty":3}]}"#
         let one = #"{"items":[{"sku":"A"}]}"#
-        #expect(kinds([Case(sized, one), Case(sized, one, path: "/orders/2")]) == ["missing-field info $.items[*].qty"])
+        #expect(
+            kinds([Case(sized, one), Case(sized, one, path: "/orders/2")]) == ["missing-field info $.items[*].qty"])
     }
 
     @Test func typeChangesAreBreakingInBothDirections() {
@@ -118,7 +121,8 @@ func kinds(_ cases: [Case]) -> [String] {
         // Fewer real samples than the evidence threshold: no claim, and --explain says why.
         let result = diff(Array(sometimesNull.prefix(2)), explain: true)
         #expect(result.findings.isEmpty)
-        #expect(result.explanations.contains { $0.contains("$.discount") && $0.contains("not enough evidence (2 samples") })
+        #expect(
+            result.explanations.contains { $0.contains("$.discount") && $0.contains("not enough evidence (2 samples") })
         let onlyNull = [
             Case(#"{"discount":1}"#, #"{"discount":null}"#, path: "/orders/1"),
             Case(#"{"discount":2}"#, #"{"discount":null}"#, path: "/orders/2"),

@@ -14,10 +14,11 @@ import Testing
     }
 
     @Test func identifiersWithSuffixesDatesAndVersionsBecomeParameters() {
-        let paths = (1...8).map { "/shop/orders/\($0).json" } + [
-            "/shop/orders.json", "/reports/2024-05-01", "/reports/2024-05-02/summary", "/pypi/requests/2.31.0/json",
-            "/api/v1/orders/7", "/commits/9fceb02d0ae598e95dc970b74767f19372d61af8.patch",
-        ]
+        let paths =
+            (1...8).map { "/shop/orders/\($0).json" } + [
+                "/shop/orders.json", "/reports/2024-05-01", "/reports/2024-05-02/summary", "/pypi/requests/2.31.0/json",
+                "/api/v1/orders/7", "/commits/9fceb02d0ae598e95dc970b74767f19372d61af8.patch",
+            ]
         let catalog = EndpointCatalog.learn(paths: paths)
         #expect(catalog.endpoint(method: "GET", path: "/shop/orders/7.json") == "GET /shop/orders/{id}.json")
         #expect(catalog.endpoint(method: "GET", path: "/shop/orders.json") == "GET /shop/orders.json")
@@ -76,8 +77,11 @@ import Testing
     @Test func templatesAreStableAsRecordingsGrow() {
         let order = #"{"id":1,"status":"PAID","total":2.5}"#
         let shape = Self.shapes(["/shop/": order])
-        let first = (1...5).map { "/shop/orders/\($0).json" } + ["/shop/customers/ann-lee", "/shop/customers/bo-chan",
-            "/shop/customers/cy-dunn"]
+        let first =
+            (1...5).map { "/shop/orders/\($0).json" } + [
+                "/shop/customers/ann-lee", "/shop/customers/bo-chan",
+                "/shop/customers/cy-dunn",
+            ]
         let more = first + (6...40).map { "/shop/orders/\($0).json" } + ["/shop/customers/di-eve", "/shop/orders.json"]
         let small = EndpointCatalog.learn(paths: first, shape: shape)
         let large = EndpointCatalog.learn(paths: more, shape: shape)
@@ -96,7 +100,8 @@ import Testing
         let declared = [
             try #require(DeclaredRoute(method: "DELETE", pattern: "/orders/[0-9]+", onTarget: false)),
             try #require(DeclaredRoute(method: "GET", pattern: #"/shop/orders/\d+\.json"#, onTarget: false)),
-            try #require(DeclaredRoute(method: "GET", pattern: "/customers/(?<customerId>[^/]+)/cards", onTarget: false)),
+            try #require(
+                DeclaredRoute(method: "GET", pattern: "/customers/(?<customerId>[^/]+)/cards", onTarget: false)),
             try #require(DeclaredRoute(method: "GET", pattern: #"/search\?q=.*"#, onTarget: true)),
             DeclaredRoute(method: "PUT", template: "/carts/{cartId}/items/{sku}"),
             try #require(DeclaredRoute(method: "ANY", pattern: "/api/.*", onTarget: false)),

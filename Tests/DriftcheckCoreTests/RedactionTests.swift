@@ -49,7 +49,8 @@ import Testing
     @Test func redactsAddedHeaders() {
         var policy = RedactionPolicy()
         policy.addHeader("X-Tenant")
-        #expect(policy.redact(exchange(headers: [("x-tenant", "acme")])).request.headers["x-tenant"] == "<redacted~~l4>")
+        #expect(
+            policy.redact(exchange(headers: [("x-tenant", "acme")])).request.headers["x-tenant"] == "<redacted~~l4>")
     }
 
     @Test func redactsQueryAndFormParameters() {
@@ -57,7 +58,8 @@ import Testing
             exchange(
                 query: "page=2&access_token=abc&api%5Fkey=k&sig=1", body: "user=ann&password=hunter2",
                 contentType: "application/x-www-form-urlencoded"))
-        #expect(redacted.request.query == "page=2&access_token=<redacted~~l3>&api%5Fkey=<redacted~~l>&sig=<redacted~~d>")
+        #expect(
+            redacted.request.query == "page=2&access_token=<redacted~~l3>&api%5Fkey=<redacted~~l>&sig=<redacted~~d>")
         #expect(String(decoding: redacted.request.body.bytes, as: UTF8.self) == "user=ann&password=<redacted~~l6d>")
     }
 
@@ -190,7 +192,9 @@ import Testing
     @Test func standInsReplaceMarkersInEveryPartOfAReplayedRequest() throws {
         let redacted = RedactionPolicy().redact(
             exchange(
-                headers: [("Authorization", "Bearer sk_live_abcdef123456"), ("Cookie", "session=s-12345678; theme=dark")],
+                headers: [
+                    ("Authorization", "Bearer sk_live_abcdef123456"), ("Cookie", "session=s-12345678; theme=dark"),
+                ],
                 query: "api_key=sk_test_ABCD1234&page=2", body: #"{"token":"tok_9f8e7d6c","pin":1234,"name":"ann"}"#,
                 contentType: "application/json"))
         let replayed = StandIns.request(redacted.request)
@@ -200,9 +204,10 @@ import Testing
         let body = try JSONValue.parse(replayed.body.bytes)
         #expect(body["token"] == .string("tok_1a1a1a1a"))
         #expect(body["name"] == .string("ann"))
-        #expect(StandIns.redactedParts(redacted.request) == [
-            "header Authorization", "cookie session", "cookie theme", "query api_key", "body",
-        ])
+        #expect(
+            StandIns.redactedParts(redacted.request) == [
+                "header Authorization", "cookie session", "cookie theme", "query api_key", "body",
+            ])
         // Nothing of a secret survives in the stand-ins.
         let text = "\(replayed.headers) \(replayed.query ?? "") \(String(decoding: replayed.body.bytes, as: UTF8.self))"
         for secret in ["abcdef123456", "12345678", "ABCD1234", "9f8e7d6c"] { #expect(!text.contains(secret)) }

@@ -74,7 +74,8 @@ import Testing
 
     @Test func theRecordingsReallyAreRedacted() {
         for (request, _) in Self.recorded {
-            let text = "\(request.headers) \(request.query ?? "") \(String(decoding: request.body.bytes, as: UTF8.self))"
+            let text =
+                "\(request.headers) \(request.query ?? "") \(String(decoding: request.body.bytes, as: UTF8.self))"
             for secret in ["20231184", "9a8b7c6d5e4f", "4F2K9Q1Z", "8d7f6e5a4b"] { #expect(!text.contains(secret)) }
         }
     }
@@ -92,9 +93,10 @@ import Testing
         }
         // --explain names the matcher a redacted value satisfied.
         let explained = engine.explanations.joined(separator: "\n")
-        for part in ["cookie.json: cookies.session", "header.json: headers.Authorization", "query.json: queryParameters.api_key",
-            "json.json: bodyPatterns[0]"]
-        {
+        for part in [
+            "cookie.json: cookies.session", "header.json: headers.Authorization", "query.json: queryParameters.api_key",
+            "json.json: bodyPatterns[0]",
+        ] {
             #expect(explained.contains(part + " matched a redacted value"), "\(explained)")
         }
         // A value that is not redacted still has to match; the miss says what was near.

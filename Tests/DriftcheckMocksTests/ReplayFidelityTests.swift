@@ -28,7 +28,9 @@ import Testing
         let requestLine = lines.removeFirst()
         let headers = lines.map { line -> (String, String) in
             let colon = line.firstIndex(of: ":")!
-            return (String(line[..<colon]), String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
+            return (
+                String(line[..<colon]), String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+            )
         }
         return Echoed(requestLine: requestLine, headers: headers, body: Data(base64Encoded: body) ?? Data())
     }
@@ -79,7 +81,8 @@ import Testing
                 method: "POST", host: "orders", port: 80, path: "/ping",
                 headers: HeaderFields([("Content-Length", "0")])),
             RecordedRequest(method: "DELETE", host: "orders", port: 80, path: "/orders/7"),
-            RecordedRequest(method: "PATCH", host: "orders", port: 80, path: "/orders/7", body: CapturedBody(bytes: json)),
+            RecordedRequest(
+                method: "PATCH", host: "orders", port: 80, path: "/orders/7", body: CapturedBody(bytes: json)),
         ]
         for request in requests {
             let label = "\(request.method) \(request.target)"
