@@ -73,6 +73,8 @@ public struct Differ: Sendable {
         var statuses: [Int: Int] = [:]
         /// Distinct requests behind the answers, per status; capped, since only small counts are asked.
         var requests: [Int: Set<Int>] = [:]
+        /// Where real `Location`-like headers point (the path without its last segment).
+        var linkParents: [String: Set<String>] = [:]
 
         func shape(status: Int, variant: String) -> ShapeNode? {
             guard let byVariant = shapes[status] else { return nil }
@@ -201,6 +203,11 @@ public struct Differ: Sendable {
             let body = prepared.body
             model.samples += 1
             model.statuses[response.status, default: 0] += 1
+            for name in Differ.linkHeaders {
+                if let value = response.headers[name], model.linkParents[name, default: []].count < 64 {
+                    model.linkParents[name, default: []].insert(Differ.parent(Differ.normaliseHeader(value)))
+                }
+            }
             if model.requests[response.status, default: []].count < 1_000 {
                 model.requests[response.status, default: []].insert(prepared.identity)
             }
@@ -294,7 +301,7 @@ public struct Differ: Sendable {
             let walker = Walker(
                 endpoint: endpoint, id: id, volatile: model.volatile, model: model, context: context,
                 thresholds: thresholds, requests: model.distinctRequests(status: real.status))
-            walker.walk(mockBody, node: node, real: realBody, path: "$")
+            walker.walk(mockBody, node: node, pooled: model.shapes[real.status]?[""], real: realBody, path: "$")
         }
 
         func endpointEvidence(_ model: EndpointModel, distinct: Int?) -> Evidence {
@@ -311,9 +318,10 @@ public struct Differ: Sendable {
                         realSamples: node.count, realDistinct: node.distinctValues, mockSamples: use.exchanges.count)
                     if node.sendsNull && use.null == 0 && use.values > 0 {
                         // "Sometimes null" is a claim about the real service: it needs enough samples.
-                        guard node.count >= thresholds.minSamples, use.requests >= thresholds.minRequests else {
+                        let sources = path.contains("[*]") ? max(use.requests, node.count) : use.requests
+                        guard node.count >= thresholds.minSamples, sources >= thresholds.minRequests else {
                             context.explain(
-                                "\(endpoint) \(path): the real service sent null; not enough evidence (\(node.count) sample\(node.count == 1 ? "" : "s"), \(use.requests) distinct request\(use.requests == 1 ? "" : "s")) to say the mock should"
+                                "\(endpoint) \(path): the real service sent null; not enough evidence (\(node.count) sample\(node.count == 1 ? "" : "s"), \(sources) distinct request\(sources == 1 ? "" : "s")) to say the mock should"
                             )
                             continue
                         }
@@ -354,6 +362,18 @@ public struct Differ: Sendable {
                 continue
             }
             let same = Self.normaliseHeader(realValue) == Self.normaliseHeader(mockValue)
+            // A Location that names a new resource each time still points under one parent.
+            if !same, model.volatile.contains(path), let parents = model.linkParents[name],
+                !parents.contains(Self.parent(Self.normaliseHeader(mockValue)))
+            {
+                context.add(
+                    Finding(
+                        service: context.service, endpoint: endpoint, kind: .header, path: path,
+                        message:
+                            "\(name) points under \(Self.parent(Self.normaliseHeader(mockValue))); the real service's under \(parents.sorted().joined(separator: ", "))",
+                        real: .string(realValue), mock: .string(mockValue), evidence: evidence), id: id)
+                continue
+            }
             if !same && (model.volatile.contains(path) || name == "retry-after") {
                 context.explain(
                     "\(endpoint) \(path): '\(realValue)' vs '\(mockValue)' differ, but the value changes between identical real requests"
@@ -368,6 +388,18 @@ public struct Differ: Sendable {
                         evidence: evidence), id: id)
             }
         }
+    }
+
+    /// Headers that point at a resource.
+    static let linkHeaders = ["location", "content-location"]
+
+    /// `/a/b/c?x` → `/a/b`.
+    static func parent(_ path: String) -> String {
+        let bare = path.prefix { $0 != "?" }
+        guard let slash = bare.lastIndex(of: "/"), slash != bare.startIndex else {
+            return bare.hasPrefix("/") ? "/" : ""
+        }
+        return String(bare[..<slash])
     }
 
     /// Absolute URLs keep only their path, and ids in paths are templated: hosts and ids differ by design.
@@ -442,6 +474,13 @@ public struct Differ: Sendable {
 
     /// Walks one mock body against the endpoint's real shape and the real answer to the same request.
     struct Walker {
+        /// The variant's closed set of values, else the one pooled over every variant.
+        func closedSet(_ node: ShapeNode, _ pooled: ShapeNode?) -> (Set<String>, ShapeNode)? {
+            if let set = node.closedSet(thresholds) { return (set, node) }
+            if let pooled, pooled !== node, let set = pooled.closedSet(thresholds) { return (set, pooled) }
+            return nil
+        }
+
         let endpoint: String
         let id: Int64
         let volatile: Set<String>
@@ -470,16 +509,25 @@ public struct Differ: Sendable {
             return created
         }
 
+        /// Independent sources behind the samples at `path`: distinct requests, or inside an
+        /// array each element, since the rows of one list are separate records.
+        func sources(_ path: String, _ node: ShapeNode) -> Int {
+            path.contains("[*]") ? max(requests, node.count) : requests
+        }
+
         /// Whether a statistical claim at `path` has enough behind it; says why not under --explain.
-        func enough(_ samples: Int, _ needed: Int, _ path: String, _ claim: String) -> Bool {
-            if samples >= needed && requests >= thresholds.minRequests { return true }
+        func enough(_ samples: Int, _ needed: Int, _ node: ShapeNode, _ path: String, _ claim: String) -> Bool {
+            let independent = sources(path, node)
+            if samples >= needed && independent >= thresholds.minRequests { return true }
             context.explain(
-                "\(endpoint) \(path): not enough evidence (\(samples) sample\(samples == 1 ? "" : "s"), \(requests) distinct request\(requests == 1 ? "" : "s")) to claim \(claim)"
+                "\(endpoint) \(path): not enough evidence (\(samples) sample\(samples == 1 ? "" : "s"), \(independent) distinct request\(independent == 1 ? "" : "s")) to claim \(claim)"
             )
             return false
         }
 
-        func walk(_ mock: JSONValue, node: ShapeNode, real: JSONValue?, path: String) {
+        /// `pooled` is the same path in the union over query variants: a closed set of values is
+        /// a property of the field, whichever variant asked for it.
+        func walk(_ mock: JSONValue, node: ShapeNode, pooled: ShapeNode?, real: JSONValue?, path: String) {
             let kind = JSONKind.of(mock)
             let nullUse = use(path, node)
             nullUse.exchanges.insert(id)
@@ -501,7 +549,9 @@ public struct Differ: Sendable {
                 if node.isMap {
                     context.explain("\(endpoint) \(path): keyed by data, compared as a map")
                     for (key, value) in members {
-                        walk(value, node: node.mapValues, real: real?[key], path: path + "[*]")
+                        walk(
+                            value, node: node.mapValues, pooled: pooled?.mapValues, real: real?[key], path: path + "[*]"
+                        )
                     }
                     return
                 }
@@ -514,7 +564,7 @@ public struct Differ: Sendable {
                             real: nil, mock: value, node: nil)
                         continue
                     }
-                    walk(value, node: child, real: real?[key], path: childPath)
+                    walk(value, node: child, pooled: pooled?.members[key], real: real?[key], path: childPath)
                 }
                 if case .object(let realMembers)? = real {
                     // The real answer to this very request had the field.
@@ -529,7 +579,7 @@ public struct Differ: Sendable {
                     // real service always sends, over enough samples, are missed.
                     for key in node.memberOrder where !members.contains(where: { $0.key == key }) {
                         guard node.isRequired(key), node.objectCount >= thresholds.minSamples,
-                            requests >= thresholds.minRequests
+                            sources(path, node) >= thresholds.minRequests
                         else { continue }
                         let childPath = JSONPath.appending(key, to: path)
                         add(
@@ -545,18 +595,19 @@ public struct Differ: Sendable {
                     // Elements pair up only when both lists have the same length (the same
                     // answer); otherwise the element shape alone judges.
                     let paired = realItems.flatMap { $0.count == elements.count ? $0[index] : nil }
-                    walk(element, node: itemNode, real: paired, path: path + "[*]")
+                    walk(element, node: itemNode, pooled: pooled?.items, real: paired, path: path + "[*]")
                 }
             default:
-                compareScalar(mock, node: node, path: path)
+                compareScalar(mock, node: node, pooled: pooled, path: path)
             }
         }
 
-        func compareScalar(_ mock: JSONValue, node: ShapeNode, path: String) {
+        func compareScalar(_ mock: JSONValue, node: ShapeNode, pooled: ShapeNode?, path: String) {
             let serialized = mock.serialized()
             if case .string(let text) = mock, !RedactionPolicy.isMarker(text) {
                 if let format = node.consistentFormat {
-                    guard enough(node.stringCount, thresholds.minSamples, path, "a \(format.rawValue) format") else {
+                    guard enough(node.stringCount, thresholds.minSamples, node, path, "a \(format.rawValue) format")
+                    else {
                         return
                     }
                     let mockFormat = StringFormat.of(text)
@@ -571,7 +622,7 @@ public struct Differ: Sendable {
                     }
                     return
                 }
-                if let set = node.closedSet(thresholds), requests >= thresholds.minRequests,
+                if let (set, from) = closedSet(node, pooled), sources(path, from) >= thresholds.minRequests,
                     !set.contains(serialized)
                 {
                     add(
@@ -581,12 +632,12 @@ public struct Differ: Sendable {
                     return
                 }
             }
-            guard let stable = node.stableValue(thresholds), requests >= thresholds.minRequests else {
+            guard let stable = node.stableValue(thresholds), sources(path, node) >= thresholds.minRequests else {
                 if volatile.contains(path) {
                     context.explain(
                         "\(endpoint) \(path): the value changes between identical real requests; not compared")
                 } else if node.distinctValues == 1, node.sample.map({ $0.serialized() != serialized }) ?? false {
-                    _ = enough(node.count, max(2, thresholds.minSamples), path, "the value is always the same")
+                    _ = enough(node.count, max(2, thresholds.minSamples), node, path, "the value is always the same")
                 }
                 return
             }

@@ -332,6 +332,10 @@ public enum TemplateLearner {
     }
 
     /// Merges static siblings that behave as values of one parameter into a parameter child.
+    /// What a store's shape function returns for a path that only ever failed (a 404 for an
+    /// unknown slug): it may join a parameter its siblings form, but never forms one.
+    public static let failuresOnly: Set<String> = ["<failures only>"]
+
     static func collapse(_ node: Node, shape: (String) -> Set<String>?) {
         let statics = node.children.keys.filter { !$0.hasPrefix("{\u{0}}") }.sorted()
         if statics.count >= minimumSiblings {
@@ -339,41 +343,69 @@ public enum TemplateLearner {
                 let key: String
                 let skeletons: Set<String>
                 let shape: Set<String>?
+                /// `.json` for `blue-widget.json`: siblings collapse only with the same suffix.
+                let suffix: String
             }
             let candidates = statics.map { key -> Candidate in
                 let child = node.children[key]!
                 var skeletons = Set<String>()
                 var budget = 64
                 child.skeletons(into: &skeletons, budget: &budget)
-                return Candidate(key: key, skeletons: skeletons, shape: child.representative().flatMap(shape))
-            }
-            var clusters: [[Candidate]] = []
-            for candidate in candidates {
-                if let index = clusters.firstIndex(where: { compatible($0[0], candidate) }) {
-                    clusters[index].append(candidate)
-                } else {
-                    clusters.append([candidate])
-                }
+                return Candidate(
+                    key: key, skeletons: skeletons, shape: child.representative().flatMap(shape),
+                    suffix: fileExtension(of: key))
             }
             func compatible(_ a: Candidate, _ b: Candidate) -> Bool {
-                guard similarity(a.skeletons, b.skeletons) >= 0.5 else { return false }
+                guard a.suffix == b.suffix, similarity(a.skeletons, b.skeletons) >= 0.5 else { return false }
                 switch (a.shape, b.shape) {
                 case (let x?, let y?): return similarity(x, y) >= 0.6
                 case (nil, nil): return true
                 default: return false
                 }
             }
+            var clusters: [[Candidate]] = []
+            for candidate in candidates where candidate.shape != failuresOnly {
+                if let index = clusters.firstIndex(where: { compatible($0[0], candidate) }) {
+                    clusters[index].append(candidate)
+                } else {
+                    clusters.append([candidate])
+                }
+            }
             for cluster in clusters {
                 let needed = cluster[0].shape == nil ? minimumSiblingsWithoutShape : minimumSiblings
                 guard cluster.count >= needed else { continue }
-                let merged = node.children["{\u{0}}"] ?? Node()
+                let key = "{\u{0}}" + cluster[0].suffix
+                let merged = node.children[key] ?? Node()
                 for candidate in cluster {
                     merged.merge(node.children.removeValue(forKey: candidate.key)!)
                 }
-                node.children["{\u{0}}"] = merged
+                node.children[key] = merged
+            }
+            // A failed lookup of a value-like word (`no-such-thing.json`) belongs to the
+            // parameter its siblings became; a bare route word (`search`) stays.
+            for candidate in candidates where candidate.shape == failuresOnly && isValueLike(candidate.key) {
+                guard let parameter = node.children["{\u{0}}" + candidate.suffix],
+                    let removed = node.children.removeValue(forKey: candidate.key)
+                else { continue }
+                parameter.merge(removed)
             }
         }
         for child in node.children.values { collapse(child, shape: shape) }
+    }
+
+    /// A short alphabetic extension (`.json`, `.txt`), or "".
+    static func fileExtension(of segment: String) -> String {
+        guard let dot = segment.lastIndex(of: "."), dot > segment.startIndex else { return "" }
+        let suffix = segment[dot...]
+        guard suffix.count >= 2, suffix.count <= 6, suffix.dropFirst().allSatisfy({ $0.isLetter && $0.isASCII }) else {
+            return ""
+        }
+        return String(suffix)
+    }
+
+    static func isValueLike(_ segment: String) -> Bool {
+        let stem = segment.dropLast(fileExtension(of: segment).count)
+        return stem.contains { $0 == "-" || $0 == "_" || $0.isNumber }
     }
 
     static func similarity(_ a: Set<String>, _ b: Set<String>) -> Double {

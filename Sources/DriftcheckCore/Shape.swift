@@ -276,7 +276,7 @@ public final class ShapeNode: @unchecked Sendable {
             kinds.keys.allSatisfy({ $0 == .string || $0 == .null })
         else { return nil }
         let strings = values.keys.filter { $0.hasPrefix("\"") }
-        guard strings.count >= 2, strings.count <= 6, strings.count * 2 <= stringCount else { return nil }
+        guard !strings.isEmpty, strings.count <= 6, strings.count * 2 <= stringCount else { return nil }
         return Set(strings)
     }
 

@@ -2,10 +2,10 @@ import DriftcheckCore
 import Foundation
 
 /// Mocks from recordings, as WireMock's own recorder writes them: one mapping per distinct
-/// request (method, URL, body) answering what the real service answered. A request recorded
-/// several times with different answers becomes a scenario that answers them in recorded order,
-/// then keeps answering the last. Compared against the recordings they came from, such mocks
-/// show no drift; they are a starting point to edit.
+/// request (method, URL, body, and which credential headers it carried) answering what the
+/// real service answered. A request recorded several times with different answers becomes a
+/// scenario that answers each recorded time in order, then keeps answering the last. Compared
+/// against the recordings they came from, such mocks show no drift; they are a starting point.
 public enum WireMockExport {
     /// Mappings for one service's exchanges (recorded order), each with a stable file name:
     /// exporting the same recordings twice gives the same files, so a refresh updates them in place.
@@ -19,21 +19,31 @@ public enum WireMockExport {
             if groups[key] == nil { order.append(key) }
             groups[key, default: []].append(exchange)
         }
+        // Which credential headers came and went between recordings of the same request.
+        var presence: [String: [String: Set<Bool>]] = [:]
+        for exchange in exchanges where exchange.response != nil {
+            for name in credentialHeaders {
+                presence[bare(exchange.request), default: [:]][name, default: []].insert(
+                    exchange.request.headers[name] != nil)
+            }
+        }
         var result: [(name: String, mapping: JSONValue)] = []
         var used: Set<String> = []
         for key in order {
             let items = groups[key]!
             let request = items[0].request
+            let decisive = credentialHeaders.filter { (presence[bare(request)]?[$0]?.count ?? 0) > 1 }
             let endpoint = catalog.endpoint(of: request)
             let base = slugify("\(request.method) \(request.path)") + "-" + hex(fnv1a(key)).prefix(8)
-            // Consecutive identical answers collapse: a scenario step per change of answer.
-            var answers: [Exchange] = []
-            for item in items where answers.last.map({ !sameAnswer($0, item) }) ?? true { answers.append(item) }
+            // A scenario cannot count, so each recorded answer is a step of its own (up to a
+            // bound; the last step then answers every later request).
+            let varies = items.contains { !sameAnswer($0, items[0]) }
+            let answers = varies ? Array(items.prefix(scenarioSteps)) : [items[0]]
             let scenario = answers.count > 1 ? base : nil
             for (step, exchange) in answers.enumerated() {
                 var members: [(key: String, value: JSONValue)] = [
                     ("name", .string("\(endpoint) — \(request.target)\(scenario == nil ? "" : " (\(step + 1))")")),
-                    ("request", requestPattern(request)), ("response", response(exchange)),
+                    ("request", requestPattern(request, credentials: decisive)), ("response", response(exchange)),
                 ]
                 if let scenario {
                     members.append(("scenarioName", .string(scenario)))
@@ -49,8 +59,19 @@ public enum WireMockExport {
         return result
     }
 
-    /// Method, target and body: what tells two recorded requests apart.
+    /// Steps one request's scenario keeps at most.
+    static let scenarioSteps = 50
+
+    /// Headers whose presence, not value, decides an answer (401 without, 200 with).
+    static let credentialHeaders = ["Authorization", "Cookie", "X-Api-Key"]
+
+    /// Method, target, body and credential presence: what tells two recorded requests apart.
     static func identity(_ request: RecordedRequest) -> String {
+        let credentials = credentialHeaders.map { request.headers[$0] == nil ? "-" : "+" }.joined()
+        return "\(credentials) \(bare(request))"
+    }
+
+    static func bare(_ request: RecordedRequest) -> String {
         "\(request.method.uppercased()) \(request.target) \(String(decoding: request.body.bytes, as: UTF8.self))"
     }
 
@@ -62,7 +83,7 @@ public enum WireMockExport {
 
     /// The request as WireMock should match it. Redacted values match any value: real WireMock
     /// receives stand-ins on replay, and a mock's user sends real credentials.
-    static func requestPattern(_ request: RecordedRequest) -> JSONValue {
+    static func requestPattern(_ request: RecordedRequest, credentials: [String]) -> JSONValue {
         var members: [(key: String, value: JSONValue)] = [("method", .string(request.method.uppercased()))]
         if let query = request.query, RedactionPolicy.containsMarker(query) {
             members.append(("urlPath", .string(request.path)))
@@ -85,6 +106,17 @@ public enum WireMockExport {
             members.append(("queryParameters", .object(parameters)))
         } else {
             members.append(("url", .string(request.target)))
+        }
+        // Credentials that decided the answer (recorded with and without them) match by presence.
+        if !credentials.isEmpty {
+            let matchers: [(key: String, value: JSONValue)] = credentials.map { name in
+                (
+                    name,
+                    request.headers[name] == nil
+                        ? .object([("absent", .bool(true))]) : .object([("matches", .string(".*"))])
+                )
+            }
+            members.append(("headers", .object(matchers)))
         }
         let body = request.body.bytes
         if !body.isEmpty && !request.body.isTruncated {

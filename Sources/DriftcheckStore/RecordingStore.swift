@@ -341,19 +341,21 @@ public final class RecordingStore: Sendable {
             }
         }
         return EndpointCatalog.learn(paths: paths, declared: declared) { path in
-            // The first recorded answer with a body stands for the path's shape.
+            // The first successful answer with a body stands for the path's shape.
             guard
                 let row = try? self.pool.read({ db in
                     try Row.fetchOne(
                         db,
                         sql: """
-                            SELECT response_headers, response_body FROM exchange
-                            WHERE service = ? AND path = ? AND failure IS NULL AND length(response_body) > 0
-                            ORDER BY id LIMIT 1
+                            SELECT status, response_headers, response_body FROM exchange
+                            WHERE service = ? AND path = ? AND failure IS NULL
+                            ORDER BY status >= 300, length(response_body) = 0, id LIMIT 1
                             """, arguments: [service, path])
-                }),
-                let bytes = row["response_body"] as Data?
+                })
             else { return nil }
+            let status: Int = row["status"] ?? 0
+            if status >= 300 { return TemplateLearner.failuresOnly }
+            guard let bytes = row["response_body"] as Data?, !bytes.isEmpty else { return nil }
             let headers = Self.decodeHeaders(row["response_headers"])
             let type = MediaType.of(headers)
             guard type == nil || MediaType.isJSON(type), let body = try? JSONValue.parse(bytes) else { return nil }

@@ -180,6 +180,55 @@ func kinds(_ cases: [Case]) -> [String] {
         #expect(result.explanations.contains { $0.contains("$.requestId") })
     }
 
+    @Test func rowsOfOneListAreIndependentSamples() {
+        // One list request recorded twice: forty rows are forty records, enough for claims.
+        let rows = (1...40).map {
+            #"{"id":\#($0),"tier":"\#(["gold", "silver"][$0 % 2])","created":"2024-05-0\#($0 % 9 + 1)T10:00:00Z"}"#
+        }
+        let real = "[" + rows.joined(separator: ",") + "]"
+        var mockRows = rows
+        mockRows[3] = #"{"id":4,"tier":"MUTANT","created":"2024-05-05"}"#
+        let mock = "[" + mockRows.joined(separator: ",") + "]"
+        let found = kinds([Case(real, mock, path: "/customers"), Case(real, mock, path: "/customers")])
+        #expect(found == ["enum warning $[*].tier", "format warning $[*].created"])
+    }
+
+    @Test func aClosedSetHoldsAcrossQueryVariants() {
+        // Each query variant alone has too few samples; the field's values pooled over all do not.
+        var cases: [Case] = []
+        for index in 0..<10 {
+            let format = index % 2 == 0 ? "text" : "base64"
+            let query = index % 2 == 0 ? "format=text&n=\(index)" : "type=file&n=\(index)"
+            cases.append(
+                Case(
+                    #"{"format":"\#(format)"}"#, #"{"format":"\#(format)"}"#, path: "/files/\(index).txt", query: query)
+            )
+        }
+        cases.append(
+            Case(#"{"format":"text"}"#, #"{"format":"MUTANT"}"#, path: "/files/99.txt", query: "format=text&n=99"))
+        #expect(kinds(cases) == ["enum warning $.format"])
+    }
+
+    @Test func aLocationThatNamesANewResourceEachTimeStillPointsUnderOneParent() {
+        func created(_ real: String, _ mock: String) -> Case {
+            var item = Case(#"{"name":"n"}"#, #"{"name":"n"}"#, status: 201, path: "/api/contents/notebooks")
+            item.method = "POST"
+            item.realHeaders.append(("Location", real))
+            item.mockHeaders.append(("Location", mock))
+            return item
+        }
+        let same = [
+            created("/api/contents/notebooks/Untitled.ipynb", "/api/contents/notebooks/Untitled.ipynb"),
+            created("/api/contents/notebooks/Untitled1.ipynb", "/api/contents/notebooks/Untitled.ipynb"),
+        ]
+        #expect(kinds(same).isEmpty)
+        let elsewhere = [
+            created("/api/contents/notebooks/Untitled.ipynb", "/elsewhere/1"),
+            created("/api/contents/notebooks/Untitled1.ipynb", "/elsewhere/1"),
+        ]
+        #expect(kinds(elsewhere) == ["header warning header:location"])
+    }
+
     @Test func absoluteURLsThatContainTheHostAreNotDrift() {
         let real = [
             Case(#"{"href":"http://orders.shop.svc:8080/orders/1"}"#, #"{"href":"http://127.0.0.1:9000/orders/1"}"#),

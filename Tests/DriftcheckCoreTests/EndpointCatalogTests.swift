@@ -71,7 +71,7 @@ import Testing
         for page in pages { #expect(catalog.templatePath(method: "GET", path: page) == page) }
         let files = (1...9).map { "/files/report-\(["a", "b", "c", "d", "e", "f", "g", "h", "i"][$0 - 1]).pdf" }
         let many = EndpointCatalog.learn(paths: files)
-        #expect(many.templatePath(method: "GET", path: "/files/report-c.pdf") == "/files/{id}")
+        #expect(many.templatePath(method: "GET", path: "/files/report-c.pdf") == "/files/{id}.pdf")
     }
 
     @Test func templatesAreStableAsRecordingsGrow() {
@@ -131,5 +131,28 @@ import Testing
     func regexesReadAsTemplates(pattern: String, template: String) {
         #expect(RouteTemplate.fromRegex(pattern).template == template)
         #expect(!RouteTemplate.fromRegex(pattern).template.contains("["))
+    }
+
+    @Test func slugsKeepTheirSuffixAndAFailedLookupJoinsThem() {
+        let product = #"{"slug":"x","name":"n","price":2.5}"#
+        let shape: (String) -> Set<String>? = { path in
+            if path.contains("no-such") { return TemplateLearner.failuresOnly }
+            if path.hasPrefix("/shop/products/") {
+                return TemplateLearner.keyPaths(of: try! JSONValue.parse(Data(product.utf8)))
+            }
+            if path == "/shop/products/search.json" { return nil }
+            return nil
+        }
+        let paths = [
+            "/shop/products/blue-widget.json", "/shop/products/red-gadget.json", "/shop/products/green-gizmo.json",
+            "/shop/products/no-such-thing.json", "/shop/products/search",
+        ]
+        let catalog = EndpointCatalog.learn(paths: paths, shape: shape)
+        #expect(
+            catalog.templatePath(method: "GET", path: "/shop/products/red-gadget.json") == "/shop/products/{id}.json")
+        #expect(
+            catalog.templatePath(method: "GET", path: "/shop/products/no-such-thing.json") == "/shop/products/{id}.json"
+        )
+        #expect(catalog.templatePath(method: "GET", path: "/shop/products/search") == "/shop/products/search")
     }
 }
