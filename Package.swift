@@ -43,11 +43,11 @@ let package = Package(
         .systemLibrary(name: "CBrotli", pkgConfig: "libbrotlidec", providers: [.apt(["libbrotli-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "DriftcheckReplay", dependencies: ["DriftcheckCore", "CCurl"]),
+        // The one YAML loader: composed and converted by us, never a trap on hostile input.
+        .target(name: "DriftcheckYAML", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(
             name: "DriftcheckMocks",
-            dependencies: [
-                "DriftcheckCore", "DriftcheckReplay", "DriftcheckProcess", .product(name: "Yams", package: "Yams"),
-            ]
+            dependencies: ["DriftcheckCore", "DriftcheckReplay", "DriftcheckProcess", "DriftcheckYAML"]
         ),
         .target(name: "DriftcheckProcess", dependencies: ["CDriftcheckShims"]),
         // A built-in dependency to record, and a small HTTP client to drive it: for `demo` and tests.
@@ -67,8 +67,7 @@ let package = Package(
             name: "DriftcheckCLI",
             dependencies: [
                 "DriftcheckCore", "DriftcheckStore", "DriftcheckProxy", "DriftcheckProcess", "DriftcheckDemo",
-                "DriftcheckReplay", "DriftcheckMocks", "DriftcheckReports",
-                .product(name: "Yams", package: "Yams"),
+                "DriftcheckReplay", "DriftcheckMocks", "DriftcheckReports", "DriftcheckYAML",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

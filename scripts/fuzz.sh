@@ -18,13 +18,13 @@ for target in "${targets[@]}"; do
     endpoint) sources=("${core[@]}" fuzz/EndpointFuzz.swift) ;;
     har) sources=("${core[@]}" fuzz/HARFuzz.swift) ;;
     wiremock) sources=("${core[@]}" Sources/DriftcheckMocks/WireMockMatching.swift Sources/DriftcheckMocks/WireMockResponse.swift fuzz/WireMockFuzz.swift) ;;
-    config) sources=("${core[@]}" Sources/DriftcheckCLI/ConfigFile.swift Sources/DriftcheckCLI/UsageError.swift fuzz/ConfigFuzz.swift) ;;
+    config) sources=("${core[@]}" Sources/DriftcheckYAML/SafeYAML.swift Sources/DriftcheckCLI/ConfigFile.swift Sources/DriftcheckCLI/UsageError.swift fuzz/ConfigFuzz.swift) ;;
     *) echo "unknown target $target" >&2; exit 2 ;;
   esac
   echo "== $target: building" >&2
   # The wiremock files import the core module by name; compiling them into one module needs no import.
   tmp=.build-fuzz/$target-src; rm -rf "$tmp"; mkdir -p "$tmp"
-  for file in "${sources[@]}"; do sed '/^import DriftcheckCore$/d' "$file" > "$tmp/$(basename "$file")"; done
+  for file in "${sources[@]}"; do sed '/^import Driftcheck\(Core\|YAML\)$/d' "$file" > "$tmp/$(basename "$file")"; done
   extra=()
   if [ "$target" = config ]; then
     # Yams and its C parser, instrumented too, from the checkout SwiftPM resolved.

@@ -1,6 +1,6 @@
 import DriftcheckCore
+import DriftcheckYAML
 import Foundation
-import Yams
 
 /// `driftcheck.yml`:
 ///
@@ -41,16 +41,7 @@ enum ConfigFile {
 
     static func parse(_ text: String, path: String) throws -> Policy {
         let node: Any?
-        do {
-            // Composed, then converted by us: Yams.load traps on a mapping key that is not a
-            // scalar (`{[a]: 1}`), which fuzzing found.
-            var budget = 100_000
-            node = try Yams.compose(yaml: text).map { try plain($0, path: path, budget: &budget) }
-        } catch let error as UsageError {
-            throw error
-        } catch {
-            throw UsageError("\(path): invalid YAML (\("\(error)".split(separator: "\n").first ?? ""))")
-        }
+        do { node = try SafeYAML.load(text, path: path) } catch { throw UsageError(error.description) }
         guard let root = node as? [String: Any] ?? (node == nil ? [:] : nil) else {
             throw UsageError("\(path): expected a mapping with rules:, accept: or max-age:")
         }
@@ -180,29 +171,6 @@ enum ConfigFile {
     /// Mappings with string keys, sequences and scalars (typed as YAML resolves them). At most
     /// `budget` nodes: aliases are resolved by reference, so a "billion laughs" file is small
     /// on disk and enormous once walked.
-    static func plain(_ node: Node, path: String, depth: Int = 0, budget: inout Int) throws -> Any {
-        guard depth < 64 else { throw UsageError("\(path): nested deeper than 64 levels") }
-        budget -= 1
-        guard budget >= 0 else { throw UsageError("\(path): more than 100,000 values once aliases are expanded") }
-        switch node {
-        case .scalar:
-            return node.any
-        case .sequence(let sequence):
-            return try sequence.map { try plain($0, path: path, depth: depth + 1, budget: &budget) }
-        case .mapping(let mapping):
-            var result: [String: Any] = [:]
-            for (key, value) in mapping {
-                guard case .scalar(let scalar) = key else {
-                    throw UsageError("\(path): line \((key.mark?.line ?? 0)): a key must be a plain name")
-                }
-                result[scalar.string] = try plain(value, path: path, depth: depth + 1, budget: &budget)
-            }
-            return result
-        case .alias:
-            throw UsageError("\(path): YAML aliases are not supported here")
-        }
-    }
-
     static func list(_ value: Any?, _ name: String, _ path: String) throws -> [[String: Any]] {
         guard let value else { return [] }
         guard let items = value as? [Any] else { throw UsageError("\(path): \(name): must be a list") }

@@ -260,10 +260,16 @@ public struct Differ: Sendable {
                 response = answer
             }
             if real.status / 100 != response.status / 100 {
-                let message =
+                var message =
                     real.status >= 400 && response.status < 400
                     ? "the mock succeeds with \(response.status) where the real service fails with \(real.status)"
                     : "the real service answers \(real.status), the mock \(response.status)"
+                // A mock that refuses what reality accepted may be refusing a stand-in.
+                let redacted = StandIns.redactedParts(item.exchange.request)
+                if real.status < 400, [401, 403, 404].contains(response.status), !redacted.isEmpty {
+                    message +=
+                        " (the request carried redacted values, replayed as stand-ins: \(redacted.joined(separator: ", ")); if the mock checks them, give test credentials with --replay-header or replay: in driftcheck.yml)"
+                }
                 context.add(
                     Finding(
                         service: service, endpoint: endpoint, kind: .status, path: "status", message: message,

@@ -1,6 +1,6 @@
 import DriftcheckCore
+import DriftcheckYAML
 import Foundation
-import Yams
 
 /// A problem with the mocks directory or a file in it: exit 2, naming the file.
 public struct MockConfigurationError: Error, CustomStringConvertible, Sendable {
@@ -25,11 +25,7 @@ public struct MockProcessSpec: Sendable, Equatable {
             throw MockConfigurationError("\(path): cannot read the file")
         }
         let node: Any?
-        do {
-            node = try Yams.load(yaml: text)
-        } catch {
-            throw MockConfigurationError("\(path): invalid YAML (\(Self.firstLine(error)))")
-        }
+        do { node = try SafeYAML.load(text, path: path) } catch { throw MockConfigurationError(error.description) }
         guard let map = node as? [String: Any] else {
             throw MockConfigurationError(
                 "\(path): expected a mapping with url: (and optional command:, ready:, timeout:)")
@@ -61,10 +57,6 @@ public struct MockProcessSpec: Sendable, Equatable {
         return MockProcessSpec(
             url: url, command: map["command"] as? String, ready: ready, timeout: timeout,
             directory: (path as NSString).deletingLastPathComponent)
-    }
-
-    static func firstLine(_ error: Error) -> String {
-        "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
     }
 }
 

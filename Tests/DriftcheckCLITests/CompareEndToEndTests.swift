@@ -251,6 +251,16 @@ extension PeerProcesses {
                 #expect(result.output.contains(config), "\(text): \(result.output)")
                 #expect(result.output.split(separator: "\n").count == 1, "\(text): \(result.output)")
             }
+            // The same trap in a mocks directory's mock.yml (issue 12): one line naming it, exit 2.
+            for (index, text) in cases.enumerated() {
+                let mocks = directory.file("hostile-\(index)")
+                try FileManager.default.createDirectory(atPath: mocks + "/orders", withIntermediateDirectories: true)
+                let file = try directory.write("hostile-\(index)/orders/mock.yml", text)
+                let result = try await DriftcheckBinary.run(["compare", mocks, "--store", store], in: directory)
+                #expect(result.status == 2, "\(text): \(result.output)")
+                #expect(result.output.contains(file), "\(text): \(result.output)")
+                #expect(result.output.split(separator: "\n").count == 1, "\(text): \(result.output)")
+            }
         }
 
         @Test func oldRecordingsAreStaleByPolicyAndMockCommandsAreStoppedAfterwards() async throws {

@@ -9,6 +9,7 @@ struct Case {
     var query: String? = nil
     var real: (Int, String)
     var mock: (Int, String)?
+    var headers: [(String, String)] = []
     var realHeaders: [(String, String)] = [("Content-Type", "application/json")]
     var mockHeaders: [(String, String)] = [("Content-Type", "application/json")]
 
@@ -27,7 +28,9 @@ func diff(_ cases: [Case], explain: Bool = false) -> Differ.Result {
     let replayed = cases.enumerated().map { index, item in
         let exchange = Exchange(
             id: Int64(index + 1), service: "orders",
-            request: RecordedRequest(method: item.method, host: "orders", port: 80, path: item.path, query: item.query),
+            request: RecordedRequest(
+                method: item.method, host: "orders", port: 80, path: item.path, query: item.query,
+                headers: HeaderFields(item.headers)),
             result: .response(
                 RecordedResponse(
                     status: item.real.0, headers: HeaderFields(item.realHeaders),
@@ -100,6 +103,15 @@ func kinds(_ cases: [Case]) -> [String] {
         #expect(mockSucceeds[0].message.contains("mock succeeds"))
         // Same class: a warning, and the bodies are not compared.
         #expect(kinds([Case(#"{"id":1}"#, #"{"other":true}"#, mockStatus: 201)]) == ["status-code warning status"])
+    }
+
+    @Test func aMockRefusingARedactedCredentialSaysSo() {
+        var item = Case(#"{"id":1}"#, #"{"message":"Request was not matched"}"#, mockStatus: 404)
+        item.headers = [("Authorization", "Bearer <redacted~sk_live_~l6d6>")]
+        let found = diff([item]).findings
+        #expect(found.map(\.kind) == [.status])
+        #expect(found[0].message.contains("redacted values, replayed as stand-ins: header Authorization"))
+        #expect(!diff([Case(#"{"id":1}"#, "{}", mockStatus: 404)]).findings[0].message.contains("redacted"))
     }
 
     @Test func contentTypeIsBreaking() {
