@@ -634,7 +634,7 @@ public struct Differ: Sendable {
                     add(
                         .enumValue, path,
                         "the mock sends \(serialized), outside the real values \(set.sorted().joined(separator: ", "))",
-                        real: node.sample, mock: mock, node: node)
+                        real: from.sample, mock: mock, node: from)
                     return
                 }
             }

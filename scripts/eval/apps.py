@@ -208,16 +208,36 @@ def build_shop_db(path, seed):
     return slugs
 
 
-class Datasette:
-    name = "datasette"
-    service = "datasette"
-    package = "datasette"
+class App:
+    """One third-party server: `start` it (returns its base URL), drive `workload`, `stop` it.
+    Subclasses name it and say how to launch it."""
+
+    name = service = package = None
 
     def __init__(self, workdir, venv_bin, seed):
         self.workdir = workdir
         self.venv_bin = venv_bin
         self.seed = seed
         self.server = None
+
+    def serve(self, argv, port_pattern, port_timeout, ready_path, cwd, env=None, headers=None):
+        """Launches `argv` (output in app.log), reads its port from the line matching
+        `port_pattern`, then waits until `ready_path` answers; returns the base URL."""
+        self.server = Server(argv, os.path.join(self.workdir, "app.log"), port_pattern, cwd=cwd, env=env)
+        port = self.server.wait_port(port_timeout)
+        self.url = f"http://127.0.0.1:{port}"
+        wait_http(self.url + ready_path, 60, headers)
+        return self.url
+
+    def stop(self):
+        if self.server:
+            self.server.stop(signal.SIGTERM)
+
+
+class Datasette(App):
+    name = "datasette"
+    service = "datasette"
+    package = "datasette"
 
     def start(self):
         db_dir = os.path.join(self.workdir, "app")
@@ -226,16 +246,7 @@ class Datasette:
         self.slugs = build_shop_db(db_path, self.seed)
         argv = [os.path.join(self.venv_bin, "datasette"), "serve", db_path, "-h", "127.0.0.1", "-p", "0",
                 "--setting", "sql_time_limit_ms", "5000", "--setting", "suggest_facets", "off"]
-        self.server = Server(argv, os.path.join(self.workdir, "app.log"), r"Uvicorn running on http://127\.0\.0\.1:(\d+)",
-                             cwd=db_dir)
-        port = self.server.wait_port(60)
-        self.url = f"http://127.0.0.1:{port}"
-        wait_http(self.url + "/-/versions.json", 60)
-        return self.url
-
-    def stop(self):
-        if self.server:
-            self.server.stop()
+        return self.serve(argv, r"Uvicorn running on http://127\.0\.0\.1:(\d+)", 60, "/-/versions.json", db_dir)
 
     def workload(self, client):
         json_accept = {"Accept": "application/json"}
@@ -312,17 +323,11 @@ NOTEBOOK = {
 }
 
 
-class Jupyter:
+class Jupyter(App):
     name = "jupyter"
     service = "jupyter"
     package = "jupyter_server"
     token = "eval-token-7d1c4f0e"
-
-    def __init__(self, workdir, venv_bin, seed):
-        self.workdir = workdir
-        self.venv_bin = venv_bin
-        self.seed = seed
-        self.server = None
 
     def start(self):
         root = os.path.join(self.workdir, "app", "root")
@@ -340,16 +345,8 @@ class Jupyter:
         argv = [os.path.join(self.venv_bin, "python"), "-m", "jupyter_server", "--no-browser", "--allow-root",
                 "--ServerApp.ip=127.0.0.1", "--port=0", "--ServerApp.port_retries=0",
                 f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}"]
-        self.server = Server(argv, os.path.join(self.workdir, "app.log"), r"http://127\.0\.0\.1:(\d+)/", cwd=home,
-                             env=env)
-        port = self.server.wait_port(90)
-        self.url = f"http://127.0.0.1:{port}"
-        wait_http(self.url + "/api/status", 60, {"Authorization": f"token {self.token}"})
-        return self.url
-
-    def stop(self):
-        if self.server:
-            self.server.stop(signal.SIGTERM)
+        return self.serve(argv, r"http://127\.0\.0\.1:(\d+)/", 90, "/api/status", home, env=env,
+                          headers={"Authorization": f"token {self.token}"})
 
     def workload(self, client):
         auth = {"Authorization": f"token {self.token}"}

@@ -145,23 +145,13 @@ class EndpointStats:
             stats.add(value, request_key, request_path, seen.setdefault(path, set()))
 
 
-def template_regex(template_path):
-    out = []
-    for piece in re.split(r"(\{[^}/]*\})", template_path):
-        if piece.startswith("{") and piece.endswith("}"):
-            out.append(r"[^/]+")
-        else:
-            out.append(re.escape(piece))
-    return re.compile("".join(out))
-
-
 def endpoint_matches(endpoint, method, path):
     """`METHOD /template` (where {name} is one or more non-/ characters) against a request."""
     parts = endpoint.split(" ", 1)
     if len(parts) != 2 or parts[0].upper() != method.upper():
         return False
     template = parts[1].split("?", 1)[0]
-    return template_regex(template).fullmatch(path) is not None
+    return wiremock.template_regex(template, empty_names=True).fullmatch(path) is not None
 
 
 class Endpoints:
@@ -172,7 +162,8 @@ class Endpoints:
         for endpoint in templates:
             method, _, template = endpoint.partition(" ")
             literal = len(re.sub(r"\{[^}/]*\}", "", template))
-            self.templates.append((endpoint, method.upper(), template_regex(template.split("?", 1)[0]), literal))
+            pattern = wiremock.template_regex(template.split("?", 1)[0], empty_names=True)
+            self.templates.append((endpoint, method.upper(), pattern, literal))
 
     def of(self, method, path):
         hits = [t for t in self.templates if t[1] == method.upper() and t[2].fullmatch(path)]
@@ -186,21 +177,147 @@ def is_json_media(content_type):
     return media == "application/json" or media.endswith("+json")
 
 
+# ---------------------------------------------------------------- evidence before claims
+
+# driftcheck's defaults (`evidence: { min-samples: 3, min-requests: 2, enum-samples: 8 }`)
+MIN_SAMPLES = 3
+MIN_SOURCES = 2
+ENUM_SAMPLES = 8
+# claims about the real service in general, made only with enough samples at the path. The
+# nullability mutation ("always null") is the other direction — the mock only ever sends null
+# where the real service sent values to the same requests — which needs no statistics.
+STATISTICAL = ("value", "enum", "format")
+_VALUE_CAP = 64  # distinct scalar values driftcheck keeps per path before it stops counting
+
+
+def query_variant(target):
+    """driftcheck's query variant of a request: `?` and the sorted set of query parameter names."""
+    query = target.split("?", 1)[1] if "?" in target else ""
+    if not query:
+        return "?"
+    names = set()
+    for part in query.split("&"):
+        if part:
+            pieces = [p for p in part.split("=", 1) if p]
+            names.add(pieces[0] if pieces else "")
+    return "?" + "&".join(sorted(names))
+
+
+class PathEvidence:
+    """The real samples driftcheck pools at one JSON path of one endpoint, status and variant."""
+    __slots__ = ("count", "classes", "strings", "string_count", "values", "requests")
+
+    def __init__(self):
+        self.count = 0
+        self.classes = {}
+        self.strings = {}
+        self.string_count = 0
+        self.values = {}  # serialized scalar → samples; None once there were too many to keep
+        self.requests = set()  # distinct (method, target, body) behind the samples
+
+    def add(self, value, request_key):
+        self.count += 1
+        kind = type_class(value)
+        self.classes[kind] = self.classes.get(kind, 0) + 1
+        self.requests.add(request_key)
+        if kind in ("array", "object", "null"):
+            return
+        if kind == "string":
+            self.string_count += 1
+            self.strings[value] = self.strings.get(value, 0) + 1
+        if self.values is not None:
+            key = json.dumps(value)
+            self.values[key] = self.values.get(key, 0) + 1
+            if len(self.values) > _VALUE_CAP:
+                self.values = None
+
+    def sources(self, path):
+        """Independent sources: distinct requests; inside an array every element is one."""
+        return max(len(self.requests), self.count) if "[*]" in path else len(self.requests)
+
+    def stable(self):
+        """The one value every sample had (serialized), if any."""
+        if self.values is not None and len(self.values) == 1:
+            (only, n), = self.values.items()
+            if n == self.count:
+                return only
+        return None
+
+
+def evidence_for(kind, node, path):
+    """Whether `node` (a PathEvidence or None) backs a statistical claim of `kind` at `path`,
+    with the facts: {"met", "samples", "sources"} (+ "distinct" for an enum)."""
+    if node is None:
+        return {"met": False, "samples": 0, "sources": 0}
+    sources = node.sources(path)
+    if kind in ("enum", "format"):
+        samples = node.string_count
+    else:
+        samples = node.count
+    facts = {"samples": samples, "sources": sources}
+    met = samples >= MIN_SAMPLES and sources >= MIN_SOURCES
+    if kind == "enum":
+        distinct = len(node.strings)
+        facts["distinct"] = distinct
+        met = met and samples >= ENUM_SAMPLES and 1 <= distinct <= 6 and distinct * 2 <= samples
+    elif kind == "value":
+        met = met and node.stable() is not None
+    facts["met"] = met
+    return facts
+
+
 class Reality:
     """Recorded exchanges (from the HAR export) grouped into endpoints, with statistics."""
 
     def __init__(self, exchanges, endpoints):
         self.exchanges = exchanges
         self.by_endpoint = {}
+        self.pools = {}  # (endpoint, status, variant or "") → {jsonpath: PathEvidence}
         for exchange in exchanges:
             exchange["endpoint"] = endpoints.of(exchange["method"], exchange["path"])
             stats = self.by_endpoint.get(exchange["endpoint"])
             if stats is None:
                 stats = self.by_endpoint[exchange["endpoint"]] = EndpointStats(exchange["endpoint"])
             stats.exchanges += 1
+            exchange["variant"] = query_variant(exchange["target"])
             if exchange.get("json") is not None:
-                stats.add_body(exchange["json"]["value"],
-                               (exchange["method"], exchange["target"], exchange["request_body"]), exchange["path"])
+                request_key = (exchange["method"], exchange["target"], exchange["request_body"])
+                stats.add_body(exchange["json"]["value"], request_key, exchange["path"])
+                # driftcheck's pools: per endpoint, status and query variant, and the union ("")
+                for variant in ("", exchange["variant"]):
+                    pool = self.pools.setdefault((exchange["endpoint"], exchange["status"], variant), {})
+                    for path, _pointer, value in walk(exchange["json"]["value"]):
+                        node = pool.get(path)
+                        if node is None:
+                            node = pool[path] = PathEvidence()
+                        node.add(value, request_key)
+
+    def pool_of(self, position):
+        """The samples driftcheck judges a replayed exchange against: its endpoint, status and
+        query variant, or the union over variants when that variant has no JSON samples."""
+        exchange = self.exchanges[position]
+        key = (exchange["endpoint"], exchange["status"])
+        return self.pools.get(key + (exchange["variant"],)) or self.pools.get(key + ("",)) or {}
+
+    def evidence(self, kind, positions, path):
+        """The evidence behind a claim of `kind` at `path` for the exchanges at `positions`: met
+        when any of them is judged against a pool that backs it; the facts of the best pool."""
+        best = None
+        for position in positions:
+            exchange = self.exchanges[position]
+            pools = [(exchange["variant"], self.pool_of(position))]
+            if kind == "enum":
+                # A closed set of values belongs to the field: driftcheck also asks the union
+                # over query variants.
+                pools.append(("", self.pools.get((exchange["endpoint"], exchange["status"], ""), {})))
+            for variant, pool in pools:
+                facts = evidence_for(kind, pool.get(path), path)
+                facts["variant"] = variant or "(all variants)"
+                facts["status"] = exchange["status"]
+                rank = (facts["met"], facts["samples"], facts["sources"])
+                if best is None or rank > best[0]:
+                    best = (rank, facts)
+        return best[1] if best else {"met": False, "samples": 0, "sources": 0}
 
     def path_stats(self, endpoints, path):
         """Merged statistics of `path` over several endpoints (None when no endpoint has it)."""
@@ -324,6 +441,9 @@ class Plan:
     def _request_key(exchange):
         return (exchange["method"], exchange["target"], exchange["request_body"])
 
+    def faithful_positions(self, mapping_keys):
+        return sorted({p for key in mapping_keys for p in self.faithful[key]})
+
     def endpoints_of(self, positions):
         return sorted({self.reality.exchanges[p]["endpoint"] for p in positions})
 
@@ -383,9 +503,17 @@ def _mutation(plan, kind, mapping_keys, path, requests, description, ops, **extr
         "expected": {"service": plan.service, "kind": kind, "path": path, "requests": requests},
         "implied": [],
         "volatile": False,
-        "evidence": None,
+        "evidence": None,  # real samples at the path over the whole endpoint (every status and variant)
+        # statistical kinds: what driftcheck's pool holds at the path (evidence_for) and whether
+        # that is below its thresholds (then the mutation is run but not counted in recall)
+        "claim_evidence": None,
+        "below_evidence": False,
     }
     mutation.update(extra)
+    if kind in STATISTICAL and mutation["claim_evidence"] is None:
+        mutation["claim_evidence"] = plan.reality.evidence(kind, plan.faithful_positions(mapping_keys), path)
+    if mutation["claim_evidence"] is not None:
+        mutation["below_evidence"] = not mutation["claim_evidence"]["met"]
     return mutation
 
 
@@ -489,7 +617,7 @@ def candidates(plan):
                     new = "true" if value else "false"
                 add("type", path, f"{key}: {path} {json.dumps(value)} → {json.dumps(new)}",
                     [{"mapping": key, "op": "set", "pointer": list(pointer), "value": new}])
-            # enum
+            # enum; where the pool holds a single value, "always VALUE" (`value`) is as right
             if kind == "string" and real_classes <= {"string", "null"} and "string" in real_classes:
                 n = sum(stats.strings.values())
                 distinct = sorted(stats.strings)
@@ -498,8 +626,12 @@ def candidates(plan):
                 if n >= 8 and 2 <= len(distinct) <= 6 and n >= 2 * len(distinct) \
                         and not any(formatted(s) for s in distinct) and value != MUTANT_VALUE \
                         and all(len(stats.value_paths.get(v, ())) >= 2 or v in stats.repeated for v in distinct):
+                    implied = []
+                    if reality.evidence("value", positions, path)["met"]:
+                        implied.append({"kind": "value", "path": path, "requests": requests})
                     add("enum", path, f"{key}: {path} {json.dumps(value)} → {MUTANT_VALUE!r} (real values: {distinct})",
-                        [{"mapping": key, "op": "set", "pointer": list(pointer), "value": MUTANT_VALUE}])
+                        [{"mapping": key, "op": "set", "pointer": list(pointer), "value": MUTANT_VALUE}],
+                        implied=implied)
             # format
             if kind == "string" and DATE_TIME.match(value) and real_classes <= {"string", "null"} and all(
                     DATE_TIME.match(s) for s in stats.strings):
@@ -564,23 +696,48 @@ def candidates(plan):
     return pool
 
 
+# Per statistical kind, this many mutations with enough evidence are queued before any below it
+COUNTED_FIRST = 14
+
+
+def _interleave(entries, rng):
+    """(group, mutation) pairs as a list in which the groups (endpoints) take turns; seeded."""
+    groups = {}
+    for group, mutation in entries:
+        groups.setdefault(group, []).append(mutation)
+    order = sorted(groups)
+    rng.shuffle(order)
+    for group in order:
+        rng.shuffle(groups[group])
+    interleaved = []
+    while any(groups[g] for g in order):
+        for group in order:
+            if groups[group]:
+                interleaved.append(groups[group].pop(0))
+    return interleaved
+
+
 def select(pools, count, rng):
-    """Up to `count` mutations: kinds take turns; within a kind, endpoints take turns; seeded."""
+    """Up to `count` mutations: kinds take turns; within a kind, endpoints take turns; seeded.
+
+    A statistical kind queues COUNTED_FIRST mutations whose path has the evidence driftcheck
+    needs first, then alternates below-evidence ones (run and reported, not counted) and the
+    rest, so that each kind keeps COUNTED_FIRST counted mutations where it has that many.
+    """
     queues = {}
     for kind in KINDS:
-        groups = {}
-        for group, mutation in pools.get(kind, []):
-            groups.setdefault(group, []).append(mutation)
-        order = sorted(groups)
-        rng.shuffle(order)
-        for group in order:
-            rng.shuffle(groups[group])
-        interleaved = []
-        while any(groups[g] for g in order):
-            for group in order:
-                if groups[group]:
-                    interleaved.append(groups[group].pop(0))
-        queues[kind] = interleaved
+        entries = pools.get(kind, [])
+        if kind not in STATISTICAL:
+            queues[kind] = _interleave(entries, rng)
+            continue
+        counted = _interleave([e for e in entries if not e[1]["below_evidence"]], rng)
+        below = _interleave([e for e in entries if e[1]["below_evidence"]], rng)
+        queue, counted = counted[:COUNTED_FIRST], counted[COUNTED_FIRST:]
+        while counted or below:
+            for part in (below, counted):
+                if part:
+                    queue.append(part.pop(0))
+        queues[kind] = queue
     chosen = []
     while len(chosen) < count and any(queues.values()):
         for kind in KINDS:
@@ -673,10 +830,12 @@ def generate(plan, count, seed):
     rng = random.Random(f"{seed}:{plan.service}")
     pools = candidates(plan)
     available = {kind: len(pool) for kind, pool in pools.items()}
+    below = {kind: sum(1 for _group, m in pool if m["below_evidence"]) for kind, pool in pools.items()
+             if kind in STATISTICAL}
     chosen = select(pools, count, rng)
     for number, mutation in enumerate(chosen, 1):
         mutation["id"] = f"{plan.service}-{number:03d}"
-    return chosen, available
+    return chosen, available, below
 
 
 def deep(value):

@@ -21,6 +21,7 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
 import apps  # noqa: E402
 import mutate  # noqa: E402
@@ -292,8 +293,9 @@ def run_app(app_cls, args, venv_bin, out_root):
     log(f"[{name}] baseline: {len(baseline)} findings ({baseline_seconds:.1f}s per compare)")
 
     # g: mutations
-    mutations, available = mutate.generate(plan, args.mutations, args.seed)
-    log(f"[{name}] {len(mutations)} mutations (candidates per kind: {available})")
+    mutations, available, available_below = mutate.generate(plan, args.mutations, args.seed)
+    log(f"[{name}] {len(mutations)} mutations, {sum(1 for m in mutations if m['below_evidence'])} of them below "
+        f"evidence (candidates per kind: {available}; below evidence: {available_below})")
     slots = list(range(args.jobs))
     slot_lock = threading.Lock()
 
@@ -357,6 +359,7 @@ def run_app(app_cls, args, venv_bin, out_root):
         "endpoints": len(templates),
         "plan": plan.summary(),
         "candidates": available,
+        "candidates_below_evidence": available_below,
         "baseline": [brief(f) for f in baseline],
         "mutations": results,
         "notes": notes,
@@ -375,14 +378,23 @@ def package_version(venv_bin, package):
 
 
 def score(mutations):
+    """Per kind and in total. A below-evidence mutation is not in `mutations`, `detected` or
+    `recall` (driftcheck must not claim it); it is in `below_evidence` and `reported_anyway`
+    (its expected finding came anyway: a correct finding, not an extra), and its findings count
+    towards precision and `extra` like every other compare's."""
     rows = {}
     for kind in mutate.KINDS + ["total"]:
-        rows[kind] = {"mutations": 0, "detected": 0, "errors": 0, "true_findings": 0, "implied": 0, "extra": 0}
+        rows[kind] = {"mutations": 0, "detected": 0, "errors": 0, "true_findings": 0, "implied": 0, "extra": 0,
+                      "below_evidence": 0, "reported_anyway": 0}
     for m in mutations:
         for kind in (m["kind"], "total"):
             row = rows[kind]
-            row["mutations"] += 1
-            row["detected"] += 1 if m["detected"] else 0
+            if m.get("below_evidence"):
+                row["below_evidence"] += 1
+                row["reported_anyway"] += 1 if m["detected"] else 0
+            else:
+                row["mutations"] += 1
+                row["detected"] += 1 if m["detected"] else 0
             row["errors"] += 1 if m["error"] else 0
             row["true_findings"] += len(m["hits"])
             row["implied"] += len(m["implied_findings"])
@@ -392,20 +404,27 @@ def score(mutations):
         reported = row["true_findings"] + row["implied"] + row["extra"]
         correct = row["true_findings"] + row["implied"]
         row["precision"] = round(100.0 * correct / reported, 1) if reported else None
-    return {k: v for k, v in rows.items() if v["mutations"] or k == "total"}
+    return {k: v for k, v in rows.items() if v["mutations"] or v["below_evidence"] or k == "total"}
 
 
 def table(rows, title):
     def pct(value):
         return "n/a" if value is None else f"{value:.1f}%"
 
+    def below(row):
+        return f"{row['below_evidence']}/{row['reported_anyway']}" if row["below_evidence"] else "-"
+
     lines = [title, f"  {'kind':<15}{'mutations':>10}{'detected':>10}{'recall':>9}{'extra':>8}{'precision':>11}"
-             f"{'implied':>9}{'errors':>8}"]
+             f"{'implied':>9}{'errors':>8}{'below-ev run/reported':>23}"]
     for kind, row in rows.items():
         if kind == "total":
-            lines.append("  " + "-" * 78)
+            lines.append("  " + "-" * 101)
         lines.append(f"  {kind:<15}{row['mutations']:>10}{row['detected']:>10}{pct(row['recall']):>9}"
-                     f"{row['extra']:>8}{pct(row['precision']):>11}{row['implied']:>9}{row['errors']:>8}")
+                     f"{row['extra']:>8}{pct(row['precision']):>11}{row['implied']:>9}{row['errors']:>8}"
+                     f"{below(row):>23}")
+    total = rows["total"]
+    lines.append(f"  below evidence: {total['below_evidence']} run, {total['reported_anyway']} reported anyway "
+                 f"(not in mutations or recall)")
     return "\n".join(lines)
 
 
@@ -416,11 +435,44 @@ def describe_finding(f):
     return text
 
 
+def plural(n, noun):
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def describe_mutation(m, outcome=None):
+    """Lines about one mutation: what it expected and on which request, the evidence behind
+    it, what it changed, and what driftcheck reported instead."""
+    facts = []
+    claim = m.get("claim_evidence")
+    if claim:
+        pool = f"status {claim['status']}, query {claim['variant']}" if "variant" in claim else "no pool"
+        facts.append(plural(claim["samples"], "sample") + ", " + plural(claim["sources"], "source")
+                     + (f", {claim['distinct']} distinct" if "distinct" in claim else "") + f" in {pool}")
+    elif m.get("evidence"):
+        facts.append(f"{m['evidence']['samples']} real samples from {m['evidence']['distinct_requests']} "
+                     f"distinct requests")
+    if m.get("volatile"):
+        facts.append("the real value varies between identical requests")
+    if outcome:
+        facts.append(outcome)
+    request = m["expected"]["requests"][0]
+    lines = [f"  {m['id']:<14} {m['kind']:<14} expected {m['expected']['path']} on {request[0]} {request[1]}"
+             + (f" ({'; '.join(facts)})" if facts else ""),
+             f"{'':18}{m['description']}"]
+    if not m["detected"] and m.get("near_misses"):
+        lines.append(f"{'':18}reported instead: {describe_finding(m['near_misses'][0])}")
+    elif not m["detected"] and m.get("implied_findings"):
+        lines.append(f"{'':18}reported instead (implied, correct): {describe_finding(m['implied_findings'][0])}")
+    if m["error"]:
+        lines.append(f"{'':18}error: {m['error']}")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=20240501)
     parser.add_argument("--apps", default="datasette,jupyter", help="comma-separated: " + ",".join(apps.APPS))
-    parser.add_argument("--mutations", type=int, default=160, help="mutations per app")
+    parser.add_argument("--mutations", type=int, default=200, help="mutations per app")
     parser.add_argument("--jobs", type=int, default=2, help="compares in parallel")
     parser.add_argument("--out", default=os.path.join(ROOT, ".build-eval"))
     parser.add_argument("--venv", default=os.path.join(ROOT, ".build-eval-venv"))
@@ -460,7 +512,7 @@ def main():
     for a in per_app:
         rows = score(a["mutations"])
         summary = {k: a[k] for k in ("app", "package", "version", "exchanges", "endpoints", "plan", "candidates",
-                                     "notes", "seconds")}
+                                     "candidates_below_evidence", "notes", "seconds")}
         summary["baseline_findings"] = a["baseline"]
         summary["by_kind"] = rows
         summary["mutations"] = a["mutations"]
@@ -491,7 +543,7 @@ def main():
             example_id, example = items[0]
             out.append(f"  {app_name:<10} {mkind:<14} → {fkind:<14} {len(items):>4}  e.g. {example_id}: "
                        f"{example.get('endpoint')} {example.get('path')}")
-    missed = [m for m in all_mutations if not m["detected"]]
+    missed = [m for m in all_mutations if not m["detected"] and not m.get("below_evidence")]
     if missed:
         out.append("")
         out.append(f"missed mutations: {len(missed)} (each in results.json); up to 3 per kind:")
@@ -500,26 +552,30 @@ def main():
             shown[m["kind"]] = shown.get(m["kind"], 0) + 1
             if shown[m["kind"]] > 3:
                 continue
-            near = m["near_misses"][0] if m.get("near_misses") else None
-            facts = []
-            if m.get("evidence"):
-                facts.append(f"{m['evidence']['samples']} real samples from {m['evidence']['distinct_requests']} "
-                             f"distinct requests")
-            if m.get("volatile"):
-                facts.append("the real value varies between identical requests")
-            request = m["expected"]["requests"][0]
-            out.append(f"  {m['id']:<14} {m['kind']:<14} expected {m['expected']['path']} on {request[0]} {request[1]}"
-                       + (f" ({'; '.join(facts)})" if facts else ""))
-            out.append(f"{'':18}{m['description']}")
-            if near:
-                out.append(f"{'':18}reported instead: {describe_finding(near)}")
-            if m["error"]:
-                out.append(f"{'':18}error: {m['error']}")
+            out.extend(describe_mutation(m))
         out.append("  missed per kind: " + ", ".join(f"{k} {n}" for k, n in shown.items()))
     volatile = [m for m in all_mutations if m.get("volatile")]
     if volatile:
         out.append(f"  of all mutations, {len(volatile)} changed a value that varies between identical real "
                    f"requests; {sum(1 for m in volatile if m['detected'])} of them detected")
+    below = [m for m in all_mutations if m.get("below_evidence")]
+    if below:
+        out.append("")
+        out.append(f"below evidence: {len(below)} run, {sum(1 for m in below if m['detected'])} reported anyway "
+                   f"(statistical mutations where driftcheck's pool at the path is under min-samples "
+                   f"{mutate.MIN_SAMPLES}, min-requests {mutate.MIN_SOURCES}, enum-samples {mutate.ENUM_SAMPLES}; "
+                   f"not in recall); up to 2 per app and kind:")
+        shown = {}
+        listed = {}
+        for m in below:
+            shown.setdefault(m["kind"], [0, 0])
+            shown[m["kind"]][0] += 1
+            shown[m["kind"]][1] += 1 if m["detected"] else 0
+            listed[(m["service"], m["kind"])] = listed.get((m["service"], m["kind"]), 0) + 1
+            if listed[(m["service"], m["kind"])] <= 2:
+                out.extend(describe_mutation(m, "reported anyway" if m["detected"] else "not reported"))
+        out.append("  per kind (run/reported anyway): "
+                   + ", ".join(f"{k} {run}/{hit}" for k, (run, hit) in shown.items()))
     if results["binary_changed_during_run"]:
         out.append("")
         out.append("warning: the driftcheck binary changed during the run; numbers may mix two builds")

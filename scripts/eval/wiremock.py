@@ -193,14 +193,17 @@ class Request:
         self.body = body or ""
 
 
-def _template_regex(template):
+def template_regex(template, empty_names=False):
+    """A path template (`/users/{id}`) as a compiled regex: each `{name}` stands for one or more
+    non-`/` characters, the rest is literal. `{}` is a parameter too with `empty_names`
+    (driftcheck's endpoint templates), literal otherwise (WireMock's urlPathTemplate)."""
     out = []
-    for piece in re.split(r"(\{[^}/]+\})", template):
+    for piece in re.split(r"(\{[^}/]*\})" if empty_names else r"(\{[^}/]+\})", template):
         if piece.startswith("{") and piece.endswith("}"):
             out.append(r"[^/]+")
         else:
             out.append(re.escape(piece))
-    return "".join(out)
+    return re.compile("".join(out))
 
 
 def url_matches(req_spec, request):
@@ -213,7 +216,7 @@ def url_matches(req_spec, request):
     if "urlPathPattern" in req_spec:
         return _regex_full(req_spec["urlPathPattern"], request.path)
     if "urlPathTemplate" in req_spec:
-        return re.fullmatch(_template_regex(req_spec["urlPathTemplate"]), request.path) is not None
+        return template_regex(req_spec["urlPathTemplate"]).fullmatch(request.path) is not None
     return True
 
 
