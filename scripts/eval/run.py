@@ -477,6 +477,8 @@ def main():
     parser.add_argument("--out", default=os.path.join(ROOT, ".build-eval"))
     parser.add_argument("--venv", default=os.path.join(ROOT, ".build-eval-venv"))
     parser.add_argument("--keep", action="store_true", help="keep the mutated mock copies and store copies")
+    parser.add_argument("--gate", type=float, metavar="RECALL",
+                        help="exit 1 unless total recall is at least RECALL %% with no extra and no baseline finding")
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -588,6 +590,20 @@ def main():
         handle.write("\n")
     with open(os.path.join(args.out, "results.txt"), "w", encoding="utf-8") as handle:
         handle.write(text + "\n")
+    if args.gate is not None:
+        total = results["total"]["total"]
+        baseline = sum(len(a["baseline_findings"]) for a in results["apps"])
+        failures = []
+        if (total["recall"] or 0) < args.gate:
+            failures.append(f"recall {total['recall']}% < {args.gate}%")
+        if total["extra"]:
+            failures.append(f"{total['extra']} extra finding(s)")
+        if baseline:
+            failures.append(f"{baseline} finding(s) on the unmutated export")
+        if failures:
+            print("eval gate failed: " + "; ".join(failures), file=sys.stderr)
+            return 1
+        print(f"eval gate passed: recall {total['recall']}% >= {args.gate}%, no extra finding, clean baseline")
     return 0
 
 
