@@ -113,10 +113,18 @@ struct ImportCommand: AsyncParsableCommand {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw UsageError("\(path): cannot read the file")
         }
+        let contents: HAR.Contents
         do {
-            return try HAR.decode(data, service: service)
+            contents = try HAR.read(data, service: service)
         } catch let error as HAR.ReadError {
             throw UsageError("\(path): \(error.description)")
         }
+        if !contents.skipped.isEmpty {
+            let count = contents.skipped.count
+            Terminal.warning(
+                "\(path): skipped \(count) entr\(count == 1 ? "y" : "ies") that cannot be imported (\(contents.skipped.prefix(3).joined(separator: "; "))\(count > 3 ? "; …" : ""))"
+            )
+        }
+        return contents.exchanges
     }
 }

@@ -110,21 +110,40 @@ public enum HAR {
     /// Exchanges from a HAR written by driftcheck, a browser's devtools or mitmproxy.
     /// `service` names entries that carry no `_service`; otherwise the host names them.
     public static func decode(_ data: Data, service: String? = nil) throws -> [Exchange] {
+        try read(data, service: service).exchanges
+    }
+
+    /// A HAR's exchanges and the entries that could not be taken, each with its reason.
+    public struct Contents: Sendable {
+        public var exchanges: [Exchange]
+        /// `entry 3: 'api/x' is a relative URL`… : counted and named, never fatal.
+        public var skipped: [String]
+    }
+
+    /// Reads a HAR; an entry that cannot be imported (no response, a relative URL, another
+    /// scheme) is skipped and named, as browsers and Fiddler write such entries. Only a file
+    /// that is not a HAR at all throws.
+    public static func read(_ data: Data, service: String? = nil) throws -> Contents {
+        // Fiddler and some Chrome exports begin with a UTF-8 byte-order mark.
+        let bytes = data.starts(with: [0xEF, 0xBB, 0xBF]) ? data.dropFirst(3) : data[...]
         let document: JSONValue
         do {
-            document = try JSONValue.parse(data)
+            document = try JSONValue.parse(Data(bytes))
         } catch {
             throw ReadError(description: "not JSON (\(error))")
         }
         guard case .array(let entries)? = document["log"]?["entries"] else {
             throw ReadError(description: "not a HAR file: no log.entries")
         }
-        var exchanges: [Exchange] = []
+        var contents = Contents(exchanges: [], skipped: [])
         for (index, entry) in entries.enumerated() {
-            guard let exchange = try decodeEntry(entry, index: index, service: service) else { continue }
-            exchanges.append(exchange)
+            switch decodeEntry(entry, index: index, service: service) {
+            case .success(let exchange?): contents.exchanges.append(exchange)
+            case .success(nil): continue
+            case .failure(let error): contents.skipped.append(error.description)
+            }
         }
-        return exchanges
+        return contents
     }
 
     static func string(_ value: JSONValue?) -> String? {
@@ -162,19 +181,25 @@ public enum HAR {
         return CapturedBody(bytes: bytes, size: size)
     }
 
-    static func decodeEntry(_ entry: JSONValue, index: Int, service: String?) throws -> Exchange? {
-        guard let request = entry["request"], let response = entry["response"],
-            let method = string(request["method"]), let urlText = string(request["url"])
+    static func decodeEntry(_ entry: JSONValue, index: Int, service: String?) -> Result<Exchange?, ReadError> {
+        guard let request = entry["request"], let method = string(request["method"]),
+            let urlText = string(request["url"])
         else {
-            throw ReadError(description: "entry \(index): needs request.method, request.url and response")
+            return .failure(ReadError(description: "entry \(index): no request.method or request.url"))
+        }
+        guard let response = entry["response"], case .object = response else {
+            return .failure(ReadError(description: "entry \(index): no response"))
         }
         guard let components = URLComponents(string: urlText), let scheme = components.scheme?.lowercased(),
             let host = components.host
         else {
-            throw ReadError(description: "entry \(index): '\(urlText)' is not an absolute URL")
+            return .failure(ReadError(description: "entry \(index): '\(urlText)' is a relative URL"))
+        }
+        guard scheme == "http" || scheme == "https" else {
+            return .failure(ReadError(description: "entry \(index): the \(scheme): scheme is not HTTP"))
         }
         // Devtools write status 0 for requests that never got an answer: not a contract sample.
-        guard let status = int(response["status"]), status > 0 else { return nil }
+        guard let status = int(response["status"]), status > 0 else { return .success(nil) }
         let port = components.port ?? (scheme == "https" ? 443 : 80)
         let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
         let recordedRequest = RecordedRequest(
@@ -190,10 +215,11 @@ public enum HAR {
         }
         let time: Double
         if case .number(let text)? = entry["time"], let value = Double(text) { time = value / 1000 } else { time = 0 }
-        return Exchange(
-            service: string(entry["_service"]) ?? service ?? ServiceName.forHost(host, port: port),
-            request: recordedRequest, result: .response(recordedResponse),
-            startedAt: started ?? Date(timeIntervalSince1970: 0),
-            duration: time)
+        return .success(
+            Exchange(
+                service: string(entry["_service"]) ?? service ?? ServiceName.forHost(host, port: port),
+                request: recordedRequest, result: .response(recordedResponse),
+                startedAt: started ?? Date(timeIntervalSince1970: 0),
+                duration: time))
     }
 }
