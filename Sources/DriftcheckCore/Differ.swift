@@ -5,6 +5,8 @@ public enum MockAnswer: Sendable, Equatable {
     case response(RecordedResponse)
     /// The mock has no answer for this request (no WireMock mapping matched).
     case unmatched(String)
+    /// A mapping that might answer uses a matcher the engine cannot evaluate: not compared.
+    case cannotEvaluate(String)
 }
 
 /// One recorded exchange and the mock's answer to the same request.
@@ -256,6 +258,10 @@ public struct Differ: Sendable {
                         real: .number(String(real.status)),
                         evidence: endpointEvidence(model, distinct: model.statuses.count)), id: id)
                 return
+            case .cannotEvaluate(let reason):
+                compared -= 1
+                context.notCompared(reason)
+                return
             case .response(let answer):
                 response = answer
             }
@@ -345,6 +351,12 @@ public struct Differ: Sendable {
                             id: nil)
                     }
                 }
+            }
+            for reason in context.skippedOrder {
+                let count = context.skipped[reason]!
+                context.diagnostics.append(
+                    Diagnostic(
+                        service: service, message: "\(count) exchange\(count == 1 ? "" : "s") not compared: \(reason)"))
             }
             return Result(
                 findings: context.findings(), explanations: context.explanations, diagnostics: context.diagnostics,
@@ -459,6 +471,15 @@ public struct Differ: Sendable {
                 ids[key] = Set(finding.exchanges)
             }
             if let id { ids[key]!.insert(id) }
+        }
+
+        /// Exchanges left out of the comparison, by reason, in the order first seen.
+        var skipped: [String: Int] = [:]
+        var skippedOrder: [String] = []
+
+        func notCompared(_ reason: String) {
+            if skipped[reason] == nil { skippedOrder.append(reason) }
+            skipped[reason, default: 0] += 1
         }
 
         func explain(_ line: String) {

@@ -38,13 +38,19 @@ public final class WireMockEngine: @unchecked Sendable {
     private let service: String
     private let lock = NSLock()
 
-    /// Loads `DIRECTORY/mappings/*.json` (each a mapping or `{"mappings": [...]}`).
+    /// Loads every `*.json` under `DIRECTORY/mappings/`, sub-folders included, as WireMock does
+    /// (each a mapping or `{"mappings": [...]}`; `//` and `/* */` comments allowed).
     public init(directory: String, service: String) throws {
         self.service = service
         filesDirectory = (directory as NSString).appendingPathComponent("__files")
         let mappingsDirectory = (directory as NSString).appendingPathComponent("mappings")
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: mappingsDirectory)) ?? [])
-            .filter { $0.hasSuffix(".json") }.sorted()
+        var names: [String] = []
+        if let walker = FileManager.default.enumerator(atPath: mappingsDirectory) {
+            while let name = walker.nextObject() as? String {
+                if name.hasSuffix(".json") && !(name as NSString).lastPathComponent.hasPrefix(".") { names.append(name) }
+            }
+        }
+        names.sort()
         for name in names {
             let path = (mappingsDirectory as NSString).appendingPathComponent(name)
             guard let data = FileManager.default.contents(atPath: path) else {
@@ -52,7 +58,7 @@ public final class WireMockEngine: @unchecked Sendable {
             }
             let document: JSONValue
             do {
-                document = try JSONValue.parse(data)
+                document = try JSONValue.parse(JSONComments.stripped(data))
             } catch {
                 throw MockConfigurationError("\(path): \(error)")
             }
@@ -74,6 +80,15 @@ public final class WireMockEngine: @unchecked Sendable {
         } catch let error as MatcherError {
             throw MockConfigurationError("\(file): \(error.description)")
         }
+        let unsupported = matcher.unsupportedParts
+        if !unsupported.isEmpty {
+            diagnostics.append(
+                Diagnostic(
+                    service: service,
+                    message:
+                        "\(file): uses \(unsupported.joined(separator: ", ")), which driftcheck's WireMock engine cannot evaluate; requests it might answer are not compared"
+                ))
+        }
         var priority = 5
         if case .number(let text)? = mapping["priority"], let value = Int(text) { priority = value }
         stubs.append(
@@ -94,6 +109,7 @@ public final class WireMockEngine: @unchecked Sendable {
         var best: Stub?
         var bestOutcome: RequestMatcher.Outcome?
         var nearest: (stub: Stub, failedOn: String)?
+        var undecided: (stub: Stub, parts: [String])?
         for stub in stubs {
             if let scenario = stub.scenario, let required = stub.requiredState,
                 (scenarioStates[scenario] ?? "Started") != required
@@ -101,6 +117,12 @@ public final class WireMockEngine: @unchecked Sendable {
                 continue
             }
             let outcome = stub.matcher.evaluate(incoming)
+            if !outcome.undecided.isEmpty, outcome.failedOn == nil,
+                undecided == nil || stub.priority <= undecided!.stub.priority
+            {
+                undecided = (stub, outcome.undecided)
+                continue
+            }
             guard outcome.matched else {
                 // The nearest miss: the right method and URL, failing on a later part.
                 if let failedOn = outcome.failedOn, failedOn != "method", failedOn != "url",
@@ -113,6 +135,13 @@ public final class WireMockEngine: @unchecked Sendable {
             if let current = best, current.priority < stub.priority { continue }
             best = stub
             bestOutcome = outcome
+        }
+        // A mapping the engine cannot evaluate might have answered: better no comparison than a wrong one.
+        if let undecided, best == nil || undecided.stub.priority <= best!.priority {
+            used.insert(undecided.stub.index)
+            return .cannotEvaluate(
+                "\((undecided.stub.file as NSString).lastPathComponent) uses \(undecided.parts.joined(separator: ", ")), which driftcheck's WireMock engine cannot evaluate"
+            )
         }
         guard let stub = best else {
             var reason = "no WireMock mapping matched \(request.method) \(request.target)"
@@ -165,5 +194,54 @@ public final class WireMockEngine: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return diagnostics
+    }
+}
+
+/// WireMock reads mapping files with comments allowed (Jackson's ALLOW_COMMENTS).
+enum JSONComments {
+    /// `data` with `//` and `/* */` comments outside strings replaced by spaces (newlines kept,
+    /// so parse errors still name the right line).
+    static func stripped(_ data: Data) -> Data {
+        guard data.contains(0x2F) else { return data }
+        var output = [UInt8](data)
+        var index = 0
+        var inString = false
+        while index < output.count {
+            let byte = output[index]
+            if inString {
+                if byte == 0x5C {
+                    index += 2
+                    continue
+                }
+                if byte == 0x22 { inString = false }
+                index += 1
+                continue
+            }
+            if byte == 0x22 {
+                inString = true
+            } else if byte == 0x2F, index + 1 < output.count, output[index + 1] == 0x2F {
+                while index < output.count && output[index] != 0x0A {
+                    output[index] = 0x20
+                    index += 1
+                }
+                continue
+            } else if byte == 0x2F, index + 1 < output.count, output[index + 1] == 0x2A {
+                output[index] = 0x20
+                output[index + 1] = 0x20
+                index += 2
+                while index < output.count && !(output[index] == 0x2A && index + 1 < output.count && output[index + 1] == 0x2F) {
+                    if output[index] != 0x0A { output[index] = 0x20 }
+                    index += 1
+                }
+                if index < output.count {
+                    output[index] = 0x20
+                    if index + 1 < output.count { output[index + 1] = 0x20 }
+                    index += 2
+                }
+                continue
+            }
+            index += 1
+        }
+        return Data(output)
     }
 }

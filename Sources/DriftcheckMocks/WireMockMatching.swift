@@ -14,6 +14,10 @@ indirect enum ValuePattern {
     case binaryEqualTo(Data)
     case and([ValuePattern])
     case or([ValuePattern])
+    case not(ValuePattern)
+    /// A matcher the engine cannot evaluate (`equalToXml` before it learns it, an extension):
+    /// the mapping is kept, and requests it might answer are not compared.
+    case unsupported(String)
 
     init(_ spec: JSONValue, context: String) throws {
         guard case .object(let members) = spec else {
@@ -79,11 +83,14 @@ indirect enum ValuePattern {
                 let patterns = try items.map { try ValuePattern($0, context: context) }
                 self = key == "and" ? .and(patterns) : .or(patterns)
                 return
+            case "not":
+                self = .not(try ValuePattern(value, context: context))
+                return
             case "caseInsensitive", "ignoreArrayOrder", "ignoreExtraElements":
                 continue
             default:
-                throw MatcherError(
-                    description: "\(context): the matcher '\(key)' is not supported by driftcheck's WireMock engine")
+                self = .unsupported(key)
+                return
             }
         }
         throw MatcherError(description: "\(context): empty matcher")
@@ -92,6 +99,17 @@ indirect enum ValuePattern {
     var isAbsent: Bool {
         if case .absent = self { return true }
         return false
+    }
+
+    /// The first matcher inside this one that the engine cannot evaluate.
+    var unsupported: String? {
+        switch self {
+        case .unsupported(let name): return name
+        case .and(let patterns), .or(let patterns): return patterns.lazy.compactMap(\.unsupported).first
+        case .not(let pattern): return pattern.unsupported
+        case .matchesJsonPath(_, let inner?): return inner.unsupported
+        default: return nil
+        }
     }
 
     /// Matching a body whose redacted values may stand for anything: JSON markers equal any
@@ -117,6 +135,7 @@ indirect enum ValuePattern {
                 || !JSONPathQuery.evaluate(expression, on: StandIns.json(document)).isEmpty
         case .and(let patterns): return patterns.allSatisfy { $0.matches(value, redactedAsWildcard: true) }
         case .or(let patterns): return patterns.contains { $0.matches(value, redactedAsWildcard: true) }
+        case .not(let pattern): return !pattern.matches(value)
         default:
             return matches(StandIns.text(value))
         }
@@ -130,6 +149,8 @@ indirect enum ValuePattern {
         case .doesNotMatch, .doesNotContain: if value == nil { return true }
         case .and(let patterns): return patterns.allSatisfy { $0.matches(value) }
         case .or(let patterns): return patterns.contains { $0.matches(value) }
+        case .not(let pattern): return !pattern.matches(value)
+        case .unsupported: return false
         default: break
         }
         guard let value else { return false }
@@ -152,7 +173,7 @@ indirect enum ValuePattern {
             guard let inner else { return !results.isEmpty }
             return results.contains { inner.matches($0.stringValue ?? $0.serialized()) }
         case .binaryEqualTo(let data): return Data(value.utf8) == data
-        case .absent, .and, .or: return false
+        case .absent, .and, .or, .not, .unsupported: return false
         }
     }
 }
@@ -356,6 +377,13 @@ struct RequestMatcher {
     var headers: [(String, ValuePattern)] = []
     var cookies: [(String, ValuePattern)] = []
     var bodyPatterns: [ValuePattern] = []
+    /// Request keys the engine cannot evaluate (`customMatcher`, an extension's own keys).
+    var unsupported: [String] = []
+
+    static let knownKeys: Set<String> = [
+        "method", "url", "urlPath", "urlPattern", "urlPathPattern", "urlPathTemplate", "pathParameters",
+        "queryParameters", "headers", "cookies", "bodyPatterns", "basicAuth", "basicAuthCredentials",
+    ]
 
     init(_ request: JSONValue) throws {
         method = (request["method"]?.stringValue ?? "ANY").uppercased()
@@ -391,6 +419,33 @@ struct RequestMatcher {
         if case .array(let patterns)? = request["bodyPatterns"] {
             bodyPatterns = try patterns.map { try ValuePattern($0, context: "bodyPatterns") }
         }
+        // WireMock 2 names it basicAuthCredentials, 3 basicAuth: an exact Basic Authorization header.
+        if let credentials = request["basicAuthCredentials"] ?? request["basicAuth"] {
+            guard case .string(let username)? = credentials["username"], case .string(let password)? = credentials["password"]
+            else {
+                throw MatcherError(description: "basicAuthCredentials needs username and password")
+            }
+            let token = Data("\(username):\(password)".utf8).base64EncodedString()
+            headers.append(("Authorization", .equalTo("Basic \(token)", caseInsensitive: false)))
+        }
+        if case .object(let members) = request {
+            unsupported = members.map(\.key).filter { !Self.knownKeys.contains($0) }.sorted()
+        }
+    }
+
+    /// Every part the engine cannot evaluate, for a diagnostic when the mapping loads.
+    var unsupportedParts: [String] {
+        var parts = unsupported
+        for (group, patterns) in [
+            ("pathParameters", pathParameters), ("queryParameters", queryParameters), ("headers", headers),
+            ("cookies", cookies),
+        ] {
+            for (name, pattern) in patterns { if let unknown = pattern.unsupported { parts.append("\(group).\(name) (\(unknown))") } }
+        }
+        for (index, pattern) in bodyPatterns.enumerated() {
+            if let unknown = pattern.unsupported { parts.append("bodyPatterns[\(index)] (\(unknown))") }
+        }
+        return parts
     }
 
     static func patterns(_ spec: JSONValue?, _ context: String) throws -> [(String, ValuePattern)] {
@@ -405,6 +460,8 @@ struct RequestMatcher {
         var failedOn: String?
         /// Parts that failed only on a redacted value and so counted as matched.
         var redacted: [String] = []
+        /// Parts the engine cannot evaluate; the rest matched, so the mapping might answer.
+        var undecided: [String] = []
     }
 
     func matches(_ request: IncomingRequest) -> Bool { evaluate(request).matched }
@@ -430,6 +487,10 @@ struct RequestMatcher {
             for (name, pattern) in patterns {
                 let found = values(name)
                 if Self.anyMatches(pattern, found) { continue }
+                if let unknown = pattern.unsupported {
+                    outcome.undecided.append("\(group).\(name) (\(unknown))")
+                    continue
+                }
                 if !pattern.isAbsent, found.contains(where: RedactionPolicy.containsMarker) {
                     outcome.redacted.append("\(group).\(name)")
                     continue
@@ -446,6 +507,10 @@ struct RequestMatcher {
                 matched = pattern.matches(request.bodyText)
             }
             if matched { continue }
+            if let unknown = pattern.unsupported {
+                outcome.undecided.append("bodyPatterns[\(index)] (\(unknown))")
+                continue
+            }
             if RedactionPolicy.containsMarker(request.bodyText),
                 pattern.matches(request.bodyText, redactedAsWildcard: true)
             {
@@ -455,7 +520,8 @@ struct RequestMatcher {
             outcome.failedOn = "bodyPatterns[\(index)]"
             return outcome
         }
-        outcome.matched = true
+        outcome.undecided += unsupported
+        outcome.matched = outcome.undecided.isEmpty
         return outcome
     }
 

@@ -45,6 +45,8 @@ import Testing
             let real = try client.send(request)
             let label = "\(item.method) \(item.target)"
             switch engine.respond(to: request) {
+            case .cannotEvaluate(let reason):
+                Issue.record("\(label): the engine cannot evaluate a corpus mapping: \(reason)")
             case .unmatched:
                 unmatched += 1
                 #expect(real.status == 404, "\(label): WireMock matched (\(real.status)) where the engine did not")

@@ -213,7 +213,6 @@ func text(_ answer: MockAnswer) -> String? {
         for (mapping, message) in [
             ("{not json", "invalid JSON"), (#"{"response":{}}"#, "needs a \"request\" object"),
             (#"{"request":{"urlPattern":"(["}}"#, "invalid URL regular expression"),
-            (#"{"request":{"headers":{"A":{"equalToXml":"<a/>"}}}}"#, "'equalToXml' is not supported"),
         ] {
             #expect {
                 _ = try engine([mapping])
@@ -231,5 +230,70 @@ func text(_ answer: MockAnswer) -> String? {
         defer { directory.remove() }
         #expect(status(engine.respond(to: request("GET", "/a"))) == 201)
         #expect(status(engine.respond(to: request("GET", "/b"))) == 202)
+    }
+
+    @Test func mappingsInSubFoldersAndWithCommentsLoad() throws {
+        let (engine, directory) = try engine([])
+        defer { directory.remove() }
+        try FileManager.default.createDirectory(
+            atPath: directory.file("mappings/orders/v2"), withIntermediateDirectories: true)
+        _ = try directory.write(
+            "mappings/orders/v2/get.json",
+            """
+            // exported by hand, see ORD-12
+            { "request": { "method": "GET", "url": "/orders/1" /* the one order */ },
+              "response": { "status": 200, "body": "a // not a comment /* nor this */" } }
+            """)
+        let reloaded = try WireMockEngine(directory: directory.path, service: "orders")
+        #expect(text(reloaded.respond(to: request("GET", "/orders/1"))) == "a // not a comment /* nor this */")
+        _ = engine
+    }
+
+    @Test func aMatcherTheEngineLacksMakesItsRequestsUncomparedNotTheDirectoryRefused() throws {
+        let (engine, directory) = try engine([
+            #"{"request":{"method":"POST","url":"/xml","bodyPatterns":[{"equalToXmlish":"<a/>"}]},"response":{"status":201}}"#,
+            #"{"request":{"method":"GET","url":"/custom","customMatcher":{"name":"tenant"}},"response":{"status":200}}"#,
+            #"{"request":{"method":"GET","url":"/plain"},"response":{"status":200,"body":"plain"}}"#,
+        ])
+        defer { directory.remove() }
+        #expect(engine.engineDiagnostics.map(\.message).contains { $0.contains("00.json: uses bodyPatterns[0] (equalToXmlish)") })
+        #expect(engine.engineDiagnostics.map(\.message).contains { $0.contains("01.json: uses customMatcher") })
+        guard case .cannotEvaluate(let reason) = engine.respond(to: request("POST", "/xml", body: "<a/>")) else {
+            Issue.record("an unsupported matcher was evaluated")
+            return
+        }
+        #expect(reason.contains("00.json uses bodyPatterns[0] (equalToXmlish)"))
+        if case .cannotEvaluate = engine.respond(to: request("GET", "/custom")) {} else { Issue.record("customMatcher evaluated") }
+        #expect(text(engine.respond(to: request("GET", "/plain"))) == "plain")
+        // A request whose URL no such mapping matches is judged as usual.
+        if case .unmatched = engine.respond(to: request("POST", "/other")) {} else { Issue.record("/other matched") }
+        #expect(engine.unusedStubs.isEmpty)
+        // Not compared is not drift: no finding, a diagnostic with the count.
+        let exchange = Exchange(
+            id: 1, service: "orders", request: request("POST", "/xml", body: "<a/>"),
+            result: .response(RecordedResponse(status: 201)), startedAt: Date(), duration: 0)
+        let result = Differ().compare(
+            service: "orders",
+            replayed: [ReplayedExchange(exchange: exchange, answer: engine.respond(to: exchange.request))])
+        #expect(result.findings.isEmpty)
+        #expect(result.compared == 0)
+        #expect(result.diagnostics.map(\.message) == [
+            "1 exchange not compared: 00.json uses bodyPatterns[0] (equalToXmlish), which driftcheck's WireMock engine cannot evaluate"
+        ])
+    }
+
+    @Test func basicAuthAndNotMatchers() throws {
+        let (engine, directory) = try engine([
+            #"{"request":{"url":"/admin","basicAuthCredentials":{"username":"ann","password":"s3cret"}},"response":{"status":200}}"#,
+            #"{"request":{"url":"/list","headers":{"X-Env":{"not":{"equalTo":"prod"}}}},"response":{"status":200}}"#,
+        ])
+        defer { directory.remove() }
+        let good = "Basic " + Data("ann:s3cret".utf8).base64EncodedString()
+        let bad = "Basic " + Data("ann:wrong".utf8).base64EncodedString()
+        #expect(status(engine.respond(to: request("GET", "/admin", headers: [("Authorization", good)]))) == 200)
+        #expect(status(engine.respond(to: request("GET", "/admin", headers: [("Authorization", bad)]))) == nil)
+        #expect(status(engine.respond(to: request("GET", "/admin"))) == nil)
+        #expect(status(engine.respond(to: request("GET", "/list", headers: [("X-Env", "dev")]))) == 200)
+        #expect(status(engine.respond(to: request("GET", "/list", headers: [("X-Env", "prod")]))) == nil)
     }
 }
