@@ -408,6 +408,32 @@ public struct Differ: Sendable {
         }
     }
 
+    /// The element of `items` that `element` (at `index` of its own list) stands for: the one at
+    /// the same index when it has no member the element lacks, else the one sharing the most
+    /// member values, then names, among the elements near that index.
+    static func counterpart(of element: JSONValue, at index: Int, in items: [JSONValue]) -> JSONValue? {
+        guard !items.isEmpty else { return nil }
+        guard case .object(let members) = element else { return index < items.count ? items[index] : nil }
+        let names = Set(members.map(\.key))
+        if index < items.count, case .object(let same) = items[index], same.allSatisfy({ names.contains($0.key) }) {
+            return items[index]
+        }
+        var best: (score: (Int, Int), item: JSONValue)?
+        let window = max(0, min(index, items.count - 1) - 32)...min(items.count - 1, index + 32)
+        for candidate in items[window] {
+            guard case .object(let other) = candidate else { continue }
+            var equal = 0
+            var common = 0
+            for (key, value) in other where names.contains(key) {
+                common += 1
+                if members.first(where: { $0.key == key })?.value == value { equal += 1 }
+            }
+            let score = (equal, common)
+            if best == nil || score > best!.score { best = (score, candidate) }
+        }
+        return best?.item
+    }
+
     /// Headers that point at a resource.
     static let linkHeaders = ["location", "content-location"]
 
@@ -619,10 +645,11 @@ public struct Differ: Sendable {
                 var realItems: [JSONValue]?
                 if case .array(let items)? = real { realItems = items }
                 for (index, element) in elements.enumerated() {
-                    // Elements pair up only when both lists have the same length (the same
-                    // answer); otherwise the element shape alone judges.
-                    let paired = realItems.flatMap { $0.count == elements.count ? $0[index] : nil }
-                    walk(element, node: itemNode, pooled: pooled?.items, real: paired, path: path + "[*]")
+                    // Each mock element is judged against its counterpart in the real list (the
+                    // element most like it), so a list of differently shaped items, or the same
+                    // items in another order, is no drift.
+                    let counterpart = realItems.flatMap { Differ.counterpart(of: element, at: index, in: $0) }
+                    walk(element, node: itemNode, pooled: pooled?.items, real: counterpart, path: path + "[*]")
                 }
             default:
                 compareScalar(mock, node: node, pooled: pooled, path: path)

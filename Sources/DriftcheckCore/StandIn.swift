@@ -33,14 +33,14 @@ public enum RedactionShape {
         return text
     }
 
-    /// Short letter groups followed by `-` or `_`, up to three (`sk_test_`, `ghp_`, `xoxb-`):
-    /// a token's type, not its secret. Kept only when a long enough remainder follows, so a
-    /// password like `abc-12345` keeps nothing.
+    /// Short letter groups followed by `-` or `_`, at most two and eight characters (`sk_test_`,
+    /// `ghp_`, `xoxb-`): a token's type, not its secret. Kept only when a long enough remainder
+    /// follows, so a password like `abc-12345` keeps nothing.
     static func prefix(_ bytes: [UInt8]) -> Int {
         var end = 0
         var groups = 0
         var index = 0
-        while groups < 3 {
+        while groups < 2 {
             var letters = 0
             while index < bytes.count, ASCII.isLetter(bytes[index]), letters <= 5 {
                 index += 1
@@ -50,7 +50,7 @@ public enum RedactionShape {
             else { break }
             index += 1
             groups += 1
-            guard index <= 12, bytes.count - index >= 8 else { break }
+            guard index <= 8, bytes.count - index >= 8 else { break }
             end = index
         }
         return end

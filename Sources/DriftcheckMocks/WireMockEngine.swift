@@ -47,7 +47,9 @@ public final class WireMockEngine: @unchecked Sendable {
         var names: [String] = []
         if let walker = FileManager.default.enumerator(atPath: mappingsDirectory) {
             while let name = walker.nextObject() as? String {
-                if name.hasSuffix(".json") && !(name as NSString).lastPathComponent.hasPrefix(".") { names.append(name) }
+                if name.hasSuffix(".json") && !(name as NSString).lastPathComponent.hasPrefix(".") {
+                    names.append(name)
+                }
             }
         }
         names.sort()
@@ -229,7 +231,9 @@ enum JSONComments {
                 output[index] = 0x20
                 output[index + 1] = 0x20
                 index += 2
-                while index < output.count && !(output[index] == 0x2A && index + 1 < output.count && output[index + 1] == 0x2F) {
+                while index < output.count
+                    && !(output[index] == 0x2A && index + 1 < output.count && output[index + 1] == 0x2F)
+                {
                     if output[index] != 0x0A { output[index] = 0x20 }
                     index += 1
                 }

@@ -421,7 +421,8 @@ struct RequestMatcher {
         }
         // WireMock 2 names it basicAuthCredentials, 3 basicAuth: an exact Basic Authorization header.
         if let credentials = request["basicAuthCredentials"] ?? request["basicAuth"] {
-            guard case .string(let username)? = credentials["username"], case .string(let password)? = credentials["password"]
+            guard case .string(let username)? = credentials["username"],
+                case .string(let password)? = credentials["password"]
             else {
                 throw MatcherError(description: "basicAuthCredentials needs username and password")
             }
@@ -440,7 +441,9 @@ struct RequestMatcher {
             ("pathParameters", pathParameters), ("queryParameters", queryParameters), ("headers", headers),
             ("cookies", cookies),
         ] {
-            for (name, pattern) in patterns { if let unknown = pattern.unsupported { parts.append("\(group).\(name) (\(unknown))") } }
+            for (name, pattern) in patterns {
+                if let unknown = pattern.unsupported { parts.append("\(group).\(name) (\(unknown))") }
+            }
         }
         for (index, pattern) in bodyPatterns.enumerated() {
             if let unknown = pattern.unsupported { parts.append("bodyPatterns[\(index)] (\(unknown))") }

@@ -12,7 +12,9 @@ import Testing
         return #"{"request":{"method":"GET","url":"\#(url)","headers":[]}\#(answer)}"#
     }
 
-    static func har(_ entries: [String]) -> String { #"{"log":{"version":"1.1","entries":[\#(entries.joined(separator: ","))]}}"# }
+    static func har(_ entries: [String]) -> String {
+        #"{"log":{"version":"1.1","entries":[\#(entries.joined(separator: ","))]}}"#
+    }
 
     @Test func aByteOrderMarkIsAccepted() throws {
         var data = Data([0xEF, 0xBB, 0xBF])
@@ -26,7 +28,8 @@ import Testing
         let text = Self.har([
             Self.entry("http://orders.shop/orders/1"), Self.entry("/relative/path"), Self.entry("orders/2"),
             Self.entry("http://orders.shop/orders/3", response: false), Self.entry("ws://orders.shop/socket"),
-            Self.entry("https://orders.shop/orders/4", status: 0), Self.entry("https://orders.shop/orders/5", status: 404),
+            Self.entry("https://orders.shop/orders/4", status: 0),
+            Self.entry("https://orders.shop/orders/5", status: 404),
         ])
         let contents = try HAR.read(Data(text.utf8))
         #expect(contents.exchanges.map(\.request.path) == ["/orders/1", "/orders/5"])

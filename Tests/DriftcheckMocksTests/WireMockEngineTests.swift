@@ -256,14 +256,20 @@ func text(_ answer: MockAnswer) -> String? {
             #"{"request":{"method":"GET","url":"/plain"},"response":{"status":200,"body":"plain"}}"#,
         ])
         defer { directory.remove() }
-        #expect(engine.engineDiagnostics.map(\.message).contains { $0.contains("00.json: uses bodyPatterns[0] (equalToXmlish)") })
+        #expect(
+            engine.engineDiagnostics.map(\.message).contains {
+                $0.contains("00.json: uses bodyPatterns[0] (equalToXmlish)")
+            })
         #expect(engine.engineDiagnostics.map(\.message).contains { $0.contains("01.json: uses customMatcher") })
         guard case .cannotEvaluate(let reason) = engine.respond(to: request("POST", "/xml", body: "<a/>")) else {
             Issue.record("an unsupported matcher was evaluated")
             return
         }
         #expect(reason.contains("00.json uses bodyPatterns[0] (equalToXmlish)"))
-        if case .cannotEvaluate = engine.respond(to: request("GET", "/custom")) {} else { Issue.record("customMatcher evaluated") }
+        if case .cannotEvaluate = engine.respond(to: request("GET", "/custom")) {
+        } else {
+            Issue.record("customMatcher evaluated")
+        }
         #expect(text(engine.respond(to: request("GET", "/plain"))) == "plain")
         // A request whose URL no such mapping matches is judged as usual.
         if case .unmatched = engine.respond(to: request("POST", "/other")) {} else { Issue.record("/other matched") }
@@ -277,9 +283,10 @@ func text(_ answer: MockAnswer) -> String? {
             replayed: [ReplayedExchange(exchange: exchange, answer: engine.respond(to: exchange.request))])
         #expect(result.findings.isEmpty)
         #expect(result.compared == 0)
-        #expect(result.diagnostics.map(\.message) == [
-            "1 exchange not compared: 00.json uses bodyPatterns[0] (equalToXmlish), which driftcheck's WireMock engine cannot evaluate"
-        ])
+        #expect(
+            result.diagnostics.map(\.message) == [
+                "1 exchange not compared: 00.json uses bodyPatterns[0] (equalToXmlish), which driftcheck's WireMock engine cannot evaluate"
+            ])
     }
 
     @Test func basicAuthAndNotMatchers() throws {
