@@ -252,6 +252,18 @@ enum JSONPathQuery {
                 let name = String(rest.prefix { $0 != "." && $0 != "[" })
                 rest = rest.dropFirst(name.count)
                 current = current.flatMap { descendants($0) }.compactMap { $0[name] }
+            } else if rest.hasPrefix(".[") {
+                // `$.[?(…)]` is Jayway's spelling of `$[?(…)]`.
+                rest = rest.dropFirst()
+            } else if rest == ".length()" {
+                return current.compactMap { value in
+                    switch value {
+                    case .array(let items): return .number(String(items.count))
+                    case .string(let text): return .number(String(text.count))
+                    case .object(let members): return .number(String(members.count))
+                    default: return nil
+                    }
+                }
             } else if rest.hasPrefix(".") {
                 rest = rest.dropFirst()
                 let name = String(rest.prefix { $0 != "." && $0 != "[" })
@@ -307,51 +319,181 @@ enum JSONPathQuery {
         if selector == "*" { return children(value) }
         if selector.hasPrefix("?(") && selector.hasSuffix(")") {
             let condition = String(selector.dropFirst(2).dropLast())
+            // Jayway filters an array's elements, and an object itself (`$[?(@.draft == true)]`).
+            if case .object = value { return test(condition, on: value) ? [value] : [] }
             return children(value).filter { test(condition, on: $0) }
         }
         if (selector.hasPrefix("'") && selector.hasSuffix("'"))
             || (selector.hasPrefix("\"") && selector.hasSuffix("\""))
         {
-            return value[String(selector.dropFirst().dropLast())].map { [$0] } ?? []
+            // `['a','b']` names several members.
+            return selector.split(separator: ",").compactMap { part in
+                let name = part.trimmingCharacters(in: .whitespaces)
+                return value[String(name.dropFirst().dropLast())]
+            }
         }
-        if let index = Int(selector), case .array(let items) = value {
+        guard case .array(let items) = value else { return [] }
+        if selector.contains(":") {
+            let bounds = selector.split(separator: ":", omittingEmptySubsequences: false).map {
+                Int($0.trimmingCharacters(in: .whitespaces))
+            }
+            let resolve = { (bound: Int) in bound < 0 ? max(0, items.count + bound) : min(bound, items.count) }
+            let start = resolve(bounds[0] ?? 0)
+            let end = resolve(bounds.count > 1 ? (bounds[1] ?? items.count) : items.count)
+            return start < end ? Array(items[start..<end]) : []
+        }
+        return selector.split(separator: ",").compactMap { part in
+            guard let index = Int(part.trimmingCharacters(in: .whitespaces)) else { return nil }
             let position = index < 0 ? items.count + index : index
-            return items.indices.contains(position) ? [items[position]] : []
+            return items.indices.contains(position) ? items[position] : nil
         }
-        return []
     }
 
+    /// A filter condition: comparisons joined by `&&` and `||` (no parentheses inside).
     static func test(_ condition: String, on item: JSONValue) -> Bool {
-        for op in ["==", "!=", "<=", ">=", "<", ">"] {
-            guard let range = condition.range(of: " \(op) ") ?? condition.range(of: op) else { continue }
-            let left = condition[..<range.lowerBound].trimmingCharacters(in: .whitespaces)
-            let right = condition[range.upperBound...].trimmingCharacters(in: .whitespaces)
-            guard left.hasPrefix("@"), let actual = evaluate("$" + left.dropFirst(), on: item).first else {
-                return false
-            }
-            let literal: JSONValue
-            if right.hasPrefix("'") && right.hasSuffix("'") {
-                literal = .string(String(right.dropFirst().dropLast()))
-            } else {
-                literal = (try? JSONValue.parse(right)) ?? .string(right)
-            }
-            switch op {
-            case "==": return actual == literal
-            case "!=": return actual != literal
+        let trimmed = condition.trimmingCharacters(in: .whitespaces)
+        if let or = topLevel(trimmed, "||") {
+            return test(String(trimmed[..<or.lowerBound]), on: item)
+                || test(String(trimmed[or.upperBound...]), on: item)
+        }
+        if let and = topLevel(trimmed, "&&") {
+            return test(String(trimmed[..<and.lowerBound]), on: item)
+                && test(String(trimmed[and.upperBound...]), on: item)
+        }
+        if trimmed.hasPrefix("(") && trimmed.hasSuffix(")") {
+            return test(String(trimmed.dropFirst().dropLast()), on: item)
+        }
+        for op in [
+            " nin ", " in ", " size ", " empty ", " anyof ", " noneof ", " subsetof ", "=~", "==", "!=", "<=", ">=",
+            "<", ">",
+        ] {
+            guard let range = topLevel(trimmed, op) else { continue }
+            let left = trimmed[..<range.lowerBound].trimmingCharacters(in: .whitespaces)
+            let right = trimmed[range.upperBound...].trimmingCharacters(in: .whitespaces)
+            let actual = operand(left, item)
+            switch op.trimmingCharacters(in: .whitespaces) {
+            case "=~":
+                guard case .string(let text)? = actual, right.hasPrefix("/"), let close = right.lastIndex(of: "/"),
+                    close > right.startIndex
+                else { return false }
+                let pattern = String(right[right.index(after: right.startIndex)..<close])
+                let options: NSRegularExpression.Options = right[close...].contains("i") ? [.caseInsensitive] : []
+                guard let regex = try? NSRegularExpression(pattern: "^(?:\(pattern))$", options: options) else {
+                    return false
+                }
+                return regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+            case "in", "nin":
+                guard case .array(let options)? = try? JSONValue.parse(right.replacingOccurrences(of: "'", with: "\""))
+                else { return false }
+                let found = actual.map { value in options.contains { same(value, $0) } } ?? false
+                return op.contains("nin") ? !found : found
+            case "anyof", "noneof", "subsetof":
+                guard case .array(let options)? = try? JSONValue.parse(right.replacingOccurrences(of: "'", with: "\"")),
+                    case .array(let values)? = actual
+                else { return false }
+                switch op.trimmingCharacters(in: .whitespaces) {
+                case "anyof": return values.contains { value in options.contains { same(value, $0) } }
+                case "noneof": return !values.contains { value in options.contains { same(value, $0) } }
+                default: return values.allSatisfy { value in options.contains { same(value, $0) } }
+                }
+            case "size":
+                guard let size = Int(right) else { return false }
+                switch actual {
+                case .array(let items)?: return items.count == size
+                case .string(let text)?: return text.count == size
+                default: return false
+                }
+            case "empty":
+                let empty: Bool
+                switch actual {
+                case .array(let items)?: empty = items.isEmpty
+                case .string(let text)?: empty = text.isEmpty
+                default: return false
+                }
+                return empty == (right == "true")
             default:
-                if case .number(let a) = actual, case .number(let b) = literal, let x = Double(a), let y = Double(b) {
+                let expected = operand(right, item)
+                guard let actual, let expected else { return op == "!=" && (actual == nil) != (expected == nil) }
+                switch op {
+                case "==": return same(actual, expected)
+                case "!=": return !same(actual, expected)
+                default:
+                    let ordered: ComparisonResult?
+                    if case .number(let a) = actual, case .number(let b) = expected, let x = Double(a),
+                        let y = Double(b)
+                    {
+                        ordered = x < y ? .orderedAscending : x > y ? .orderedDescending : .orderedSame
+                    } else if case .string(let a) = actual, case .string(let b) = expected {
+                        ordered = a < b ? .orderedAscending : a > b ? .orderedDescending : .orderedSame
+                    } else {
+                        ordered = nil
+                    }
+                    guard let ordered else { return false }
                     switch op {
-                    case "<": return x < y
-                    case "<=": return x <= y
-                    case ">": return x > y
-                    default: return x >= y
+                    case "<": return ordered == .orderedAscending
+                    case "<=": return ordered != .orderedDescending
+                    case ">": return ordered == .orderedDescending
+                    default: return ordered != .orderedAscending
                     }
                 }
-                return false
             }
         }
-        guard condition.hasPrefix("@") else { return false }
-        return !evaluate("$" + condition.dropFirst(), on: item).isEmpty
+        if trimmed.hasPrefix("!") { return !test(String(trimmed.dropFirst()), on: item) }
+        guard trimmed.hasPrefix("@") || trimmed.hasPrefix("$") else { return false }
+        return operand(trimmed, item) != nil
+    }
+
+    /// `@.x` (the item), `$.x` (the item too: filters here see no outer document), or a literal.
+    static func operand(_ text: String, _ item: JSONValue) -> JSONValue? {
+        if text.hasPrefix("@") || text.hasPrefix("$") {
+            var path = "$" + text.dropFirst()
+            if path.hasSuffix(".length()") {
+                path = String(path.dropLast(".length()".count))
+                switch evaluate(path, on: item).first {
+                case .array(let items)?: return .number(String(items.count))
+                case .string(let text)?: return .number(String(text.count))
+                default: return nil
+                }
+            }
+            return evaluate(path, on: item).first
+        }
+        if (text.hasPrefix("'") && text.hasSuffix("'") && text.count >= 2)
+            || (text.hasPrefix("\"") && text.hasSuffix("\"") && text.count >= 2)
+        {
+            return .string(String(text.dropFirst().dropLast()))
+        }
+        return (try? JSONValue.parse(text)) ?? .string(text)
+    }
+
+    /// Numbers equal by value (`1` and `1.0`), everything else structurally.
+    static func same(_ a: JSONValue, _ b: JSONValue) -> Bool {
+        if case .number(let x) = a, case .number(let y) = b, let p = Double(x), let q = Double(y) { return p == q }
+        return a == b
+    }
+
+    /// The first occurrence of `token` outside quotes, brackets and regex literals.
+    static func topLevel(_ text: String, _ token: String) -> Range<String.Index>? {
+        var quote: Character?
+        var depth = 0
+        var index = text.startIndex
+        while index < text.endIndex {
+            let c = text[index]
+            if let q = quote {
+                if c == q { quote = nil }
+            } else if c == "'" || c == "\"" {
+                quote = c
+            } else if c == "/" && text[..<index].trimmingCharacters(in: .whitespaces).hasSuffix("=~") {
+                quote = "/"
+            } else if c == "(" || c == "[" {
+                depth += 1
+            } else if c == ")" || c == "]" {
+                depth -= 1
+            } else if depth == 0, text[index...].hasPrefix(token) {
+                return index..<text.index(index, offsetBy: token.count)
+            }
+            index = text.index(after: index)
+        }
+        return nil
     }
 }
 

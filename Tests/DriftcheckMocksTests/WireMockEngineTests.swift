@@ -303,4 +303,31 @@ func text(_ answer: MockAnswer) -> String? {
         #expect(status(engine.respond(to: request("GET", "/list", headers: [("X-Env", "dev")]))) == 200)
         #expect(status(engine.respond(to: request("GET", "/list", headers: [("X-Env", "prod")]))) == nil)
     }
+
+    @Test(arguments: [
+        ("$[?(@.draft == true)]", #"{"draft":true,"title":"x"}"#, true),
+        ("$[?(@.draft == true)]", #"{"draft":false}"#, false),
+        ("$.[?(@.kind == 'note')]", #"{"kind":"note"}"#, true),
+        ("$.items[?(@.sku =~ /A-.*/)]", #"{"items":[{"sku":"B-1"},{"sku":"A-7"}]}"#, true),
+        ("$.items[?(@.sku =~ /a-.*/i)]", #"{"items":[{"sku":"A-7"}]}"#, true),
+        ("$.items[?(@.sku =~ /A-.*/)]", #"{"items":[{"sku":"B-1"}]}"#, false),
+        ("$.items[?(@.qty > 1 && @.sku == 'A')]", #"{"items":[{"sku":"A","qty":2}]}"#, true),
+        ("$.items[?(@.qty > 1 && @.sku == 'A')]", #"{"items":[{"sku":"A","qty":1},{"sku":"B","qty":5}]}"#, false),
+        ("$.items[?(@.sku == 'X' || @.qty == 5)]", #"{"items":[{"sku":"B","qty":5}]}"#, true),
+        ("$.items[?(@.sku in ['A','C'])]", #"{"items":[{"sku":"C"}]}"#, true),
+        ("$.items[?(@.sku nin ['A','C'])]", #"{"items":[{"sku":"C"}]}"#, false),
+        ("$.items[?(@.tags size 2)]", #"{"items":[{"tags":["a","b"]}]}"#, true),
+        ("$..name", #"{"a":{"b":{"name":"deep"}}}"#, true),
+        ("$.items[1:]", #"{"items":[1]}"#, false),
+        ("$.items[1:]", #"{"items":[1,2]}"#, true),
+    ])
+    func jsonPathDialect(expression: String, body: String, matches: Bool) throws {
+        let mapping =
+            #"{"request":{"method":"POST","url":"/q","bodyPatterns":[{"matchesJsonPath":"\#(expression)"}]},"response":{"status":200}}"#
+        let (engine, directory) = try engine([mapping])
+        defer { directory.remove() }
+        #expect(
+            (status(engine.respond(to: request("POST", "/q", body: body))) == 200) == matches,
+            "\(expression) on \(body)")
+    }
 }
