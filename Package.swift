@@ -42,12 +42,14 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CBrotli", pkgConfig: "libbrotlidec", providers: [.apt(["libbrotli-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // XML and XPath for WireMock's equalToXml and matchesXPath: libxml2, not a parser of our own.
+        .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
         .target(name: "DriftcheckReplay", dependencies: ["DriftcheckCore", "CCurl"]),
         // The one YAML loader: composed and converted by us, never a trap on hostile input.
         .target(name: "DriftcheckYAML", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(
             name: "DriftcheckMocks",
-            dependencies: ["DriftcheckCore", "DriftcheckReplay", "DriftcheckProcess", "DriftcheckYAML"]
+            dependencies: ["DriftcheckCore", "DriftcheckReplay", "DriftcheckProcess", "DriftcheckYAML", "CLibXML2"]
         ),
         .target(name: "DriftcheckProcess", dependencies: ["CDriftcheckShims"]),
         // A built-in dependency to record, and a small HTTP client to drive it: for `demo` and tests.

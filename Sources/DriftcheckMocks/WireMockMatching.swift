@@ -11,6 +11,8 @@ indirect enum ValuePattern {
     case absent
     case equalToJson(JSONValue, ignoreArrayOrder: Bool, ignoreExtraElements: Bool)
     case matchesJsonPath(String, ValuePattern?)
+    case equalToXml(String, XMLMatching.Placeholders)
+    case matchesXPath(String, namespaces: [String: String], ValuePattern?)
     case binaryEqualTo(Data)
     case and([ValuePattern])
     case or([ValuePattern])
@@ -73,6 +75,34 @@ indirect enum ValuePattern {
                     throw MatcherError(description: "\(context): matchesJsonPath needs an expression")
                 }
                 return
+            case "equalToXml":
+                let expected = value.stringValue ?? ""
+                guard XMLMatching.Document(expected) != nil else {
+                    throw MatcherError(description: "\(context): equalToXml is not well-formed XML")
+                }
+                var placeholders = XMLMatching.Placeholders(enabled: flag("enablePlaceholders"))
+                if case .string(let opening)? = spec["placeholderOpeningDelimiterRegex"] {
+                    placeholders.opening = opening
+                }
+                if case .string(let closing)? = spec["placeholderClosingDelimiterRegex"] {
+                    placeholders.closing = closing
+                }
+                self = .equalToXml(expected, placeholders)
+                return
+            case "matchesXPath":
+                var namespaces: [String: String] = [:]
+                if case .object(let pairs)? = spec["xPathNamespaces"] {
+                    for (prefix, uri) in pairs { namespaces[prefix] = uri.stringValue ?? "" }
+                }
+                if case .string(let expression) = value {
+                    self = .matchesXPath(expression, namespaces: namespaces, nil)
+                } else if case .string(let expression)? = value["expression"], case .object(let rest) = value {
+                    let inner = JSONValue.object(rest.filter { $0.key != "expression" })
+                    self = .matchesXPath(expression, namespaces: namespaces, try ValuePattern(inner, context: context))
+                } else {
+                    throw MatcherError(description: "\(context): matchesXPath needs an expression")
+                }
+                return
             case "binaryEqualTo":
                 self = .binaryEqualTo(Data(base64Encoded: value.stringValue ?? "") ?? Data())
                 return
@@ -86,7 +116,9 @@ indirect enum ValuePattern {
             case "not":
                 self = .not(try ValuePattern(value, context: context))
                 return
-            case "caseInsensitive", "ignoreArrayOrder", "ignoreExtraElements":
+            case "caseInsensitive", "ignoreArrayOrder", "ignoreExtraElements", "enablePlaceholders",
+                "placeholderOpeningDelimiterRegex", "placeholderClosingDelimiterRegex", "exemptedComparisons",
+                "xPathNamespaces":
                 continue
             default:
                 self = .unsupported(key)
@@ -107,7 +139,7 @@ indirect enum ValuePattern {
         case .unsupported(let name): return name
         case .and(let patterns), .or(let patterns): return patterns.lazy.compactMap(\.unsupported).first
         case .not(let pattern): return pattern.unsupported
-        case .matchesJsonPath(_, let inner?): return inner.unsupported
+        case .matchesJsonPath(_, let inner?), .matchesXPath(_, _, let inner?): return inner.unsupported
         default: return nil
         }
     }
@@ -172,6 +204,14 @@ indirect enum ValuePattern {
             let results = JSONPathQuery.evaluate(expression, on: document)
             guard let inner else { return !results.isEmpty }
             return results.contains { inner.matches($0.stringValue ?? $0.serialized()) }
+        case .equalToXml(let expected, let placeholders):
+            return XMLMatching.equal(expected: expected, actual: value, placeholders: placeholders)
+        case .matchesXPath(let expression, let namespaces, let inner):
+            guard let values = XMLMatching.xpath(expression, in: value, namespaces: namespaces), !values.isEmpty else {
+                return false
+            }
+            guard let inner else { return true }
+            return values.contains { inner.matches($0) }
         case .binaryEqualTo(let data): return Data(value.utf8) == data
         case .absent, .and, .or, .not, .unsupported: return false
         }

@@ -330,4 +330,44 @@ func text(_ answer: MockAnswer) -> String? {
             (status(engine.respond(to: request("POST", "/q", body: body))) == 200) == matches,
             "\(expression) on \(body)")
     }
+
+    @Test(arguments: [
+        (
+            #"{"equalToXml":"<order id=\"7\"><sku>A</sku><qty>2</qty></order>"}"#,
+            "<order id='7'>\n  <qty>2</qty>\n  <sku>A</sku>\n</order>", true
+        ),
+        (#"{"equalToXml":"<order id=\"7\"><sku>A</sku></order>"}"#, "<order id='8'><sku>A</sku></order>", false),
+        (#"{"equalToXml":"<order><sku>A</sku></order>"}"#, "<order><sku>A</sku><extra/></order>", false),
+        (
+            #"{"equalToXml":"<a:order xmlns:a=\"urn:shop\"><a:sku>A</a:sku></a:order>"}"#,
+            "<b:order xmlns:b='urn:shop'><b:sku>A</b:sku></b:order>", true
+        ),
+        (#"{"equalToXml":"<a:order xmlns:a=\"urn:shop\"/>"}"#, "<a:order xmlns:a='urn:other'/>", false),
+        (
+            #"{"equalToXml":"<order><id>${xmlunit.ignore}</id><n>${xmlunit.isNumber}</n></order>","enablePlaceholders":true}"#,
+            "<order><id>x-1</id><n>12.5</n></order>", true
+        ),
+        (
+            #"{"equalToXml":"<order><n>${xmlunit.isNumber}</n></order>","enablePlaceholders":true}"#,
+            "<order><n>twelve</n></order>", false
+        ),
+        (#"{"equalToXml":"<order><n>${xmlunit.isNumber}</n></order>"}"#, "<order><n>12</n></order>", false),
+        (#"{"matchesXPath":"/order[@id='7']/sku"}"#, "<order id='7'><sku>A</sku></order>", true),
+        (#"{"matchesXPath":"/order[@id='7']/sku"}"#, "<order id='8'><sku>A</sku></order>", false),
+        (#"{"matchesXPath":{"expression":"//sku/text()","equalTo":"A"}}"#, "<order><sku>A</sku></order>", true),
+        (#"{"matchesXPath":{"expression":"//sku/text()","equalTo":"A"}}"#, "<order><sku>B</sku></order>", false),
+        (
+            #"{"matchesXPath":"//s:sku","xPathNamespaces":{"s":"urn:shop"}}"#,
+            "<order xmlns='urn:shop'><sku>A</sku></order>", true
+        ),
+        (#"{"matchesXPath":"//sku"}"#, "not xml at all", false),
+    ])
+    func xmlMatchers(pattern: String, body: String, matches: Bool) throws {
+        let mapping =
+            #"{"request":{"method":"POST","url":"/x","bodyPatterns":[\#(pattern)]},"response":{"status":200}}"#
+        let (engine, directory) = try engine([mapping])
+        defer { directory.remove() }
+        #expect(
+            (status(engine.respond(to: request("POST", "/x", body: body))) == 200) == matches, "\(pattern) on \(body)")
+    }
 }
