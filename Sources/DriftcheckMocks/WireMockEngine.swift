@@ -36,12 +36,15 @@ public final class WireMockEngine: @unchecked Sendable {
     private var files: [String: Result<Data, ResponseBuilder.Refused>] = [:]
     private let filesDirectory: String
     private let service: String
+    /// The clock date-time matchers' `now` reads.
+    private let now: Date
     private let lock = NSLock()
 
     /// Loads every `*.json` under `DIRECTORY/mappings/`, sub-folders included, as WireMock does
     /// (each a mapping or `{"mappings": [...]}`; `//` and `/* */` comments allowed).
-    public init(directory: String, service: String) throws {
+    public init(directory: String, service: String, now: Date = Date()) throws {
         self.service = service
+        self.now = now
         filesDirectory = (directory as NSString).appendingPathComponent("__files")
         let mappingsDirectory = (directory as NSString).appendingPathComponent("mappings")
         var names: [String] = []
@@ -78,7 +81,7 @@ public final class WireMockEngine: @unchecked Sendable {
         guard case .object = response else { throw MockConfigurationError("\(file): \"response\" must be an object") }
         let matcher: RequestMatcher
         do {
-            matcher = try RequestMatcher(request)
+            matcher = try RequestMatcher(request, now: now)
         } catch let error as MatcherError {
             throw MockConfigurationError("\(file): \(error.description)")
         }

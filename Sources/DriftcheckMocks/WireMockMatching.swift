@@ -12,6 +12,7 @@ indirect enum ValuePattern {
     case equalToJson(JSONValue, ignoreArrayOrder: Bool, ignoreExtraElements: Bool)
     case matchesJsonPath(String, ValuePattern?)
     case equalToXml(String, XMLMatching.Placeholders)
+    case date(DateMatcher)
     case matchesXPath(String, namespaces: [String: String], ValuePattern?)
     case binaryEqualTo(Data)
     case and([ValuePattern])
@@ -21,7 +22,8 @@ indirect enum ValuePattern {
     /// the mapping is kept, and requests it might answer are not compared.
     case unsupported(String)
 
-    init(_ spec: JSONValue, context: String) throws {
+    /// `now` resolves date-time matchers' `now` (the engine's clock, read once per load).
+    init(_ spec: JSONValue, context: String, now: Date = Date()) throws {
         guard case .object(let members) = spec else {
             throw MatcherError(description: "\(context): expected a matcher object like {\"equalTo\": \"…\"}")
         }
@@ -70,10 +72,13 @@ indirect enum ValuePattern {
                     self = .matchesJsonPath(expression, nil)
                 } else if case .string(let expression)? = value["expression"], case .object(let rest) = value {
                     let inner = JSONValue.object(rest.filter { $0.key != "expression" })
-                    self = .matchesJsonPath(expression, try ValuePattern(inner, context: context))
+                    self = .matchesJsonPath(expression, try ValuePattern(inner, context: context, now: now))
                 } else {
                     throw MatcherError(description: "\(context): matchesJsonPath needs an expression")
                 }
+                return
+            case "before", "after", "equalToDateTime":
+                self = .date(try DateMatcher(DateMatcher.Comparison(rawValue: key)!, spec, now: now, context: context))
                 return
             case "equalToXml":
                 let expected = value.stringValue ?? ""
@@ -98,7 +103,8 @@ indirect enum ValuePattern {
                     self = .matchesXPath(expression, namespaces: namespaces, nil)
                 } else if case .string(let expression)? = value["expression"], case .object(let rest) = value {
                     let inner = JSONValue.object(rest.filter { $0.key != "expression" })
-                    self = .matchesXPath(expression, namespaces: namespaces, try ValuePattern(inner, context: context))
+                    self = .matchesXPath(
+                        expression, namespaces: namespaces, try ValuePattern(inner, context: context, now: now))
                 } else {
                     throw MatcherError(description: "\(context): matchesXPath needs an expression")
                 }
@@ -110,13 +116,14 @@ indirect enum ValuePattern {
                 guard case .array(let items) = value else {
                     throw MatcherError(description: "\(context): \(key) needs a list of matchers")
                 }
-                let patterns = try items.map { try ValuePattern($0, context: context) }
+                let patterns = try items.map { try ValuePattern($0, context: context, now: now) }
                 self = key == "and" ? .and(patterns) : .or(patterns)
                 return
             case "not":
-                self = .not(try ValuePattern(value, context: context))
+                self = .not(try ValuePattern(value, context: context, now: now))
                 return
-            case "caseInsensitive", "ignoreArrayOrder", "ignoreExtraElements", "enablePlaceholders",
+            case "caseInsensitive", "ignoreArrayOrder", "ignoreExtraElements", "enablePlaceholders", "actualFormat",
+                "expectedOffset", "expectedOffsetUnit", "truncateExpected", "truncateActual", "applyTruncationLast",
                 "placeholderOpeningDelimiterRegex", "placeholderClosingDelimiterRegex", "exemptedComparisons",
                 "xPathNamespaces":
                 continue
@@ -204,6 +211,7 @@ indirect enum ValuePattern {
             let results = JSONPathQuery.evaluate(expression, on: document)
             guard let inner else { return !results.isEmpty }
             return results.contains { inner.matches($0.stringValue ?? $0.serialized()) }
+        case .date(let matcher): return matcher.matches(value)
         case .equalToXml(let expected, let placeholders):
             return XMLMatching.equal(expected: expected, actual: value, placeholders: placeholders)
         case .matchesXPath(let expression, let namespaces, let inner):
@@ -567,7 +575,7 @@ struct RequestMatcher {
         "queryParameters", "headers", "cookies", "bodyPatterns", "basicAuth", "basicAuthCredentials",
     ]
 
-    init(_ request: JSONValue) throws {
+    init(_ request: JSONValue, now: Date = Date()) throws {
         method = (request["method"]?.stringValue ?? "ANY").uppercased()
         let regex = { (pattern: String) throws -> NSRegularExpression in
             guard let compiled = try? NSRegularExpression(pattern: "^(?:\(pattern))$") else {
@@ -594,12 +602,12 @@ struct RequestMatcher {
             url = .any
             route = DeclaredRoute(method: method, template: "/{path}")
         }
-        pathParameters = try Self.patterns(request["pathParameters"], "pathParameters")
-        queryParameters = try Self.patterns(request["queryParameters"], "queryParameters")
-        headers = try Self.patterns(request["headers"], "headers")
-        cookies = try Self.patterns(request["cookies"], "cookies")
+        pathParameters = try Self.patterns(request["pathParameters"], "pathParameters", now: now)
+        queryParameters = try Self.patterns(request["queryParameters"], "queryParameters", now: now)
+        headers = try Self.patterns(request["headers"], "headers", now: now)
+        cookies = try Self.patterns(request["cookies"], "cookies", now: now)
         if case .array(let patterns)? = request["bodyPatterns"] {
-            bodyPatterns = try patterns.map { try ValuePattern($0, context: "bodyPatterns") }
+            bodyPatterns = try patterns.map { try ValuePattern($0, context: "bodyPatterns", now: now) }
         }
         // WireMock 2 names it basicAuthCredentials, 3 basicAuth: an exact Basic Authorization header.
         if let credentials = request["basicAuthCredentials"] ?? request["basicAuth"] {
@@ -633,9 +641,9 @@ struct RequestMatcher {
         return parts
     }
 
-    static func patterns(_ spec: JSONValue?, _ context: String) throws -> [(String, ValuePattern)] {
+    static func patterns(_ spec: JSONValue?, _ context: String, now: Date) throws -> [(String, ValuePattern)] {
         guard case .object(let members)? = spec else { return [] }
-        return try members.map { ($0.key, try ValuePattern($0.value, context: "\(context).\($0.key)")) }
+        return try members.map { ($0.key, try ValuePattern($0.value, context: "\(context).\($0.key)", now: now)) }
     }
 
     /// How one request fared against this matcher.

@@ -370,4 +370,46 @@ func text(_ answer: MockAnswer) -> String? {
         #expect(
             (status(engine.respond(to: request("POST", "/x", body: body))) == 200) == matches, "\(pattern) on \(body)")
     }
+
+    /// The engine's clock is injected: 2026-11-30T12:00:00Z.
+    static let now = Date(timeIntervalSince1970: 1_796_040_000)
+
+    @Test(arguments: [
+        (#"{"before":"2021-06-01T00:00:00Z"}"#, "2021-05-31T23:59:59Z", true),
+        (#"{"before":"2021-06-01T00:00:00Z"}"#, "2021-06-01T00:00:01Z", false),
+        (#"{"after":"2021-06-01"}"#, "2021-06-01T00:00:01+01:00", false),
+        (#"{"after":"2021-06-01"}"#, "Tue, 01 Jun 2021 15:16:17 GMT", true),
+        (#"{"equalToDateTime":"2021-06-24T00:00:00Z","actualFormat":"dd/MM/yyyy"}"#, "24/06/2021", true),
+        (#"{"equalToDateTime":"2021-06-24T00:00:00Z","actualFormat":"dd/MM/yyyy"}"#, "25/06/2021", false),
+        (#"{"after":"now -1000 days"}"#, "2026-01-01T00:00:00Z", true),
+        (#"{"after":"now +3 days"}"#, "2026-12-02T00:00:00Z", false),
+        (#"{"before":"now","expectedOffset":3,"expectedOffsetUnit":"days"}"#, "2026-12-03T11:00:00Z", true),
+        (#"{"before":"now","truncateExpected":"first day of month"}"#, "2026-11-02T00:00:00Z", false),
+        (#"{"before":"now","truncateExpected":"first day of month"}"#, "2026-10-31T23:00:00Z", true),
+        (
+            #"{"equalToDateTime":"2026-11-01T00:00:00Z","truncateActual":"first day of month"}"#,
+            "2026-11-17T08:09:10Z", true
+        ),
+        (
+            #"{"equalToDateTime":"2026-11-30T00:00:00Z","truncateActual":"last day of month"}"#, "2026-11-17T08:09:10Z",
+            true
+        ),
+        (
+            #"{"equalToDateTime":"2027-01-01T00:00:00Z","truncateActual":"first day of next year"}"#,
+            "2026-05-05T00:00:00Z", true
+        ),
+        (#"{"before":"2021-06-01T00:00:00Z"}"#, "not a date", false),
+    ])
+    func dateTimeMatchers(pattern: String, value: String, matches: Bool) throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try FileManager.default.createDirectory(atPath: directory.file("mappings"), withIntermediateDirectories: true)
+        _ = try directory.write(
+            "mappings/date.json",
+            #"{"request":{"url":"/d","headers":{"X-Date":\#(pattern)}},"response":{"status":200}}"#)
+        let engine = try WireMockEngine(directory: directory.path, service: "orders", now: Self.now)
+        #expect(
+            (status(engine.respond(to: request("GET", "/d", headers: [("X-Date", value)]))) == 200) == matches,
+            "\(pattern) on \(value)")
+    }
 }
