@@ -4,19 +4,38 @@ import Foundation
 /// WireMock's date-time matchers: `before`, `after`, `equalToDateTime`, with an expected value
 /// that is a literal or `now` with an offset (`now +3 days`, or `expectedOffset` and
 /// `expectedOffsetUnit`), truncation of either side (`first day of month`…) and `actualFormat`.
-/// All in UTC, as WireMock computes them.
+/// Zones as WireMock treats them: two zoned values compare as instants; a local expected value
+/// compares with the request's wall-clock time; truncation happens in the value's own offset.
 struct DateMatcher {
+    /// A parsed value: its instant, and its wall-clock time read as if it were UTC.
+    struct Moment {
+        var instant: Date
+        /// Seconds east of UTC; nil for a value written without a zone.
+        var offset: Int?
+        var wallClock: Date { instant.addingTimeInterval(Double(offset ?? 0)) }
+        var zoned: Bool { offset != nil }
+
+        /// Truncation in the value's own offset, as `java.time` does it on a zoned value.
+        func truncated(_ truncation: Truncation) -> Moment {
+            let local = truncation.apply(wallClock)
+            return Moment(instant: local.addingTimeInterval(-Double(offset ?? 0)), offset: offset)
+        }
+    }
+
     enum Comparison: String {
         case before, after, equalToDateTime
     }
 
     let comparison: Comparison
-    /// The expected instant, resolved against the engine's clock when the mapping loads.
-    let expected: Date
+    /// The expected value, resolved against the engine's clock when the mapping loads.
+    let expected: Moment
     let truncateActual: Truncation?
     let actualFormat: DateFormatter?
+    /// `actualFormat: unix` (seconds) or `epoch` (milliseconds).
+    let epochScale: Double?
 
     enum Truncation: String, CaseIterable {
+        case firstSecondOfMinute = "first second of minute"
         case firstMinuteOfHour = "first minute of hour"
         case firstHourOfDay = "first hour of day"
         case firstDayOfMonth = "first day of month"
@@ -32,6 +51,8 @@ struct DateMatcher {
             parts.second = 0
             parts.nanosecond = 0
             switch self {
+            case .firstSecondOfMinute:
+                break
             case .firstMinuteOfHour:
                 parts.minute = 0
             case .firstHourOfDay:
@@ -73,47 +94,53 @@ struct DateMatcher {
         guard let text = spec[comparison.rawValue]?.stringValue else {
             throw MatcherError(description: "\(context): \(comparison.rawValue) needs a date-time or now")
         }
-        var expected: Date
         let lower = text.trimmingCharacters(in: .whitespaces).lowercased()
-        if lower.hasPrefix("now") {
-            expected = now
-            let offset = lower.dropFirst(3).trimmingCharacters(in: .whitespaces)
-            if !offset.isEmpty {
-                guard let shifted = Self.shift(now, by: offset) else {
+        // `now`, `now +3 days`, or a bare offset `+3 days` are relative to the clock; truncation
+        // applies to these only (a literal keeps its value), before the offset.
+        let relative: String? =
+            lower.hasPrefix("now") ? String(lower.dropFirst(3)) : (Self.shift(now, by: lower) != nil ? lower : nil)
+        var truncation: Truncation?
+        if let name = spec["truncateExpected"]?.stringValue {
+            guard let known = Truncation(rawValue: name.lowercased()) else {
+                throw MatcherError(
+                    description: "\(context): truncateExpected '\(name)' is not a truncation WireMock knows")
+            }
+            truncation = known
+        }
+        if let relative {
+            var base = now
+            if let truncation { base = truncation.apply(base) }
+            let offset = relative.trimmingCharacters(in: .whitespaces)
+            if let amount = spec["expectedOffset"]?.stringValue, let unit = spec["expectedOffsetUnit"]?.stringValue {
+                guard let shifted = Self.shift(base, by: "\(amount) \(unit)") else {
+                    throw MatcherError(description: "\(context): expectedOffset \(amount) \(unit) is not an offset")
+                }
+                base = shifted
+            } else if !offset.isEmpty {
+                guard let shifted = Self.shift(base, by: offset) else {
                     throw MatcherError(description: "\(context): '\(text)': expected an offset like now +3 days")
                 }
-                expected = shifted
+                base = shifted
             }
+            expected = Moment(instant: base, offset: 0)
         } else {
-            guard let parsed = Self.parse(text, format: nil) else {
+            guard let parsed = Self.moment(text, format: nil) else {
                 throw MatcherError(description: "\(context): '\(text)' is not a date-time")
             }
             expected = parsed
         }
-        if let amount = spec["expectedOffset"]?.stringValue, let unit = spec["expectedOffsetUnit"]?.stringValue {
-            guard let shifted = Self.shift(expected, by: "\(amount) \(unit)") else {
-                throw MatcherError(description: "\(context): expectedOffset \(amount) \(unit) is not an offset")
-            }
-            expected = shifted
-        }
-        if let name = spec["truncateExpected"]?.stringValue {
-            guard let truncation = Truncation(rawValue: name.lowercased()) else {
-                throw MatcherError(
-                    description: "\(context): truncateExpected '\(name)' is not a truncation WireMock knows")
-            }
-            expected = truncation.apply(expected)
-        }
-        self.expected = expected
         if let name = spec["truncateActual"]?.stringValue {
-            guard let truncation = Truncation(rawValue: name.lowercased()) else {
+            guard let known = Truncation(rawValue: name.lowercased()) else {
                 throw MatcherError(
                     description: "\(context): truncateActual '\(name)' is not a truncation WireMock knows")
             }
-            truncateActual = truncation
+            truncateActual = known
         } else {
             truncateActual = nil
         }
-        if let format = spec["actualFormat"]?.stringValue {
+        let format = spec["actualFormat"]?.stringValue
+        epochScale = format == "unix" ? 1 : format == "epoch" ? 1_000 : nil
+        if let format, epochScale == nil {
             let formatter = DateFormatter()
             formatter.locale = Locale(identifier: "en_US_POSIX")
             formatter.timeZone = TimeZone(identifier: "UTC")
@@ -135,35 +162,75 @@ struct DateMatcher {
         return calendar.date(byAdding: component, value: amount, to: date)
     }
 
-    /// ISO 8601 with or without a zone or a time (no zone: UTC), RFC 1123, or `format`.
-    static func parse(_ text: String, format: DateFormatter?) -> Date? {
-        let value = text.trimmingCharacters(in: .whitespaces)
-        if let format { return format.date(from: value) }
-        for style in [
-            Date.ISO8601FormatStyle(includingFractionalSeconds: true), Date.ISO8601FormatStyle(),
-        ] {
-            if let date = try? Date(value, strategy: style) { return date }
+    /// The instant of `text`, for callers that need no zone (fuzzing, offsets).
+    static func parse(_ text: String, format: DateFormatter?) -> Date? { moment(text, format: format)?.instant }
+
+    /// ISO 8601 with an offset or `Z` (zoned), without one or without a time (local), RFC 1123
+    /// and its relatives (zoned), or `format` (local).
+    static func moment(_ text: String, format: DateFormatter?) -> Moment? {
+        var value = text.trimmingCharacters(in: .whitespaces)
+        // `2021-06-14T12:13:14+02:00[Europe/Paris]`: the bracketed region adds nothing to the offset.
+        if value.hasSuffix("]"), let open = value.lastIndex(of: "[") { value = String(value[..<open]) }
+        if let format {
+            guard let date = format.date(from: value) else { return nil }
+            return Moment(instant: date, offset: nil)
         }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         for pattern in [
-            "yyyy-MM-dd'T'HH:mm:ss.SSSSSS", "yyyy-MM-dd'T'HH:mm:ss.SSS", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd'T'HH:mm",
-            "yyyy-MM-dd", "EEE, dd MMM yyyy HH:mm:ss zzz",
+            "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXXXX", "yyyy-MM-dd'T'HH:mm:ss.SSSXXXXX", "yyyy-MM-dd'T'HH:mm:ssXXXXX",
+            "yyyy-MM-dd'T'HH:mmXXXXX",
         ] {
             formatter.dateFormat = pattern
-            if let date = formatter.date(from: value) { return date }
+            if let date = formatter.date(from: value) { return Moment(instant: date, offset: offset(of: value)) }
+        }
+        for pattern in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
+            formatter.dateFormat = pattern
+            if let date = formatter.date(from: value) { return Moment(instant: date, offset: 0) }
+        }
+        for pattern in [
+            "yyyy-MM-dd'T'HH:mm:ss.SSSSSS", "yyyy-MM-dd'T'HH:mm:ss.SSS", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd'T'HH:mm",
+            "yyyy-MM-dd",
+        ] {
+            formatter.dateFormat = pattern
+            if let date = formatter.date(from: value) { return Moment(instant: date, offset: nil) }
         }
         return nil
     }
 
+    /// Seconds east of UTC in an ISO value's `Z` or `±hh:mm` suffix.
+    static func offset(of value: String) -> Int {
+        if value.hasSuffix("Z") || value.hasSuffix("z") { return 0 }
+        let tail = value.suffix(6)
+        guard tail.count == 6, let sign = tail.first, sign == "+" || sign == "-" else { return 0 }
+        let parts = tail.dropFirst().split(separator: ":")
+        guard parts.count == 2, let hours = Int(parts[0]), let minutes = Int(parts[1]) else { return 0 }
+        return (sign == "-" ? -1 : 1) * (hours * 3_600 + minutes * 60)
+    }
+
     func matches(_ value: String?) -> Bool {
-        guard let value, var actual = Self.parse(value, format: actualFormat) else { return false }
-        if let truncateActual { actual = truncateActual.apply(actual) }
+        guard let value else { return false }
+        var actual: Moment
+        if let epochScale {
+            guard let number = Double(value.trimmingCharacters(in: .whitespaces)) else { return false }
+            actual = Moment(instant: Date(timeIntervalSince1970: number / epochScale), offset: 0)
+        } else {
+            guard let parsed = Self.moment(value, format: actualFormat) else { return false }
+            actual = parsed
+        }
+        if let truncateActual {
+            // WireMock fails the whole request (500) on a value without a zone here; no match is the nearest.
+            guard actual.zoned else { return false }
+            actual = actual.truncated(truncateActual)
+        }
+        // A local expected value compares wall clocks; otherwise instants (a local actual read as UTC).
+        let left = expected.zoned ? actual.instant : actual.wallClock
+        let right = expected.zoned ? expected.instant : expected.wallClock
         switch comparison {
-        case .before: return actual < expected
-        case .after: return actual > expected
-        case .equalToDateTime: return actual == expected
+        case .before: return left < right
+        case .after: return left > right
+        case .equalToDateTime: return left == right
         }
     }
 }

@@ -32,6 +32,7 @@ public final class WireMockEngine: @unchecked Sendable {
     /// Matchers that counted as matched only because the recorded value was redacted, for --explain.
     public private(set) var explanations: [String] = []
     private var explanationKeys: Set<String> = []
+    private var tieKeys: Set<String> = []
     /// `bodyFileName` contents, read and checked once.
     private var files: [String: Result<Data, ResponseBuilder.Refused>] = [:]
     private let filesDirectory: String
@@ -138,6 +139,19 @@ public final class WireMockEngine: @unchecked Sendable {
                 continue
             }
             if let current = best, current.priority < stub.priority { continue }
+            // Among equal priorities the most recently loaded wins, as in WireMock; across files
+            // WireMock's load order is the filesystem's listing order, so say which one we chose.
+            if let current = best, current.priority == stub.priority, current.file != stub.file {
+                let key = "\(current.file)\u{0}\(stub.file)"
+                if tieKeys.insert(key).inserted {
+                    diagnostics.append(
+                        Diagnostic(
+                            service: service,
+                            message:
+                                "\(current.file) and \(stub.file) both match \(request.method) \(request.target) at priority \(stub.priority); WireMock's choice depends on the order its filesystem lists them, driftcheck used the latter (give one a priority to decide)"
+                        ))
+                }
+            }
             best = stub
             bestOutcome = outcome
         }

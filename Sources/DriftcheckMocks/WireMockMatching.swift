@@ -209,7 +209,8 @@ indirect enum ValuePattern {
         case .matchesJsonPath(let expression, let inner):
             guard let document = try? JSONValue.parse(value) else { return false }
             let results = JSONPathQuery.evaluate(expression, on: document)
-            guard let inner else { return !results.isEmpty }
+            // A null or an empty list is no match in the plain form, as Jayway answers WireMock.
+            guard let inner else { return results.contains { $0 != .null && $0 != .array([]) } }
             return results.contains { inner.matches($0.stringValue ?? $0.serialized()) }
         case .date(let matcher): return matcher.matches(value)
         case .equalToXml(let expected, let placeholders):
@@ -569,10 +570,28 @@ struct RequestMatcher {
     var bodyPatterns: [ValuePattern] = []
     /// Request keys the engine cannot evaluate (`customMatcher`, an extension's own keys).
     var unsupported: [String] = []
+    var multipartPatterns: [MultipartPattern] = []
+
+    /// One entry of `multipartPatterns`: ANY part (the default) or ALL parts must pass its header
+    /// and body patterns. `name` is only a label, as in WireMock.
+    struct MultipartPattern {
+        var all: Bool
+        var headers: [(String, ValuePattern)]
+        var bodyPatterns: [ValuePattern]
+
+        func matches(_ parts: [IncomingRequest.Part]) -> Bool {
+            let passes = { (part: IncomingRequest.Part) -> Bool in
+                headers.allSatisfy { name, pattern in RequestMatcher.anyMatches(pattern, part.headers.values(name)) }
+                    && bodyPatterns.allSatisfy { $0.matches(part.body) }
+            }
+            return all ? !parts.isEmpty && parts.allSatisfy(passes) : parts.contains(where: passes)
+        }
+    }
 
     static let knownKeys: Set<String> = [
         "method", "url", "urlPath", "urlPattern", "urlPathPattern", "urlPathTemplate", "pathParameters",
         "queryParameters", "headers", "cookies", "bodyPatterns", "basicAuth", "basicAuthCredentials",
+        "multipartPatterns",
     ]
 
     init(_ request: JSONValue, now: Date = Date()) throws {
@@ -617,7 +636,20 @@ struct RequestMatcher {
                 throw MatcherError(description: "basicAuthCredentials needs username and password")
             }
             let token = Data("\(username):\(password)".utf8).base64EncodedString()
-            headers.append(("Authorization", .equalTo("Basic \(token)", caseInsensitive: false)))
+            // WireMock compares the whole value case-insensitively (`BASIC YWXP…` matches).
+            headers.append(("Authorization", .equalTo("Basic \(token)", caseInsensitive: true)))
+        }
+        if case .array(let patterns)? = request["multipartPatterns"] {
+            multipartPatterns = try patterns.enumerated().map { index, spec in
+                let context = "multipartPatterns[\(index)]"
+                var bodies: [ValuePattern] = []
+                if case .array(let list)? = spec["bodyPatterns"] {
+                    bodies = try list.map { try ValuePattern($0, context: context, now: now) }
+                }
+                return MultipartPattern(
+                    all: spec["matchingType"]?.stringValue?.uppercased() == "ALL",
+                    headers: try Self.patterns(spec["headers"], context + ".headers", now: now), bodyPatterns: bodies)
+            }
         }
         if case .object(let members) = request {
             unsupported = members.map(\.key).filter { !Self.knownKeys.contains($0) }.sorted()
@@ -713,6 +745,17 @@ struct RequestMatcher {
             outcome.failedOn = "bodyPatterns[\(index)]"
             return outcome
         }
+        if !multipartPatterns.isEmpty {
+            // A request that is not multipart matches no multipart pattern.
+            guard let parts = request.parts else {
+                outcome.failedOn = "multipartPatterns"
+                return outcome
+            }
+            for (index, pattern) in multipartPatterns.enumerated() where !pattern.matches(parts) {
+                outcome.failedOn = "multipartPatterns[\(index)]"
+                return outcome
+            }
+        }
         outcome.undecided += unsupported
         outcome.matched = outcome.undecided.isEmpty
         return outcome
@@ -796,6 +839,9 @@ extension JSONValue {
 /// A request as WireMock sees it: decoded query parameters, cookies, text body.
 struct IncomingRequest {
     var method: String
+    var scheme: String
+    var host: String
+    var port: Int
     var url: String
     var path: String
     var query: [(String, String)]
@@ -803,9 +849,51 @@ struct IncomingRequest {
     var cookies: [(String, String)]
     var body: Data
     var bodyText: String
+    /// The parts of a `multipart/*` body; nil for any other.
+    var parts: [Part]?
+
+    struct Part {
+        var headers: HeaderFields
+        var body: String
+    }
+
+    /// Parts between `--boundary` lines, each with its headers and body.
+    static func multipart(_ text: String, contentType: String?) -> [Part]? {
+        guard let contentType, contentType.lowercased().hasPrefix("multipart/"),
+            let range = contentType.range(of: "boundary=", options: .caseInsensitive)
+        else { return nil }
+        var boundary = contentType[range.upperBound...].prefix { $0 != ";" }.trimmingCharacters(in: .whitespaces)
+        if boundary.hasPrefix("\""), boundary.hasSuffix("\""), boundary.count >= 2 {
+            boundary = String(boundary.dropFirst().dropLast())
+        }
+        guard !boundary.isEmpty else { return nil }
+        var parts: [Part] = []
+        for chunk in text.components(separatedBy: "--" + boundary).dropFirst() {
+            if chunk.hasPrefix("--") { break }
+            var piece = Substring(chunk)
+            // "\r\n" is one Character in Swift: one newline either way.
+            if piece.first?.isNewline == true { piece = piece.dropFirst() }
+            if piece.last?.isNewline == true { piece = piece.dropLast() }
+            let split = piece.range(of: "\r\n\r\n") ?? piece.range(of: "\n\n")
+            let head = split.map { piece[..<$0.lowerBound] } ?? ""
+            let body = split.map { String(piece[$0.upperBound...]) } ?? String(piece)
+            var headers = HeaderFields()
+            for line in head.split(whereSeparator: \.isNewline) {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                headers.add(
+                    String(line[..<colon]).trimmingCharacters(in: .whitespaces),
+                    String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
+            }
+            parts.append(Part(headers: headers, body: body))
+        }
+        return parts
+    }
 
     init(_ request: RecordedRequest) {
         method = request.method.uppercased()
+        scheme = request.scheme
+        host = request.host
+        port = request.port
         url = request.target
         path = request.path
         query = (request.query ?? "").split(separator: "&").compactMap { pair in
@@ -824,6 +912,7 @@ struct IncomingRequest {
         }
         body = request.body.bytes
         bodyText = String(decoding: request.body.bytes, as: UTF8.self)
+        parts = Self.multipart(bodyText, contentType: request.headers["content-type"])
     }
 }
 

@@ -177,10 +177,20 @@ struct TemplateRenderer {
         case "url": return request.url
         case "method": return request.method
         case "body": return request.bodyText
+        case "scheme": return request.scheme
+        case "host": return request.host
+        case "port": return String(request.port)
+        case "baseUrl":
+            // The port is left out only where it is the scheme's own, as WireMock writes it.
+            let standard =
+                (request.scheme == "http" && request.port == 80) || (request.scheme == "https" && request.port == 443)
+            return "\(request.scheme)://\(request.host)\(standard ? "" : ":\(request.port)")"
         case "path", "pathSegments":
-            let segments = request.path.split(separator: "/").map(String.init)
+            // WireMock renders the path and its segments percent-decoded; `url` stays as sent.
+            let decoded = request.path.removingPercentEncoding ?? request.path
+            let segments = request.path.split(separator: "/").map { $0.removingPercentEncoding ?? String($0) }
             if parts.count >= 2 { return index(segments) }
-            return parts.first == "path" ? request.path : segments.joined(separator: "/")
+            return parts.first == "path" ? decoded : segments.joined(separator: "/")
         case "query":
             guard parts.count >= 2 else { return nil }
             let key = Self.unbracket(parts[1])

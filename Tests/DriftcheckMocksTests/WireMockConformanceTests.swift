@@ -39,7 +39,8 @@ import Testing
         for item in requests {
             let parts = item.target.split(separator: "?", maxSplits: 1).map(String.init)
             let request = RecordedRequest(
-                method: item.method, host: "", port: 0, path: parts[0], query: parts.count > 1 ? parts[1] : nil,
+                method: item.method, host: "127.0.0.1", port: wiremock.port, path: parts[0],
+                query: parts.count > 1 ? parts[1] : nil,
                 headers: HeaderFields((item.headers ?? []).map { ($0[0], $0[1]) }),
                 body: CapturedBody(bytes: Data((item.body ?? "").utf8)))
             let real = try client.send(request)

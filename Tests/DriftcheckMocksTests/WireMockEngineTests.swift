@@ -342,7 +342,8 @@ func text(_ answer: MockAnswer) -> String? {
             #"{"equalToXml":"<a:order xmlns:a=\"urn:shop\"><a:sku>A</a:sku></a:order>"}"#,
             "<b:order xmlns:b='urn:shop'><b:sku>A</b:sku></b:order>", true
         ),
-        (#"{"equalToXml":"<a:order xmlns:a=\"urn:shop\"/>"}"#, "<a:order xmlns:a='urn:other'/>", false),
+        (#"{"equalToXml":"<order xmlns=\"urn:shop\"/>"}"#, "<order xmlns='urn:other'/>", false),
+        (#"{"equalToXml":"<order xmlns=\"urn:shop\"/>"}"#, "<s:order xmlns:s='urn:shop'/>", false),
         (
             #"{"equalToXml":"<order><id>${xmlunit.ignore}</id><n>${xmlunit.isNumber}</n></order>","enablePlaceholders":true}"#,
             "<order><id>x-1</id><n>12.5</n></order>", true
@@ -377,7 +378,9 @@ func text(_ answer: MockAnswer) -> String? {
     @Test(arguments: [
         (#"{"before":"2021-06-01T00:00:00Z"}"#, "2021-05-31T23:59:59Z", true),
         (#"{"before":"2021-06-01T00:00:00Z"}"#, "2021-06-01T00:00:01Z", false),
-        (#"{"after":"2021-06-01"}"#, "2021-06-01T00:00:01+01:00", false),
+        // A local expected value compares with the request's wall clock, its offset dropped.
+        (#"{"after":"2021-06-01"}"#, "2021-06-01T00:00:01+01:00", true),
+        (#"{"after":"2021-06-01T00:00:00Z"}"#, "2021-06-01T00:00:01+01:00", false),
         (#"{"after":"2021-06-01"}"#, "Tue, 01 Jun 2021 15:16:17 GMT", true),
         (#"{"equalToDateTime":"2021-06-24T00:00:00Z","actualFormat":"dd/MM/yyyy"}"#, "24/06/2021", true),
         (#"{"equalToDateTime":"2021-06-24T00:00:00Z","actualFormat":"dd/MM/yyyy"}"#, "25/06/2021", false),
@@ -411,5 +414,15 @@ func text(_ answer: MockAnswer) -> String? {
         #expect(
             (status(engine.respond(to: request("GET", "/d", headers: [("X-Date", value)]))) == 200) == matches,
             "\(pattern) on \(value)")
+    }
+
+    @Test func equalPriorityTiesAcrossFilesAreNamed() throws {
+        let (engine, directory) = try engine([
+            #"{"request":{"urlPath":"/tie"},"response":{"status":200,"body":"first"}}"#,
+            #"{"request":{"urlPathPattern":"/t.*"},"response":{"status":200,"body":"second"}}"#,
+        ])
+        defer { directory.remove() }
+        #expect(text(engine.respond(to: request("GET", "/tie"))) == "second")
+        #expect(engine.engineDiagnostics.contains { $0.message.contains("both match GET /tie at priority 5") })
     }
 }
