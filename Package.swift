@@ -52,6 +52,11 @@ let package = Package(
             dependencies: ["DriftcheckCore", "DriftcheckReplay", "DriftcheckProcess", "DriftcheckYAML", "CLibXML2"]
         ),
         .target(name: "DriftcheckProcess", dependencies: ["CDriftcheckShims"]),
+        // The comparison as a library call: recordings and mocks in, a report out.
+        .target(
+            name: "DriftcheckCompare",
+            dependencies: ["DriftcheckCore", "DriftcheckStore", "DriftcheckMocks", "DriftcheckReplay"]
+        ),
         // A built-in dependency to record, and a small HTTP client to drive it: for `demo` and tests.
         .target(
             name: "DriftcheckDemo",
@@ -69,7 +74,7 @@ let package = Package(
             name: "DriftcheckCLI",
             dependencies: [
                 "DriftcheckCore", "DriftcheckStore", "DriftcheckProxy", "DriftcheckProcess", "DriftcheckDemo",
-                "DriftcheckReplay", "DriftcheckMocks", "DriftcheckReports", "DriftcheckYAML",
+                "DriftcheckReplay", "DriftcheckMocks", "DriftcheckReports", "DriftcheckYAML", "DriftcheckCompare",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -94,6 +99,10 @@ let package = Package(
             dependencies: ["DriftcheckMocks", "DriftcheckReplay", "DriftcheckTestSupport"]
         ),
         .testTarget(name: "DriftcheckReportsTests", dependencies: ["DriftcheckReports"], exclude: ["Golden"]),
+        .testTarget(
+            name: "DriftcheckCompareTests",
+            dependencies: ["DriftcheckCompare", "DriftcheckMocks", "DriftcheckStore", "DriftcheckTestSupport"]
+        ),
         .testTarget(
             name: "DriftcheckStoreTests",
             dependencies: [

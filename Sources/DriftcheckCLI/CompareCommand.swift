@@ -1,10 +1,12 @@
 import ArgumentParser
+import DriftcheckCompare
 import DriftcheckCore
 import DriftcheckMocks
 import DriftcheckReplay
 import DriftcheckReports
 import DriftcheckStore
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -138,18 +140,6 @@ struct Comparison {
         let targets = try mockTargets()
         let (store, scratch) = try recordings()
         defer { if let scratch { try? FileManager.default.removeItem(atPath: scratch) } }
-        var recorded = try store.services()
-        if !options.service.isEmpty { recorded = recorded.filter { options.service.contains($0.name) } }
-        let services = recorded.map(\.name)
-        let total = recorded.reduce(0) { $0 + $1.exchanges }
-        var diagnostics: [Diagnostic] = []
-        for service in recorded where targets[service.name] == nil {
-            diagnostics.append(
-                Diagnostic(
-                    service: service.name,
-                    message: "no mock for this service; its \(service.exchanges) exchanges were not compared"))
-        }
-
         var replayHeaders = policy.replayHeaders
         for spec in options.replayHeader {
             guard let eq = spec.firstIndex(of: "="), HTTPToken.isValidName(String(spec[..<eq])),
@@ -160,83 +150,24 @@ struct Comparison {
             replayHeaders.remove(String(spec[..<eq]))
             replayHeaders.add(String(spec[..<eq]), String(spec[spec.index(after: eq)...]))
         }
-        let session = MockSession(timeout: options.timeout, replayHeaders: replayHeaders)
+        let input = ComparisonInput(
+            store: store, services: options.service, mocks: targets, policy: policy, parallel: options.parallel,
+            timeout: options.timeout, replayHeaders: replayHeaders, explain: options.explain, now: Date())
+        let progress = Progress()
+        let report: Report
         do {
-            try await session.start(targets, services: services)
-        } catch let failure as MockStartFailure {
-            Terminal.error(failure.description)
-            return 3
-        } catch let error as MockConfigurationError {
-            throw UsageError(error.description)
-        }
-        let progress = Progress(
-            total: recorded.filter { session.hasMock(for: $0.name) }.reduce(0) { $0 + $1.exchanges })
-        var findings: [Finding] = []
-        var explanations: [String] = []
-        var compared = 0
-        // Two passes per service, page by page: learn what the real service sent, then judge the
-        // mock's answers. Memory holds one page and the learned shapes, not the whole store.
-        let pageSize = 2_000
-        do {
-            for service in services where session.hasMock(for: service) {
-                let analysis = Differ.ServiceAnalysis(
-                    service: service, explain: options.explain, thresholds: policy.evidence)
-                let catalog = try store.catalog(
-                    service: service, declared: session.engines[service]?.declaredRoutes ?? [])
-                var newest: [String: Date] = [:]
-                try await forEachPage(
-                    store, service: service, size: pageSize,
-                    prepare: { $0.map { Differ.prepareLearning($0, catalog: catalog) } },
-                    each: { page in
-                        for prepared in page {
-                            analysis.learn(prepared)
-                            newest[prepared.endpoint] = max(
-                                newest[prepared.endpoint] ?? .distantPast, prepared.exchange.startedAt)
-                        }
-                    })
-                let workers = options.parallel
-                try await forEachPage(
-                    store, service: service, size: pageSize,
-                    prepare: { page in
-                        try await session.replay(
-                            service: service, exchanges: page, workers: workers, progress: { progress.advance($0) }
-                        ).map { Differ.prepareJudging($0, catalog: catalog) }
-                    },
-                    each: { replayed in
-                        for item in replayed { analysis.judge(item) }
-                    })
-                let result = analysis.finish()
-                findings += result.findings
-                explanations += result.explanations
-                diagnostics += result.diagnostics
-                compared += result.compared
-                if let engine = session.engines[service] {
-                    diagnostics += engine.engineDiagnostics
-                    explanations += engine.explanations.map { "\(service) \($0)" }
-                    for stub in engine.unusedStubs {
-                        findings.append(
-                            Finding(
-                                service: service, endpoint: stub.endpoint(in: catalog), kind: .unverified, path: "$",
-                                message:
-                                    "no recording exercises this mock route (\((stub.file as NSString).lastPathComponent))"
-                            ))
-                    }
-                }
-                findings += staleness(service: service, newest: newest, policy: policy)
+            report = try await ComparisonPipeline.run(input) { done, total in progress.update(done: done, total: total)
             }
-        } catch let error as MockUnreachable {
+        } catch {
             progress.finish()
-            await session.stop()
-            Terminal.error(error.description)
-            return 3
+            switch error {
+            case .configuration(let message), .store(let message): throw UsageError(message)
+            case .mockDidNotStart, .mockUnreachable:
+                Terminal.error(error.description)
+                return 3
+            }
         }
         progress.finish()
-        await session.stop()
-
-        let outcome = policy.apply(findings, now: Date())
-        let report = Report(
-            exchanges: total, compared: compared, services: services.count, findings: outcome.findings,
-            diagnostics: diagnostics, explanations: options.explain ? explanations + outcome.explanations : [])
         for (format, destination) in outputs {
             let color =
                 format == .text && destination == "-" && isatty(1) == 1 && !options.noColor
@@ -290,40 +221,6 @@ struct Comparison {
         return (store, scratch)
     }
 
-    /// Hands `body` the pages of `service` in recorded order, each passed through `prepare`
-    /// (a replay, say). The next page is read and prepared while `body` works on this one, so
-    /// both cores work; pages are still prepared one after another, in order.
-    func forEachPage<Prepared: Sendable>(
-        _ store: RecordingStore, service: String, size: Int,
-        prepare: @escaping @Sendable ([Exchange]) async throws -> Prepared,
-        each body: (Prepared) throws -> Void
-    ) async throws {
-        let fetch: @Sendable (Int64) async throws -> (Int64, Prepared)? = { afterID in
-            let page = try store.exchanges(service: service, after: afterID, limit: size)
-            guard let last = page.last?.id else { return nil }
-            return (last, try await prepare(page))
-        }
-        var next = Task { try await fetch(0) }
-        defer { next.cancel() }
-        while let (last, prepared) = try await next.value {
-            next = Task { try await fetch(last) }
-            try body(prepared)
-        }
-    }
-
-    func staleness(service: String, newest: [String: Date], policy: Policy) -> [Finding] {
-        guard let maxAge = policy.maxAge else { return [] }
-        let limit = Date().addingTimeInterval(-maxAge)
-        return newest.filter { $0.value < limit }.sorted { $0.key < $1.key }.map { endpoint, date in
-            let days = Int(Date().timeIntervalSince(date) / 86_400)
-            return Finding(
-                service: service, endpoint: endpoint, kind: .staleRecording, path: "$",
-                message:
-                    "the newest recording is \(days) day\(days == 1 ? "" : "s") old, older than max-age; record it again",
-                real: .string(ISO8601DateFormatter().string(from: date)))
-        }
-    }
-
     /// GitHub Actions: workflow-command annotations and the Markdown summary for the run page.
     func annotate(_ report: Report, failOn: FailLevel) throws {
         let environment = ProcessInfo.processInfo.environment
@@ -363,23 +260,17 @@ enum GitHubAnnotations {
 }
 
 /// A one-line progress bar on stderr when it is a terminal.
-final class Progress: @unchecked Sendable {
-    private let total: Int
-    private var done = 0
-    private var lastDraw = Date.distantPast
-    private let lock = NSLock()
+final class Progress: Sendable {
+    private let lastDraw = Mutex(Date.distantPast)
     private let enabled = isatty(2) == 1
 
-    init(total: Int) { self.total = total }
-
-    func advance(_ count: Int) {
+    func update(done: Int, total: Int) {
         guard enabled else { return }
-        lock.withLock {
-            done += count
+        lastDraw.withLock { lastDraw in
             guard Date().timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
             lastDraw = Date()
             let width = 30
-            let filled = total == 0 ? width : width * done / total
+            let filled = total == 0 ? width : width * min(done, total) / total
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
             FileHandle.standardError.write(Data("\rreplaying \(bar) \(done)/\(total)".utf8))
         }

@@ -12,9 +12,13 @@ public final class MockSession: @unchecked Sendable {
     /// of the same name on the way to the mock and go nowhere else.
     public let replayHeaders: HeaderFields
 
-    public init(timeout: Double = 30, replayHeaders: HeaderFields = HeaderFields()) {
+    /// The clock WireMock date matchers read `now` from.
+    public let now: Date
+
+    public init(timeout: Double = 30, replayHeaders: HeaderFields = HeaderFields(), now: Date = Date()) {
         self.timeout = timeout
         self.replayHeaders = replayHeaders
+        self.now = now
     }
 
     /// The request a mock receives: the recorded one with the replay headers in place, and for
@@ -43,7 +47,7 @@ public final class MockSession: @unchecked Sendable {
             case .running(let url):
                 urls[service] = url
             case .wiremock(let directory):
-                engines[service] = try WireMockEngine(directory: directory, service: service)
+                engines[service] = try WireMockEngine(directory: directory, service: service, now: now)
             case .process(let spec):
                 do {
                     let running = try await RunningMock.start(service: service, spec: spec)
