@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${SECONDS_PER_TARGET:-600}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(json-differ endpoint har wiremock config matchers)
+[ ${#targets[@]} -eq 0 ] && targets=(json-differ endpoint har wiremock config matchers mock-yml)
 mkdir -p .build-fuzz
 failed=0
 core=(Sources/DriftcheckCore/*.swift)
@@ -20,6 +20,7 @@ for target in "${targets[@]}"; do
     endpoint) sources=("${core[@]}" fuzz/EndpointFuzz.swift) ;;
     har) sources=("${core[@]}" fuzz/HARFuzz.swift) ;;
     wiremock) sources=("${core[@]}" "${matchers[@]}" Sources/DriftcheckMocks/WireMockMatching.swift Sources/DriftcheckMocks/WireMockResponse.swift fuzz/WireMockFuzz.swift) ;;
+    mock-yml) sources=("${core[@]}" Sources/DriftcheckYAML/SafeYAML.swift Sources/DriftcheckMocks/MockDirectory.swift fuzz/MockYmlFuzz.swift) ;;
     matchers) sources=("${core[@]}" "${matchers[@]}" Sources/DriftcheckMocks/WireMockMatching.swift fuzz/MatchersFuzz.swift) ;;
     config) sources=("${core[@]}" Sources/DriftcheckYAML/SafeYAML.swift Sources/DriftcheckCLI/ConfigFile.swift Sources/DriftcheckCLI/UsageError.swift fuzz/ConfigFuzz.swift) ;;
     *) echo "unknown target $target" >&2; exit 2 ;;
@@ -32,7 +33,7 @@ for target in "${targets[@]}"; do
   if [ "$target" = wiremock ] || [ "$target" = matchers ]; then
     extra=(-I Sources/CLibXML2 -Xcc -I/usr/include/libxml2 -lxml2)
   fi
-  if [ "$target" = config ]; then
+  if [ "$target" = config ] || [ "$target" = mock-yml ]; then
     # Yams and its C parser, instrumented too, from the checkout SwiftPM resolved.
     [ -d .build/checkouts/Yams ] || swift package resolve >&2
     yams=.build/checkouts/Yams/Sources

@@ -47,7 +47,7 @@ struct ComparisonOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp("Report format: text, json, junit, markdown, html (repeatable).", valueName: "format"))
-    var format: [String] = []
+    var format: [ReportFormat] = []
 
     @Option(
         name: .long,
@@ -55,7 +55,7 @@ struct ComparisonOptions: ParsableArguments {
     var output: [String] = []
 
     @Option(name: .customLong("fail-on"), help: ArgumentHelp("breaking, warning, info or never.", valueName: "level"))
-    var failOn: String?
+    var failOn: FailLevel?
 
     @Option(
         name: .long,
@@ -77,35 +77,33 @@ struct ComparisonOptions: ParsableArguments {
 
     @Flag(name: .customLong("no-color"), help: "No colours in text output (NO_COLOR is honoured too).")
     var noColor = false
+
+    func validate() throws {
+        guard parallel >= 1 else { throw ValidationError("--parallel \(parallel): must be at least 1") }
+        guard timeout > 0 && timeout <= 3600 else {
+            throw ValidationError("--timeout \(timeout): expected seconds between 0 and 3600")
+        }
+        if output.count > max(format.count, 1) {
+            throw ValidationError(
+                "--output \(output[max(format.count, 1)]): no --format for it (pair each --output with a --format)")
+        }
+    }
 }
+
+extension ReportFormat: ExpressibleByArgument {}
+extension FailLevel: ExpressibleByArgument {}
 
 /// A whole comparison: recordings in, report out, exit status decided.
 struct Comparison {
     var options: ComparisonOptions
     var defaultFailOn: FailLevel
 
-    func outputs() throws -> [(ReportFormat, String)] {
-        let formats = try (options.format.isEmpty ? ["text"] : options.format).map { name in
-            guard let format = ReportFormat(rawValue: name) else {
-                throw UsageError("--format '\(name)': expected text, json, junit, markdown or html")
-            }
-            return format
-        }
-        if options.output.count > formats.count {
-            throw UsageError(
-                "--output \(options.output[formats.count]): no --format for it (pair each --output with a --format)")
-        }
+    /// Each `--format` with its `--output` (stdout when none follows).
+    func outputs() -> [(ReportFormat, String)] {
+        let formats = options.format.isEmpty ? [ReportFormat.text] : options.format
         return formats.enumerated().map { index, format in
             (format, index < options.output.count ? options.output[index] : "-")
         }
-    }
-
-    func failLevel() throws -> FailLevel {
-        guard let text = options.failOn else { return defaultFailOn }
-        guard let level = FailLevel(rawValue: text) else {
-            throw UsageError("--fail-on '\(text)': expected breaking, warning, info or never")
-        }
-        return level
     }
 
     func mockTargets() throws -> [String: MockTarget] {
@@ -130,12 +128,8 @@ struct Comparison {
 
     /// Runs the comparison and returns the exit status SPEC defines.
     func run() async throws -> Int32 {
-        let outputs = try outputs()
-        let failOn = try failLevel()
-        guard options.parallel >= 1 else { throw UsageError("--parallel \(options.parallel): must be at least 1") }
-        guard options.timeout > 0 && options.timeout <= 3600 else {
-            throw UsageError("--timeout \(options.timeout): expected seconds between 0 and 3600")
-        }
+        let outputs = outputs()
+        let failOn = options.failOn ?? defaultFailOn
         let policy = try ConfigFile.load(explicit: options.config)
         let targets = try mockTargets()
         let (store, scratch) = try recordings()

@@ -98,6 +98,8 @@ enum Signals {
     }
 }
 
+// The continuation is behind `lock`; `sources` is set once before any signal can arrive and
+// read after the wait ends, on the same task.
 private final class SignalBox: @unchecked Sendable {
     private let lock = NSLock()
     private var continuation: CheckedContinuation<Int32, Never>?

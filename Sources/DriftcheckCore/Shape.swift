@@ -131,7 +131,7 @@ public enum JSONKind: String, Sendable, Hashable, Comparable, CaseIterable {
 }
 
 /// What the real service sent at one JSON path, over every sample of an endpoint.
-public final class ShapeNode: @unchecked Sendable {
+public final class ShapeNode {
     /// Samples in which this path was present.
     public private(set) var count = 0
     public private(set) var kinds: [JSONKind: Int] = [:]

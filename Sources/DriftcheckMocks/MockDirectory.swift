@@ -24,6 +24,11 @@ public struct MockProcessSpec: Sendable, Equatable {
         else {
             throw MockConfigurationError("\(path): cannot read the file")
         }
+        return try parse(text, path: path)
+    }
+
+    /// A `mock.yml`'s text; `path` names it in errors and gives the command's directory.
+    public static func parse(_ text: String, path: String) throws -> MockProcessSpec {
         let node: Any?
         do { node = try SafeYAML.load(text, path: path) } catch { throw MockConfigurationError(error.description) }
         guard let map = node as? [String: Any] else {

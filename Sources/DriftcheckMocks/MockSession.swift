@@ -1,12 +1,20 @@
 import DriftcheckCore
 import DriftcheckReplay
 import Foundation
+import Synchronization
 
 /// The mocks of one comparison, started and ready to answer replayed requests.
-public final class MockSession: @unchecked Sendable {
-    public private(set) var engines: [String: WireMockEngine] = [:]
-    public private(set) var urls: [String: String] = [:]
-    private var processes: [RunningMock] = []
+public final class MockSession: Sendable {
+    /// Filled by `start`, emptied of processes by `stop`; replay threads read it.
+    private struct State {
+        var engines: [String: WireMockEngine] = [:]
+        var urls: [String: String] = [:]
+        var processes: [RunningMock] = []
+    }
+    private let state = Mutex(State())
+
+    public var engines: [String: WireMockEngine] { state.withLock { $0.engines } }
+    public var urls: [String: String] { state.withLock { $0.urls } }
     public let timeout: Double
     /// Credentials a mock expects (`--replay-header`, `replay:`): they replace recorded headers
     /// of the same name on the way to the mock and go nowhere else.
@@ -45,14 +53,17 @@ public final class MockSession: @unchecked Sendable {
             guard let target = targets[service] else { continue }
             switch target {
             case .running(let url):
-                urls[service] = url
+                state.withLock { $0.urls[service] = url }
             case .wiremock(let directory):
-                engines[service] = try WireMockEngine(directory: directory, service: service, now: now)
+                let engine = try WireMockEngine(directory: directory, service: service, now: now)
+                state.withLock { $0.engines[service] = engine }
             case .process(let spec):
                 do {
                     let running = try await RunningMock.start(service: service, spec: spec)
-                    processes.append(running)
-                    urls[service] = running.url
+                    state.withLock {
+                        $0.processes.append(running)
+                        $0.urls[service] = running.url
+                    }
                 } catch {
                     await stop()
                     throw error
@@ -106,8 +117,11 @@ public final class MockSession: @unchecked Sendable {
 
     /// Stops every started command and its children.
     public func stop() async {
+        let processes = state.withLock { state in
+            defer { state.processes.removeAll() }
+            return state.processes
+        }
         for process in processes { await process.stop() }
-        processes.removeAll()
     }
 }
 
@@ -127,20 +141,18 @@ func onThread(_ work: @escaping @Sendable () throws -> Void) async throws {
     }
 }
 
-final class ResultSlots: @unchecked Sendable {
-    private let lock = NSLock()
-    private var slots: [ReplayedExchange?]
+final class ResultSlots: Sendable {
+    private let slots: Mutex<[ReplayedExchange?]>
 
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
 
-    func set(_ index: Int, _ value: ReplayedExchange) { lock.withLock { slots[index] = value } }
-    func values() -> [ReplayedExchange] { lock.withLock { slots.compactMap { $0 } } }
+    func set(_ index: Int, _ value: ReplayedExchange) { slots.withLock { $0[index] = value } }
+    func values() -> [ReplayedExchange] { slots.withLock { $0.compactMap { $0 } } }
 
-    final class Counter: @unchecked Sendable {
-        private let lock = NSLock()
-        private var next = 0
+    final class Counter: Sendable {
+        private let next = Mutex(0)
         func take(below limit: Int) -> Int? {
-            lock.withLock {
+            next.withLock { next in
                 guard next < limit else { return nil }
                 defer { next += 1 }
                 return next

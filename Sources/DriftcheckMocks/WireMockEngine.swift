@@ -3,6 +3,8 @@ import Foundation
 
 /// WireMock mappings evaluated in-process, following WireMock 2.x's matching and response
 /// rules: no Java needed. Built for replay: one request at a time, in recorded order.
+// Unchecked: the stubs are fixed after init; scenario states, used stubs, diagnostics and the
+// file cache change only under `lock`.
 public final class WireMockEngine: @unchecked Sendable {
     public struct Stub {
         public var index: Int

@@ -9,6 +9,8 @@ import Foundation
 /// caught up, so a fast client slows down instead of losing exchanges. The hard bound is
 /// what a burst may add before that takes effect; beyond it, or once writing has failed,
 /// exchanges are dropped and counted, and forwarding traffic never waits on a broken disk.
+// Unchecked: its mutable state is behind one NSCondition, taken by the proxy's event loops
+// and the writer thread alike.
 public final class StoreWriter: @unchecked Sendable {
     public struct Statistics: Sendable, Equatable {
         public var written = 0

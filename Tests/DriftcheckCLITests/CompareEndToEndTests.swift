@@ -163,8 +163,18 @@ extension PeerProcesses {
             (["compare", "/nonexistent/mocks"], 2, "/nonexistent/mocks: no such mocks directory"),
             (["compare"], 2, "name a mocks directory"),
             (["compare", "--mock", "x=ftp://nope"], 2, "--mock 'x=ftp://nope'"),
-            (["compare", "--mock", "orders=http://127.0.0.1:1", "--format", "pdf"], 2, "--format 'pdf'"),
-            (["compare", "--mock", "orders=http://127.0.0.1:1", "--fail-on", "sometimes"], 2, "--fail-on 'sometimes'"),
+            (
+                ["compare", "--mock", "orders=http://127.0.0.1:1", "--format", "pdf"], 2,
+                "'pdf' is invalid for '--format <format>'"
+            ),
+            (
+                ["compare", "--mock", "orders=http://127.0.0.1:1", "--fail-on", "sometimes"], 2,
+                "'sometimes' is invalid for '--fail-on <level>'"
+            ),
+            (
+                ["compare", "--mock", "orders=http://127.0.0.1:1", "--parallel", "0"], 2,
+                "--parallel 0: must be at least 1"
+            ),
             (
                 ["compare", "--mock", "orders=http://127.0.0.1:1", "--config", "/nonexistent.yml"], 2,
                 "--config /nonexistent.yml"
