@@ -210,7 +210,9 @@ struct Comparison {
         let store = try RecordingStore(path: scratch + "/recordings.sqlite")
         let policy = try ConfigFile.load(explicit: options.config).redaction()
         for file in files {
-            try store.insert(try ImportCommand.read(file, service: nil).map(policy.redact), session: nil)
+            try store.insert(
+                try ImportCommand.read(file, service: nil).map(ExchangeSanitizer(redaction: policy).sanitize),
+                session: nil)
         }
         return (store, scratch)
     }

@@ -30,7 +30,7 @@ struct ExportCommand: AsyncParsableCommand {
         if !service.isEmpty { exchanges = exchanges.filter { service.contains($0.service) } }
         // The store is redacted already; redacting again costs little and guards older stores.
         let policy = try configOptions.redaction()
-        exchanges = exchanges.map(policy.redact)
+        exchanges = exchanges.map(ExchangeSanitizer(redaction: policy).sanitize)
         var catalogs: [String: EndpointCatalog] = [:]
         for name in Set(exchanges.map(\.service)) { catalogs[name] = try store.catalog(service: name) }
         if let har {
@@ -103,7 +103,7 @@ struct ImportCommand: AsyncParsableCommand {
         let session = try store.beginSession(
             mode: "import", command: files.joined(separator: " "), toolVersion: driftcheckVersion)
         // Foreign HAR files hold live credentials: redact before anything is written.
-        try store.insert(exchanges.map(policy.redact), session: session)
+        try store.insert(exchanges.map(ExchangeSanitizer(redaction: policy).sanitize), session: session)
         try store.endSession(session)
         try store.close()
         Terminal.say("imported \(exchanges.count) exchanges into \(storeOptions.store)")

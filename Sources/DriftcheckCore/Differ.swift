@@ -90,12 +90,9 @@ public struct Differ: Sendable {
     /// endpoint keeps what it learned and memory stays bounded.
     static let identityLimit = 2_000
 
+    /// `?` and the sorted set of query parameter names: answers are learned per variant.
     static func variant(of request: RecordedRequest) -> String {
-        guard let query = request.query, !query.isEmpty else { return "?" }
-        let names = query.split(separator: "&").map {
-            $0.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
-        }
-        return "?" + Set(names).sorted().joined(separator: "&")
+        "?" + Set(QueryString.rawNames(request.query)).sorted().joined(separator: "&")
     }
 
     static func json(_ body: CapturedBody, headers: HeaderFields) -> JSONValue? {

@@ -29,9 +29,9 @@ public enum Endpoint {
             segment.utf8.contains(0x25) ? (segment.removingPercentEncoding ?? String(segment)) : String(segment)
         let bytes = Array(decoded.utf8)
         guard !bytes.isEmpty else { return false }
-        let isDigit = { (b: UInt8) in b >= 0x30 && b <= 0x39 }
-        let isHex = { (b: UInt8) in isDigit(b) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x66) }
-        let isLetter = { (b: UInt8) in b | 0x20 >= 0x61 && b | 0x20 <= 0x7A }
+        let isDigit = ASCII.isDigit
+        let isHex = ASCII.isHexDigit
+        let isLetter = ASCII.isLetter
         if bytes.allSatisfy(isDigit) { return true }
         if bytes.count == 36, StringFormat.of(decoded) == .uuid { return true }
         // Hex digests and object ids: long, hex only, and at least one digit so words like "facade" stay.
@@ -60,7 +60,7 @@ public enum ServiceName {
     /// Forward-proxy naming: the first DNS label (`orders.shop.svc.cluster.local` → `orders`);
     /// an IP literal or `localhost` keeps `host-port` (`127.0.0.1-8080`).
     public static func forHost(_ host: String, port: Int) -> String {
-        let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        let bare = HostName.bare(host)
         if bare.lowercased() == "localhost" || isIPLiteral(bare) {
             return "\(bare.replacingOccurrences(of: ":", with: "_"))-\(port)"
         }
@@ -82,7 +82,7 @@ public enum ServiceName {
     }
 
     public static func isLoopback(_ host: String) -> Bool {
-        let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        let bare = HostName.bare(host)
         return bare.lowercased() == "localhost" || bare.hasPrefix("127.") || bare == "::1"
     }
 

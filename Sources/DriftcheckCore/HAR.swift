@@ -57,17 +57,13 @@ public enum HAR {
         guard let response = exchange.response else { return nil }
         let request = exchange.request
         let defaultPort = request.scheme == "https" ? 443 : 80
-        let host = request.host.contains(":") ? "[\(request.host)]" : request.host
+        let host = HostName.bracketed(request.host)
         let url = "\(request.scheme)://\(host)\(request.port == defaultPort ? "" : ":\(request.port)")\(request.target)"
         var query: [JSONValue] = []
-        for pair in (request.query ?? "").split(separator: "&") where !pair.isEmpty {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let decode = { (text: Substring) in
-                String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text)
-            }
+        for (name, value) in QueryString.parameters(request.query) {
             query.append(
                 .object([
-                    ("name", .string(decode(parts[0]))), ("value", .string(parts.count > 1 ? decode(parts[1]) : "")),
+                    ("name", .string(name)), ("value", .string(value)),
                 ]))
         }
         var requestMembers: [(key: String, value: JSONValue)] = [

@@ -15,8 +15,7 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
             (0...65535).contains(port)
         else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        var host = HostName.bare(String(text[..<colon]))
         if host.isEmpty { host = "127.0.0.1" }
         return ListenAddress(host: host, port: port)
     }

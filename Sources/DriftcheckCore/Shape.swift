@@ -48,11 +48,9 @@ public enum StringFormat: String, Sendable, CaseIterable {
         return nil
     }
 
-    private static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
-    private static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A }
-    private static func isHexDigit(_ byte: UInt8) -> Bool {
-        isDigit(byte) || ((byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x66)
-    }
+    private static func isDigit(_ byte: UInt8) -> Bool { ASCII.isDigit(byte) }
+    private static func isLetter(_ byte: UInt8) -> Bool { ASCII.isLetter(byte) }
+    private static func isHexDigit(_ byte: UInt8) -> Bool { ASCII.isHexDigit(byte) }
 
     /// 8-4-4-4-12 hex digits, as `UUID(uuidString:)` accepts.
     private static func isUUID(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {

@@ -191,8 +191,8 @@ public enum StandIns {
         var parts: [String] = []
         for field in request.headers.fields where RedactionPolicy.containsMarker(field.value) {
             if ASCII.equalsIgnoringCase(field.name, "cookie") {
-                for pair in field.value.split(separator: ";") where RedactionPolicy.containsMarker(pair) {
-                    parts.append("cookie \(ASCII.trimmed(String(pair.prefix { $0 != "=" })))")
+                for (name, value) in Cookies.pairs([field.value]) where RedactionPolicy.containsMarker(value) {
+                    parts.append("cookie \(name)")
                 }
             } else {
                 parts.append("header \(field.name)")

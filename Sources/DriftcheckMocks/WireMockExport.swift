@@ -88,14 +88,8 @@ public enum WireMockExport {
         if let query = request.query, RedactionPolicy.containsMarker(query) {
             members.append(("urlPath", .string(request.path)))
             var parameters: [(key: String, value: JSONValue)] = []
-            for pair in query.split(separator: "&") {
-                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let decode = { (text: Substring) in
-                    String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text)
-                }
-                let name = decode(parts[0])
+            for (name, value) in QueryString.parameters(query) {
                 guard !parameters.contains(where: { $0.key == name }) else { continue }
-                let value = parts.count > 1 ? decode(parts[1]) : ""
                 parameters.append(
                     (
                         name,

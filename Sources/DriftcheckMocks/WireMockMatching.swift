@@ -896,20 +896,9 @@ struct IncomingRequest {
         port = request.port
         url = request.target
         path = request.path
-        query = (request.query ?? "").split(separator: "&").compactMap { pair in
-            guard !pair.isEmpty else { return nil }
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let decode = { (text: Substring) in
-                (String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding) ?? String(text)
-            }
-            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
-        }
+        query = QueryString.parameters(request.query)
         headers = request.headers
-        cookies = request.headers.values("cookie").flatMap { $0.split(separator: ";") }.compactMap { pair in
-            let parts = pair.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { return nil }
-            return (String(parts[0]), String(parts[1]))
-        }
+        cookies = Cookies.pairs(request.headers.values("cookie"))
         body = request.body.bytes
         bodyText = String(decoding: request.body.bytes, as: UTF8.self)
         parts = Self.multipart(bodyText, contentType: request.headers["content-type"])

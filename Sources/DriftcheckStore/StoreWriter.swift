@@ -117,18 +117,6 @@ public final class StoreWriter: @unchecked Sendable {
         return result
     }
 
-    /// Compressed response bodies are stored decoded (up to 16 MiB), so that redaction can see
-    /// inside them and comparison reads JSON rather than gzip.
-    static func decoded(_ exchange: Exchange) -> Exchange {
-        guard case .response(var response) = exchange.result, response.headers["content-encoding"] != nil else {
-            return exchange
-        }
-        (response.headers, response.body) = ContentDecoding.decode(response.headers, response.body, limit: 16 << 20)
-        var copy = exchange
-        copy.result = .response(response)
-        return copy
-    }
-
     static func bodyBytes(_ exchange: Exchange) -> Int {
         exchange.request.body.bytes.count + (exchange.response?.body.bytes.count ?? 0)
     }
@@ -163,7 +151,7 @@ public final class StoreWriter: @unchecked Sendable {
             queue.removeFirst(count)
             condition.unlock()
 
-            let redacted = batch.map { redaction.redact(Self.decoded($0)) }
+            let redacted = batch.map(ExchangeSanitizer(redaction: redaction).sanitize)
             do {
                 try store.insert(redacted, session: session)
                 condition.lock()

@@ -63,7 +63,7 @@ func encode(_ data: Data, as encoding: String) throws -> Data {
                     headers: HeaderFields([("Content-Type", "application/json"), ("Content-Encoding", encoding)]),
                     body: CapturedBody(bytes: try encode(json, as: encoding)))),
             startedAt: Date(), duration: 0)
-        let stored = RedactionPolicy().redact(StoreWriter.decoded(exchange))
+        let stored = ExchangeSanitizer(redaction: RedactionPolicy()).sanitize(exchange)
         let body = String(decoding: stored.response!.body.bytes, as: UTF8.self)
         #expect(normalizedMarkers(body) == #"{"user":"ann","password":"<redacted:string>","items":[1,2]}"#)
         #expect(stored.response?.headers["content-encoding"] == nil)
