@@ -54,7 +54,7 @@ for target in "${targets[@]}"; do
   # (six allocations in a minute of fuzzing, not per call): leak detection is off where dates are parsed.
   leaks=1
   if [ "$target" = matchers ] || [ "$target" = wiremock ]; then leaks=0; fi
-  if ".build-fuzz/$target" -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -detect_leaks=$leaks \
+  if ASAN_OPTIONS="detect_leaks=$leaks" ".build-fuzz/$target" -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -detect_leaks=$leaks \
     -artifact_prefix=".build-fuzz/$target-crashes/" ".build-fuzz/$target-corpus" "fuzz/corpus/$target" \
     > ".build-fuzz/$target.log" 2>&1; then
     grep -E "^Done [0-9]+ runs" ".build-fuzz/$target.log" || tail -n 1 ".build-fuzz/$target.log"
