@@ -15,7 +15,12 @@ public typealias WaitForRoom = @Sendable (_ makeResume: () -> @Sendable () -> Vo
 final class Recorder: Sendable {
     let sink: @Sendable (Exchange) -> Void
     let room: WaitForRoom
-    private let active = NIOLockedValueBox(0)
+    private struct State {
+        var active = 0
+        /// Called once when no exchange is in flight any more.
+        var whenIdle: [@Sendable () -> Void] = []
+    }
+    private let state = NIOLockedValueBox(State())
 
     init(sink: @escaping @Sendable (Exchange) -> Void, room: @escaping WaitForRoom) {
         self.sink = sink
@@ -24,9 +29,29 @@ final class Recorder: Sendable {
 
     func record(_ exchange: Exchange) { sink(exchange) }
     func waitForRoom(_ makeResume: () -> @Sendable () -> Void) -> Bool { room(makeResume) }
-    func exchangeStarted() { active.withLockedValue { $0 += 1 } }
-    func exchangeEnded() { active.withLockedValue { $0 -= 1 } }
-    var inFlight: Int { active.withLockedValue { $0 } }
+    func exchangeStarted() { state.withLockedValue { $0.active += 1 } }
+
+    func exchangeEnded() {
+        let waiting = state.withLockedValue { state -> [@Sendable () -> Void] in
+            state.active -= 1
+            guard state.active == 0 else { return [] }
+            defer { state.whenIdle.removeAll() }
+            return state.whenIdle
+        }
+        for callback in waiting { callback() }
+    }
+
+    var inFlight: Int { state.withLockedValue { $0.active } }
+
+    /// Calls `callback` once nothing is in flight: now, or when the last exchange ends.
+    func whenIdle(_ callback: @escaping @Sendable () -> Void) {
+        let now = state.withLockedValue { state -> Bool in
+            if state.active == 0 { return true }
+            state.whenIdle.append(callback)
+            return false
+        }
+        if now { callback() }
+    }
 }
 
 /// Why the proxy could not start.
@@ -114,9 +139,24 @@ public final class RecordingProxy: Sendable {
             return channels
         }
         for channel in channels { try? await channel.close() }
-        let deadline = NIODeadline.now() + timeout
-        while recorder.inFlight > 0 && NIODeadline.now() < deadline {
-            try? await Task.sleep(nanoseconds: 10_000_000)
+        // Whichever comes first: the last exchange ending, or the deadline.
+        let recorder = self.recorder
+        let loop = group.next()
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let resumed = NIOLockedValueBox(false)
+            let finish: @Sendable () -> Void = {
+                if resumed.withLockedValue({ first in
+                    defer { first = true }
+                    return !first
+                }) {
+                    done.resume()
+                }
+            }
+            let deadline = loop.scheduleTask(in: timeout) { finish() }
+            recorder.whenIdle {
+                deadline.cancel()
+                finish()
+            }
         }
         let drained = recorder.inFlight == 0
         let allPools = pools.withLockedValue { Array($0.values) }
