@@ -106,7 +106,44 @@ public struct RecordedResponse: Sendable, Hashable {
 /// What came back from upstream: a response, or a failure that is never a contract sample.
 public enum ExchangeResult: Sendable, Hashable {
     case response(RecordedResponse)
-    case failure(String)
+    case failure(ExchangeFailure)
+}
+
+/// Why an exchange has no response. Stored as `kind: detail`, so a store can be queried by kind.
+public struct ExchangeFailure: Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// The upstream could not be reached: refused, unresolvable, TLS refused.
+        case connect
+        /// The upstream said nothing for longer than the upstream timeout.
+        case timeout
+        /// The upstream closed or reset the connection before the response was complete.
+        case upstreamClosed = "upstream-closed"
+        /// The client left before the exchange completed.
+        case clientClosed = "client-closed"
+        /// Anything else, and failures stored before kinds existed.
+        case other
+    }
+
+    public var kind: Kind
+    public var detail: String
+
+    public init(_ kind: Kind, _ detail: String) {
+        self.kind = kind
+        self.detail = detail
+    }
+
+    /// Reads the stored form; text without a known kind (older stores) is `other`.
+    public init(stored text: String) {
+        if let colon = text.firstIndex(of: ":"), let kind = Kind(rawValue: String(text[..<colon])) {
+            self.init(kind, String(text[text.index(after: colon)...].drop { $0 == " " }))
+        } else {
+            self.init(.other, text)
+        }
+    }
+
+    /// `kind: detail`, the form in the store's `failure` column.
+    public var stored: String { "\(kind.rawValue): \(detail)" }
+    public var description: String { detail }
 }
 
 /// One recorded request and what the real service did with it.

@@ -191,7 +191,11 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
         unpark()
         if let exchange = current {
             exchange.upstream?.channel.close(promise: nil)
-            finish(exchange, result: .failure("client closed the connection before the exchange completed"))
+            finish(
+                exchange,
+                result: .failure(
+                    ExchangeFailure(.clientClosed, "client closed the connection before the exchange completed"))
+            )
         }
         context.fireChannelInactive()
     }
@@ -291,7 +295,9 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
             if case ChannelError.connectTimeout = error { timedOut = true }
             fail(
                 exchange, status: timedOut ? .gatewayTimeout : .badGateway,
-                reason: "cannot connect to \(exchange.target.scheme)://\(exchange.target.authority): \(error)")
+                failure: ExchangeFailure(
+                    timedOut ? .timeout : .connect,
+                    "cannot connect to \(exchange.target.scheme)://\(exchange.target.authority): \(error)"))
         case .success(let connection):
             exchange.upstream = connection
             connection.handler.delegate = self
@@ -370,7 +376,7 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
         guard let exchange = current else { return }
         let reason =
             error.map { "upstream failed: \($0)" } ?? "upstream closed the connection before the response completed"
-        fail(exchange, status: .badGateway, reason: reason)
+        fail(exchange, status: .badGateway, failure: ExchangeFailure(.upstreamClosed, reason))
     }
 
     private func armTimeout(_ exchange: InFlight) {
@@ -391,7 +397,7 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
             }
             self.fail(
                 exchange, status: .gatewayTimeout,
-                reason: "upstream sent nothing for \(limit.nanoseconds / 1_000_000) ms")
+                failure: ExchangeFailure(.timeout, "upstream sent nothing for \(limit.nanoseconds / 1_000_000) ms"))
         }
     }
 
@@ -421,14 +427,15 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
 
     /// Ends `exchange` as a failure: the client gets `status` if nothing was sent yet, else the
     /// connection is closed, since a half-sent response cannot be corrected.
-    private func fail(_ exchange: InFlight, status: HTTPResponseStatus, reason: String) {
+    private func fail(_ exchange: InFlight, status: HTTPResponseStatus, failure: ExchangeFailure) {
+        let reason = failure.detail
         if let connection = exchange.upstream {
             connection.handler.delegate = nil
             connection.channel.close(promise: nil)
         }
         let headSent = exchange.responseHead != nil
         let requestComplete = exchange.requestComplete
-        finish(exchange, result: .failure(reason))
+        finish(exchange, result: .failure(failure))
         if headSent {
             closeClient()
         } else if requestComplete && exchange.clientHead.isKeepAlive {

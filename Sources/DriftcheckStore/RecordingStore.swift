@@ -228,7 +228,7 @@ public final class RecordingStore: Sendable {
                         sqlite3_bind_null(raw, 16)
                     } else {
                         for index in [12, 13, 14, 15] as [Int32] { sqlite3_bind_null(raw, index) }
-                        if case .failure(let reason) = exchange.result { Self.bind(raw, 16, reason) }
+                        if case .failure(let failure) = exchange.result { Self.bind(raw, 16, failure.stored) }
                     }
                     sqlite3_bind_double(raw, 17, exchange.startedAt.timeIntervalSince1970)
                     sqlite3_bind_double(raw, 18, exchange.duration)
@@ -460,7 +460,7 @@ public final class RecordingStore: Sendable {
             headers: decodeHeaders(row[8]), body: CapturedBody(bytes: row[9] ?? Data(), size: row[10]))
         let result: ExchangeResult
         if let failure: String = row[15] {
-            result = .failure(failure)
+            result = .failure(ExchangeFailure(stored: failure))
         } else {
             result = .response(
                 RecordedResponse(

@@ -52,11 +52,12 @@ import Testing
         #expect(again.status == 502)
         let stored = try await harness.finish()
         #expect(stored.count == 2)
-        guard case .failure(let reason) = stored[0].result else {
+        guard case .failure(let failure) = stored[0].result else {
             Issue.record("not stored as a failure")
             return
         }
-        #expect(reason.contains("cannot connect"))
+        #expect(failure.kind == .connect)
+        #expect(failure.detail.contains("cannot connect"))
     }
 
     @Test func aStalledUpstreamGives504AfterTheTimeout() async throws {
@@ -72,6 +73,7 @@ import Testing
         let stored = try await harness.finish()
         #expect(stored.count == 2)
         #expect(stored[0].response == nil)
+        #expect(stored[0].result == .failure(ExchangeFailure(.timeout, "upstream sent nothing for 300 ms")))
         #expect(stored[1].response?.status == 200)
         await upstream.stop()
     }
@@ -84,6 +86,7 @@ import Testing
         #expect(response.status == 502)
         let stored = try await harness.finish()
         #expect(stored.first?.response == nil)
+        if case .failure(let failure)? = stored.first?.result { #expect(failure.kind == .upstreamClosed) }
         await upstream.stop()
     }
 

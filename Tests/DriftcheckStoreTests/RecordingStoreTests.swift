@@ -42,7 +42,8 @@ func sampleExchange(
         var truncated = sampleExchange(path: "/big")
         truncated.request.body = CapturedBody(bytes: Data("abc".utf8), size: 5_000_000)
         let failed = Exchange(
-            service: "orders", request: sampleExchange().request, result: .failure("connection refused"),
+            service: "orders", request: sampleExchange().request,
+            result: .failure(ExchangeFailure(.connect, "connection refused")),
             startedAt: Date(timeIntervalSince1970: 1_790_000_001), duration: 0.001)
         try store.insert([sampleExchange(), truncated, failed], session: session)
 
@@ -54,7 +55,12 @@ func sampleExchange(
         #expect(first == sampleExchange())
         #expect(read[1].request.body.isTruncated)
         #expect(read[1].request.body.size == 5_000_000)
-        #expect(read[2].result == .failure("connection refused"))
+        #expect(read[2].result == .failure(ExchangeFailure(.connect, "connection refused")))
+        // Failures are stored by kind; text from stores older than kinds reads as `other`.
+        #expect(
+            ExchangeFailure(stored: "timeout: upstream sent nothing for 300 ms")
+                == ExchangeFailure(.timeout, "upstream sent nothing for 300 ms"))
+        #expect(ExchangeFailure(stored: "connection refused") == ExchangeFailure(.other, "connection refused"))
         #expect(try store.exchanges(includeFailures: false).count == 2)
         #expect(try store.exchanges(service: "nobody").isEmpty)
         try store.close()
