@@ -1,7 +1,10 @@
 import ArgumentParser
+import DriftcheckCompare
 import DriftcheckCore
 import DriftcheckDemo
+import DriftcheckMocks
 import DriftcheckProxy
+import DriftcheckReports
 import DriftcheckStore
 import Foundation
 import NIOCore
@@ -20,7 +23,7 @@ struct DemoCommand: AsyncParsableCommand {
     var mocks: String?
 
     @Option(name: .long, help: ArgumentHelp("Report format for the comparison.", valueName: "format"))
-    var format: String = "text"
+    var format: ReportFormat = .text
 
     /// `fixtures/demo/mocks` from the working directory, or from the checkout the binary was built in.
     func demoMocks() throws -> String {
@@ -77,9 +80,16 @@ struct DemoCommand: AsyncParsableCommand {
         let summaries = try RecordingStore(path: storePath).summaries()
         print(ListCommand.table(summaries), terminator: "")
         print("\n$ driftcheck compare \(mocksPath) --store \(storePath)\n")
-        var options = try ComparisonOptions.parse([mocksPath, "--store", storePath, "--format", format])
-        options.config = nil
-        let status = try await Comparison(options: options, defaultFailOn: .never).run()
-        if status != 0 { throw ExitStatus(status) }
+        // The same library call `compare` makes; the demo's mocks live in a temporary directory.
+        let report: Report
+        do {
+            report = try await ComparisonPipeline.run(
+                ComparisonInput(
+                    store: try RecordingStore(path: storePath), mocks: try MockDirectory.load(mocksPath), now: Date()))
+        } catch let failure as ComparisonFailure {
+            throw UsageError("demo: \(failure.description)")
+        }
+        let color = format == .text && isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        print(ReportWriter.write(report, format: format, failOn: .never, color: color), terminator: "")
     }
 }
