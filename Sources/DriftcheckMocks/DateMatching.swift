@@ -175,38 +175,87 @@ struct DateMatcher {
             guard let date = format.date(from: value) else { return nil }
             return Moment(instant: date, offset: nil)
         }
+        // ISO 8601 is read by hand: most values are, and a DateFormatter per value is slow.
+        if let iso = iso8601(value) { return iso }
+        if value.count > 64 || !value.contains(" ") { return nil }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
-        for pattern in [
-            "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXXXX", "yyyy-MM-dd'T'HH:mm:ss.SSSXXXXX", "yyyy-MM-dd'T'HH:mm:ssXXXXX",
-            "yyyy-MM-dd'T'HH:mmXXXXX",
-        ] {
-            formatter.dateFormat = pattern
-            if let date = formatter.date(from: value) { return Moment(instant: date, offset: offset(of: value)) }
-        }
         for pattern in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
             formatter.dateFormat = pattern
             if let date = formatter.date(from: value) { return Moment(instant: date, offset: 0) }
         }
-        for pattern in [
-            "yyyy-MM-dd'T'HH:mm:ss.SSSSSS", "yyyy-MM-dd'T'HH:mm:ss.SSS", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd'T'HH:mm",
-            "yyyy-MM-dd",
-        ] {
-            formatter.dateFormat = pattern
-            if let date = formatter.date(from: value) { return Moment(instant: date, offset: nil) }
-        }
         return nil
     }
 
-    /// Seconds east of UTC in an ISO value's `Z` or `±hh:mm` suffix.
-    static func offset(of value: String) -> Int {
-        if value.hasSuffix("Z") || value.hasSuffix("z") { return 0 }
-        let tail = value.suffix(6)
-        guard tail.count == 6, let sign = tail.first, sign == "+" || sign == "-" else { return 0 }
-        let parts = tail.dropFirst().split(separator: ":")
-        guard parts.count == 2, let hours = Int(parts[0]), let minutes = Int(parts[1]) else { return 0 }
-        return (sign == "-" ? -1 : 1) * (hours * 3_600 + minutes * 60)
+    /// `yyyy-MM-dd`, optionally `THH:mm[:ss[.fraction]]`, optionally `Z` or `±hh:mm`.
+    static func iso8601(_ value: String) -> Moment? {
+        let bytes = Array(value.utf8)
+        var index = 0
+        func number(_ digits: Int) -> Int? {
+            guard index + digits <= bytes.count else { return nil }
+            var result = 0
+            for byte in bytes[index..<(index + digits)] {
+                guard ASCII.isDigit(byte) else { return nil }
+                result = result * 10 + Int(byte - 0x30)
+            }
+            index += digits
+            return result
+        }
+        func expect(_ byte: UInt8) -> Bool {
+            guard index < bytes.count, bytes[index] == byte else { return false }
+            index += 1
+            return true
+        }
+        guard let year = number(4), expect(0x2D), let month = number(2), expect(0x2D), let day = number(2),
+            (1...12).contains(month), (1...31).contains(day)
+        else { return nil }
+        var hour = 0
+        var minute = 0
+        var second = 0.0
+        if index < bytes.count, bytes[index] == 0x54 || bytes[index] == 0x74 {
+            index += 1
+            guard let h = number(2), expect(0x3A), let m = number(2), h < 24, m < 60 else { return nil }
+            (hour, minute) = (h, m)
+            if expect(0x3A) {
+                guard let s = number(2), s < 61 else { return nil }
+                second = Double(s)
+                if expect(0x2E) {
+                    var scale = 0.1
+                    let start = index
+                    while index < bytes.count, ASCII.isDigit(bytes[index]) {
+                        second += Double(bytes[index] - 0x30) * scale
+                        scale /= 10
+                        index += 1
+                    }
+                    guard index > start else { return nil }
+                }
+            }
+        }
+        var offset: Int?
+        if index < bytes.count {
+            if bytes[index] == 0x5A || bytes[index] == 0x7A, index + 1 == bytes.count {
+                offset = 0
+                index += 1
+            } else if bytes[index] == 0x2B || bytes[index] == 0x2D {
+                let sign = bytes[index] == 0x2D ? -1 : 1
+                index += 1
+                guard let h = number(2) else { return nil }
+                _ = expect(0x3A)
+                guard let m = number(2) else { return nil }
+                offset = sign * (h * 3_600 + m * 60)
+            }
+        }
+        guard index == bytes.count else { return nil }
+        // Days from 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        let wallClock = Double(days) * 86_400 + Double(hour * 3_600 + minute * 60) + second
+        return Moment(instant: Date(timeIntervalSince1970: wallClock - Double(offset ?? 0)), offset: offset)
     }
 
     func matches(_ value: String?) -> Bool {
