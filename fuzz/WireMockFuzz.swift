@@ -18,7 +18,7 @@ public func fuzzWireMock(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     _ = matcher.matches(incoming)
     var diagnostics: [String] = []
     let builder = ResponseBuilder(
-        filesDirectory: "/nonexistent", read: { _ in .failure(ResponseBuilder.Refused(reason: "fuzz")) })
+        read: { _ in .failure(BodyFileRefused(reason: "fuzz")) })
     _ = builder.build(mapping["response"] ?? .object([]), for: incoming, diagnostics: &diagnostics)
     return 0
 }

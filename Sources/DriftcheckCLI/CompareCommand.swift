@@ -126,8 +126,9 @@ struct Comparison {
         return targets
     }
 
-    /// Runs the comparison and returns the exit status SPEC defines.
-    func run() async throws -> Int32 {
+    /// Runs the comparison; drift at or above the fail-on level and unusable mocks end it with
+    /// the reason SPEC gives them.
+    func run() async throws {
         let outputs = outputs()
         let failOn = options.failOn ?? defaultFailOn
         let policy = try ConfigFile.load(explicit: options.config)
@@ -158,7 +159,7 @@ struct Comparison {
             case .configuration(let message), .store(let message): throw UsageError(message)
             case .mockDidNotStart, .mockUnreachable:
                 Terminal.error(error.description)
-                return 3
+                throw ExitReason.mock
             }
         }
         progress.finish()
@@ -188,9 +189,9 @@ struct Comparison {
             Terminal.say(
                 "added \(added) accepted drift\(added == 1 ? "" : "s") to \(options.config ?? ConfigFile.defaultPath); give each a reason"
             )
-            return 0
+            return
         }
-        return report.fails(at: failOn) ? 1 : 0
+        if report.fails(at: failOn) { throw ExitReason.drift }
     }
 
     /// The store to read: `--store`, or a scratch store filled from `--har`/`--contracts`.
@@ -286,8 +287,7 @@ struct CompareCommand: AsyncParsableCommand {
     @OptionGroup var options: ComparisonOptions
 
     func run() async throws {
-        let status = try await Comparison(options: options, defaultFailOn: .never).run()
-        if status != 0 { throw ExitStatus(status) }
+        try await Comparison(options: options, defaultFailOn: .never).run()
     }
 }
 
@@ -300,7 +300,6 @@ struct GateCommand: AsyncParsableCommand {
     @OptionGroup var options: ComparisonOptions
 
     func run() async throws {
-        let status = try await Comparison(options: options, defaultFailOn: .breaking).run()
-        if status != 0 { throw ExitStatus(status) }
+        try await Comparison(options: options, defaultFailOn: .breaking).run()
     }
 }

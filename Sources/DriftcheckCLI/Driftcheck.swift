@@ -25,10 +25,36 @@ public struct Driftcheck: AsyncParsableCommand {
     public init() {}
 }
 
-/// Ends the program with `code` after the command has said what it had to.
-public struct ExitStatus: Error {
-    public var code: Int32
-    public init(_ code: Int32) { self.code = code }
+/// Why driftcheck ends with a status other than 0: the one type that decides exit statuses
+/// (SPEC: 1 drift, 2 bad usage or input, 3 a mock unreachable or not started).
+public enum ExitReason: Error {
+    /// Drift at or above `--fail-on`.
+    case drift
+    /// Bad usage, configuration or unreadable input, with one line naming the culprit.
+    case usage(UsageError)
+    /// A mock could not be reached or started; what happened was already said.
+    case mock
+    /// `record -- COMMAND` ends with the command's own status.
+    case command(Int32)
+
+    public var status: Int32 {
+        switch self {
+        case .drift: return 1
+        case .usage: return 2
+        case .mock: return 3
+        case .command(let status): return status
+        }
+    }
+
+    /// The reason behind an error a command threw; nil for ArgumentParser's own.
+    static func of(_ error: Error) -> ExitReason? {
+        switch error {
+        case let reason as ExitReason: return reason
+        case let usage as UsageError: return .usage(usage)
+        case let store as StoreError: return .usage(UsageError(store.description))
+        default: return nil
+        }
+    }
 }
 
 /// Runs the command line and exits with the status SPEC defines.
@@ -42,15 +68,11 @@ public enum DriftcheckMain {
                 try command.run()
             }
             exit(0)
-        } catch let status as ExitStatus {
-            exit(status.code)
-        } catch let error as UsageError {
-            Terminal.error(error.description)
-            exit(2)
-        } catch let error as StoreError {
-            Terminal.error(error.description)
-            exit(2)
         } catch {
+            if let reason = ExitReason.of(error) {
+                if case .usage(let usage) = reason { Terminal.error(usage.description) }
+                exit(reason.status)
+            }
             let code = Driftcheck.exitCode(for: error)
             if code == .success {
                 // --help and --version.

@@ -82,7 +82,7 @@ struct RecordCommand: AsyncParsableCommand {
 
     func run() async throws {
         let upstreams = try upstream.map { text in
-            do { return try UpstreamSpec.parse(text) } catch { throw UsageError("\(error)") }
+            do { return try UpstreamSpec.parse(text) } catch { throw UsageError("--upstream '\(text)': \(error)") }
         }
         let addresses = try listen.map { text in
             guard let address = ListenAddress.parse(text) else {
@@ -154,7 +154,7 @@ struct RecordCommand: AsyncParsableCommand {
                 "\(statistics.dropped) exchanges were not recorded (\(statistics.error ?? "the store could not keep up"))"
             )
         }
-        if exitCode != 0 { throw ExitStatus(exitCode) }
+        if exitCode != 0 { throw ExitReason.command(exitCode) }
     }
 
     // MARK: Options

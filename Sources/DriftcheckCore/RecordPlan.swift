@@ -70,19 +70,25 @@ public struct UpstreamSpec: Sendable, Hashable {
         self.listen = listen
     }
 
-    public struct ParseError: Error, CustomStringConvertible, Sendable {
-        public var description: String
+    /// Why a spec does not parse; the caller names where it came from.
+    public enum ParseError: Error, CustomStringConvertible, Sendable, Equatable {
+        case missingName
+        case invalidName(String)
+        case invalidURL(String)
+
+        public var description: String {
+            switch self {
+            case .missingName: return "expected NAME=URL[@HOST:PORT]"
+            case .invalidName(let name): return "'\(name)' is not a valid service name (letters, digits, - _ .)"
+            case .invalidURL(let url): return "'\(url)' is not an http:// or https:// URL"
+            }
+        }
     }
 
-    public static func parse(_ text: String) throws -> UpstreamSpec {
-        guard let eq = text.firstIndex(of: "=") else {
-            throw ParseError(description: "--upstream '\(text)': expected NAME=URL[@HOST:PORT]")
-        }
+    public static func parse(_ text: String) throws(ParseError) -> UpstreamSpec {
+        guard let eq = text.firstIndex(of: "=") else { throw .missingName }
         let name = String(text[..<eq])
-        guard ServiceName.isValid(name) else {
-            throw ParseError(
-                description: "--upstream '\(text)': '\(name)' is not a valid service name (letters, digits, - _ .)")
-        }
+        guard ServiceName.isValid(name) else { throw .invalidName(name) }
         var rest = String(text[text.index(after: eq)...])
         var listen: ListenAddress?
         // The listener suffix is the last '@' after the authority, so user@host URLs still parse.
@@ -92,9 +98,7 @@ public struct UpstreamSpec: Sendable, Hashable {
             listen = address
             rest = String(rest[..<at])
         }
-        guard let url = UpstreamURL.parse(rest) else {
-            throw ParseError(description: "--upstream '\(text)': '\(rest)' is not an http:// or https:// URL")
-        }
+        guard let url = UpstreamURL.parse(rest) else { throw .invalidURL(rest) }
         return UpstreamSpec(name: name, url: url, listen: listen)
     }
 }

@@ -36,19 +36,50 @@ public final class WireMockEngine: @unchecked Sendable {
     private var explanationKeys: Set<String> = []
     private var tieKeys: Set<String> = []
     /// `bodyFileName` contents, read and checked once.
-    private var files: [String: Result<Data, ResponseBuilder.Refused>] = [:]
-    private let filesDirectory: String
+    private var files: [String: Result<Data, BodyFileRefused>] = [:]
+    private let bodyFiles: BodyFiles
     private let service: String
     /// The clock date-time matchers' `now` reads.
     private let now: Date
     private let lock = NSLock()
 
-    /// Loads every `*.json` under `DIRECTORY/mappings/`, sub-folders included, as WireMock does
-    /// (each a mapping or `{"mappings": [...]}`; `//` and `/* */` comments allowed).
-    public init(directory: String, service: String, now: Date = Date()) throws {
+    /// One mapping file as read: its path (named in diagnostics) and its bytes.
+    public struct MappingFile: Sendable {
+        public var path: String
+        public var data: Data
+        public init(path: String, data: Data) {
+            self.path = path
+            self.data = data
+        }
+    }
+
+    /// Reads a `bodyFileName` by name.
+    public typealias BodyFiles = @Sendable (String) -> Result<Data, BodyFileRefused>
+
+    /// The engine over mapping files already read, in load order (later ones win ties), with
+    /// `files` answering `bodyFileName`: no disk of its own. Each file holds `//` and `/* */`
+    /// comments as WireMock allows, and one mapping or `{"mappings": [...]}`.
+    public init(mappings: [MappingFile], files: @escaping BodyFiles, service: String, now: Date = Date()) throws {
         self.service = service
         self.now = now
-        filesDirectory = (directory as NSString).appendingPathComponent("__files")
+        bodyFiles = files
+        for file in mappings {
+            let document: JSONValue
+            do {
+                document = try JSONValue.parse(JSONComments.stripped(file.data))
+            } catch {
+                throw MockConfigurationError("\(file.path): \(error)")
+            }
+            let list: [JSONValue]
+            if case .array(let several)? = document["mappings"] { list = several } else { list = [document] }
+            for mapping in list { try add(mapping, file: file.path) }
+        }
+    }
+
+    /// Loads every `*.json` under `DIRECTORY/mappings/`, sub-folders included, in path order,
+    /// as WireMock does, with bodies from `DIRECTORY/__files/` (never outside it).
+    public convenience init(directory: String, service: String, now: Date = Date()) throws {
+        let filesDirectory = (directory as NSString).appendingPathComponent("__files")
         let mappingsDirectory = (directory as NSString).appendingPathComponent("mappings")
         var names: [String] = []
         if let walker = FileManager.default.enumerator(atPath: mappingsDirectory) {
@@ -58,22 +89,16 @@ public final class WireMockEngine: @unchecked Sendable {
                 }
             }
         }
-        names.sort()
-        for name in names {
+        let files = try names.sorted().map { name -> MappingFile in
             let path = (mappingsDirectory as NSString).appendingPathComponent(name)
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw MockConfigurationError("\(path): cannot read the file")
             }
-            let document: JSONValue
-            do {
-                document = try JSONValue.parse(JSONComments.stripped(data))
-            } catch {
-                throw MockConfigurationError("\(path): \(error)")
-            }
-            let mappings: [JSONValue]
-            if case .array(let list)? = document["mappings"] { mappings = list } else { mappings = [document] }
-            for mapping in mappings { try add(mapping, file: path) }
+            return MappingFile(path: path, data: data)
         }
+        try self.init(
+            mappings: files, files: { ResponseBuilder.readConfined($0, in: filesDirectory) }, service: service, now: now
+        )
     }
 
     private func add(_ mapping: JSONValue, file: String) throws {
@@ -184,12 +209,10 @@ public final class WireMockEngine: @unchecked Sendable {
         used.insert(stub.index)
         if let scenario = stub.scenario, let next = stub.newState { scenarioStates[scenario] = next }
         var diagnostics: [String] = []
-        let directory = filesDirectory
         let builder = ResponseBuilder(
-            filesDirectory: directory,
             read: { name in
                 if let cached = self.files[name] { return cached }
-                let loaded = ResponseBuilder.readConfined(name, in: directory)
+                let loaded = self.bodyFiles(name)
                 self.files[name] = loaded
                 return loaded
             })

@@ -4,9 +4,8 @@ import Foundation
 /// Builds the response half of a mapping: status, headers, body from `body`, `jsonBody`,
 /// `base64Body` or `bodyFileName`, and `response-template` rendering.
 struct ResponseBuilder {
-    let filesDirectory: String
     /// Reads a `bodyFileName`; the engine passes a caching reader.
-    var read: (String) -> Result<Data, Refused>
+    var read: (String) -> Result<Data, BodyFileRefused>
 
     func build(_ spec: JSONValue, for request: IncomingRequest, diagnostics: inout [String]) -> RecordedResponse {
         var status = 200
@@ -54,19 +53,15 @@ struct ResponseBuilder {
     }
 
     /// Reads `__files/NAME`, refusing paths that leave `__files` by `..` or by a symlink.
-    struct Refused: Error {
-        var reason: String
-    }
-
-    static func readConfined(_ name: String, in filesDirectory: String) -> Result<Data, Refused> {
+    static func readConfined(_ name: String, in filesDirectory: String) -> Result<Data, BodyFileRefused> {
         let root = URL(fileURLWithPath: filesDirectory).resolvingSymlinksInPath().standardizedFileURL.path
         let target = URL(fileURLWithPath: filesDirectory).appendingPathComponent(name).resolvingSymlinksInPath()
             .standardizedFileURL.path
         guard !name.hasPrefix("/"), target.hasPrefix(root + "/") else {
-            return .failure(Refused(reason: "bodyFileName '\(name)' points outside __files/; refused"))
+            return .failure(BodyFileRefused(reason: "bodyFileName '\(name)' points outside __files/; refused"))
         }
         guard let data = FileManager.default.contents(atPath: target) else {
-            return .failure(Refused(reason: "bodyFileName '\(name)': no such file in __files/"))
+            return .failure(BodyFileRefused(reason: "bodyFileName '\(name)': no such file in __files/"))
         }
         return .success(data)
     }
@@ -243,4 +238,10 @@ struct TemplateRenderer {
         if !current.isEmpty { tokens.append(current) }
         return tokens
     }
+}
+
+/// Why a `bodyFileName` was not served: outside `__files/`, or missing. An answer, not an error.
+public struct BodyFileRefused: Error, Sendable {
+    public var reason: String
+    public init(reason: String) { self.reason = reason }
 }

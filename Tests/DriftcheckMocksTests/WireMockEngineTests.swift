@@ -425,4 +425,23 @@ func text(_ answer: MockAnswer) -> String? {
         #expect(text(engine.respond(to: request("GET", "/tie"))) == "second")
         #expect(engine.engineDiagnostics.contains { $0.message.contains("both match GET /tie at priority 5") })
     }
+
+    @Test func theEngineNeedsNoDiskOfItsOwn() throws {
+        let engine = try WireMockEngine(
+            mappings: [
+                .init(
+                    path: "a.json", data: Data(#"{"request":{"url":"/a"},"response":{"bodyFileName":"a.txt"}}"#.utf8)),
+                .init(
+                    path: "b.json", data: Data(#"{"request":{"url":"/b"},"response":{"bodyFileName":"gone.txt"}}"#.utf8)
+                ),
+            ],
+            files: { name in
+                name == "a.txt" ? .success(Data("from memory".utf8)) : .failure(BodyFileRefused(reason: "no \(name)"))
+            },
+            service: "orders")
+        #expect(text(engine.respond(to: request("GET", "/a"))) == "from memory")
+        _ = engine.respond(to: request("GET", "/b"))
+        #expect(
+            engine.engineDiagnostics.contains { $0.message.contains("b.json") && $0.message.contains("no gone.txt") })
+    }
 }
