@@ -45,9 +45,14 @@ let package = Package(
         .target(name: "DriftcheckReplay", dependencies: ["DriftcheckCore", "CCurl"]),
         // The one YAML loader: composed and converted by us, never a trap on hostile input.
         .target(name: "DriftcheckYAML", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // WireMock mappings evaluated in memory: matching, responses, exports; no disk of its own.
+        .target(name: "DriftcheckWireMock", dependencies: ["DriftcheckCore", "CLibXML2"]),
+        // Mocks as a comparison meets them: directories, mock.yml processes, running URLs.
         .target(
             name: "DriftcheckMocks",
-            dependencies: ["DriftcheckCore", "DriftcheckReplay", "DriftcheckProcess", "DriftcheckYAML", "CLibXML2"]
+            dependencies: [
+                "DriftcheckCore", "DriftcheckWireMock", "DriftcheckReplay", "DriftcheckProcess", "DriftcheckYAML",
+            ]
         ),
         .target(name: "DriftcheckProcess", dependencies: ["CDriftcheckShims"]),
         // The comparison as a library call: recordings and mocks in, a report out.

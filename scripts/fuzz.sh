@@ -13,22 +13,22 @@ mkdir -p .build-fuzz
 failed=0
 core=(Sources/DriftcheckCore/*.swift)
 # WireMock's XML and date-time matchers, on libxml2 through the CLibXML2 module map.
-matchers=(Sources/DriftcheckMocks/XMLMatching.swift Sources/DriftcheckMocks/DateMatching.swift)
+matchers=(Sources/DriftcheckWireMock/XMLMatching.swift Sources/DriftcheckWireMock/DateMatching.swift)
 for target in "${targets[@]}"; do
   case "$target" in
     json-differ) sources=("${core[@]}" fuzz/JSONDifferFuzz.swift) ;;
     endpoint) sources=("${core[@]}" fuzz/EndpointFuzz.swift) ;;
     har) sources=("${core[@]}" fuzz/HARFuzz.swift) ;;
-    wiremock) sources=("${core[@]}" "${matchers[@]}" Sources/DriftcheckMocks/WireMockMatching.swift Sources/DriftcheckMocks/WireMockResponse.swift fuzz/WireMockFuzz.swift) ;;
-    mock-yml) sources=("${core[@]}" Sources/DriftcheckYAML/SafeYAML.swift Sources/DriftcheckMocks/MockDirectory.swift fuzz/MockYmlFuzz.swift) ;;
-    matchers) sources=("${core[@]}" "${matchers[@]}" Sources/DriftcheckMocks/WireMockMatching.swift fuzz/MatchersFuzz.swift) ;;
+    wiremock) sources=("${core[@]}" "${matchers[@]}" Sources/DriftcheckWireMock/WireMockMatching.swift Sources/DriftcheckWireMock/WireMockResponse.swift fuzz/WireMockFuzz.swift) ;;
+    mock-yml) sources=("${core[@]}" Sources/DriftcheckYAML/SafeYAML.swift Sources/DriftcheckWireMock/MockConfigurationError.swift Sources/DriftcheckMocks/MockDirectory.swift fuzz/MockYmlFuzz.swift) ;;
+    matchers) sources=("${core[@]}" "${matchers[@]}" Sources/DriftcheckWireMock/WireMockMatching.swift fuzz/MatchersFuzz.swift) ;;
     config) sources=("${core[@]}" Sources/DriftcheckYAML/SafeYAML.swift Sources/DriftcheckCLI/ConfigFile.swift Sources/DriftcheckCLI/UsageError.swift fuzz/ConfigFuzz.swift) ;;
     *) echo "unknown target $target" >&2; exit 2 ;;
   esac
   echo "== $target: building" >&2
   # The wiremock files import the core module by name; compiling them into one module needs no import.
   tmp=.build-fuzz/$target-src; rm -rf "$tmp"; mkdir -p "$tmp"
-  for file in "${sources[@]}"; do sed '/^import Driftcheck\(Core\|YAML\)$/d' "$file" > "$tmp/$(basename "$file")"; done
+  for file in "${sources[@]}"; do sed -E '/^(@_exported )?import Driftcheck(Core|YAML|WireMock)$/d' "$file" > "$tmp/$(basename "$file")"; done
   extra=()
   if [ "$target" = wiremock ] || [ "$target" = matchers ]; then
     extra=(-I Sources/CLibXML2 -Xcc -I/usr/include/libxml2 -lxml2)

@@ -80,16 +80,37 @@ struct RecordCommand: AsyncParsableCommand {
         help: ArgumentHelp("The command to run with its traffic recorded.", valueName: "command"))
     var command: [String] = []
 
-    func run() async throws {
-        let upstreams = try upstream.map { text in
+    /// The options' own shape, checked before anything starts: ArgumentParser reports these.
+    func validate() throws {
+        do {
+            _ = try upstreamSpecs()
+            _ = try listenAddresses()
+            _ = try proxyConfiguration()
+        } catch let error as UsageError {
+            throw ValidationError(error.description)
+        }
+        if command.isEmpty && !rewriteEnv.isEmpty { throw ValidationError("--rewrite-env needs a command after --") }
+        if command.isEmpty && envFile != nil { throw ValidationError("--env-file needs a command after --") }
+    }
+
+    func upstreamSpecs() throws -> [UpstreamSpec] {
+        try upstream.map { text in
             do { return try UpstreamSpec.parse(text) } catch { throw UsageError("--upstream '\(text)': \(error)") }
         }
-        let addresses = try listen.map { text in
+    }
+
+    func listenAddresses() throws -> [ListenAddress] {
+        try listen.map { text in
             guard let address = ListenAddress.parse(text) else {
                 throw UsageError("--listen '\(text)': expected HOST:PORT, e.g. 127.0.0.1:9001")
             }
             return address
         }
+    }
+
+    func run() async throws {
+        let upstreams = try upstreamSpecs()
+        let addresses = try listenAddresses()
         let redaction = try redactionPolicy()
         let proxyConfiguration = try proxyConfiguration()
         let fileVariables = try envFile.map(Self.readEnvFile) ?? []
@@ -110,8 +131,6 @@ struct RecordCommand: AsyncParsableCommand {
             throw UsageError(
                 "--listen \(freeAddresses.first!): no --upstream left for this listener (use NAME=URL@HOST:PORT)")
         }
-        if command.isEmpty && !rewriteEnv.isEmpty { throw UsageError("--rewrite-env needs a command after --") }
-        if command.isEmpty && envFile != nil { throw UsageError("--env-file needs a command after --") }
         if let program = command.first,
             ChildProcess.locate(program, path: ProcessInfo.processInfo.environment["PATH"]) == nil
         {

@@ -1,12 +1,7 @@
 import DriftcheckCore
+@_exported import DriftcheckWireMock
 import DriftcheckYAML
 import Foundation
-
-/// A problem with the mocks directory or a file in it: exit 2, naming the file.
-public struct MockConfigurationError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
 
 /// `MOCKS/NAME/mock.yml`: an already running mock (`url`), or one to start (`command`).
 public struct MockProcessSpec: Sendable, Equatable {

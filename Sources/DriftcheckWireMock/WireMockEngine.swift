@@ -76,31 +76,6 @@ public final class WireMockEngine: @unchecked Sendable {
         }
     }
 
-    /// Loads every `*.json` under `DIRECTORY/mappings/`, sub-folders included, in path order,
-    /// as WireMock does, with bodies from `DIRECTORY/__files/` (never outside it).
-    public convenience init(directory: String, service: String, now: Date = Date()) throws {
-        let filesDirectory = (directory as NSString).appendingPathComponent("__files")
-        let mappingsDirectory = (directory as NSString).appendingPathComponent("mappings")
-        var names: [String] = []
-        if let walker = FileManager.default.enumerator(atPath: mappingsDirectory) {
-            while let name = walker.nextObject() as? String {
-                if name.hasSuffix(".json") && !(name as NSString).lastPathComponent.hasPrefix(".") {
-                    names.append(name)
-                }
-            }
-        }
-        let files = try names.sorted().map { name -> MappingFile in
-            let path = (mappingsDirectory as NSString).appendingPathComponent(name)
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw MockConfigurationError("\(path): cannot read the file")
-            }
-            return MappingFile(path: path, data: data)
-        }
-        try self.init(
-            mappings: files, files: { ResponseBuilder.readConfined($0, in: filesDirectory) }, service: service, now: now
-        )
-    }
-
     private func add(_ mapping: JSONValue, file: String) throws {
         guard case .object = mapping, let request = mapping["request"], case .object = request else {
             throw MockConfigurationError("\(file): a mapping needs a \"request\" object")

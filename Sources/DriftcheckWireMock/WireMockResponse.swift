@@ -52,19 +52,6 @@ struct ResponseBuilder {
         return RecordedResponse(status: status, headers: headers, body: CapturedBody(bytes: body))
     }
 
-    /// Reads `__files/NAME`, refusing paths that leave `__files` by `..` or by a symlink.
-    static func readConfined(_ name: String, in filesDirectory: String) -> Result<Data, BodyFileRefused> {
-        let root = URL(fileURLWithPath: filesDirectory).resolvingSymlinksInPath().standardizedFileURL.path
-        let target = URL(fileURLWithPath: filesDirectory).appendingPathComponent(name).resolvingSymlinksInPath()
-            .standardizedFileURL.path
-        guard !name.hasPrefix("/"), target.hasPrefix(root + "/") else {
-            return .failure(BodyFileRefused(reason: "bodyFileName '\(name)' points outside __files/; refused"))
-        }
-        guard let data = FileManager.default.contents(atPath: target) else {
-            return .failure(BodyFileRefused(reason: "bodyFileName '\(name)': no such file in __files/"))
-        }
-        return .success(data)
-    }
 }
 
 /// The Handlebars subset WireMock's `response-template` offers most: request attributes,

@@ -1,0 +1,7 @@
+import Foundation
+
+/// A problem with the mocks directory or a file in it: exit 2, naming the file.
+public struct MockConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
