@@ -261,8 +261,15 @@ extension PeerProcesses {
                 #expect(result.output.contains(config), "\(text): \(result.output)")
                 #expect(result.output.split(separator: "\n").count == 1, "\(text): \(result.output)")
             }
-            // The same trap in a mocks directory's mock.yml (issue 12): one line naming it, exit 2.
-            for (index, text) in cases.enumerated() {
+            // The same trap in a mocks directory's mock.yml (issue 12): one line naming it, exit 2,
+            // and the shapes only a mock.yml can get wrong.
+            let mockCases =
+                cases + [
+                    "url: [1, 2]\n", "url: http://127.0.0.1:1\ntimeout: soon\n", "url: http://127.0.0.1:1\nport: 3\n",
+                    "url: ftp://x\n", "command: [a]\nurl: http://127.0.0.1:${PORT}\n", "- just\n- a list\n",
+                    String(repeating: "\u{00}\u{FF}", count: 64),
+                ]
+            for (index, text) in mockCases.enumerated() {
                 let mocks = directory.file("hostile-\(index)")
                 try FileManager.default.createDirectory(atPath: mocks + "/orders", withIntermediateDirectories: true)
                 let file = try directory.write("hostile-\(index)/orders/mock.yml", text)
