@@ -32,9 +32,28 @@ struct RecordCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("env-file"),
         help: ArgumentHelp(
-            "KEY=VALUE file (as `telepresence intercept --env-file` writes) to add to the command's environment.",
+            "Environment file (as `telepresence intercept --env-file` writes) to add to the command's environment.",
             valueName: "file"))
     var envFile: String?
+
+    @Option(
+        name: .customLong("env-syntax"),
+        help: ArgumentHelp(
+            "The --env-file's syntax, as given to telepresence: docker, compose, sh, sh:export, csh, csh:export, ps, ps:export, cmd, json (default: detected).",
+            valueName: "syntax"))
+    var envSyntax: EnvSyntax?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Reach HOST at ADDR (as curl's --resolve): cluster names from a laptop outside the cluster's DNS (repeatable).",
+            valueName: "host=addr"))
+    var resolve: [String] = []
+
+    @Option(
+        name: .customLong("env-json"),
+        help: ArgumentHelp("A JSON environment file (telepresence intercept --env-json).", valueName: "file"))
+    var envJSON: String?
 
     @Option(
         name: .customLong("rewrite-env"),
@@ -91,6 +110,10 @@ struct RecordCommand: AsyncParsableCommand {
         }
         if command.isEmpty && !rewriteEnv.isEmpty { throw ValidationError("--rewrite-env needs a command after --") }
         if command.isEmpty && envFile != nil { throw ValidationError("--env-file needs a command after --") }
+        if command.isEmpty && envJSON != nil { throw ValidationError("--env-json needs a command after --") }
+        if envSyntax != nil && envFile == nil {
+            throw ValidationError("--env-syntax describes an --env-file; give one")
+        }
     }
 
     func upstreamSpecs() throws -> [UpstreamSpec] {
@@ -113,7 +136,9 @@ struct RecordCommand: AsyncParsableCommand {
         let addresses = try listenAddresses()
         let redaction = try redactionPolicy()
         let proxyConfiguration = try proxyConfiguration()
-        let fileVariables = try envFile.map(Self.readEnvFile) ?? []
+        let fileVariables =
+            try (envFile.map { try Self.readEnvFile($0, syntax: envSyntax, flag: "--env-file") } ?? [])
+            + (envJSON.map { try Self.readEnvFile($0, syntax: .json, flag: "--env-json") } ?? [])
 
         // Upstreams without @HOST:PORT take --listen addresses in order; the rest get a free port.
         var freeAddresses = addresses[...]
@@ -199,20 +224,31 @@ struct RecordCommand: AsyncParsableCommand {
         configuration.connectTimeout = .nanoseconds(Int64(connectTimeout * 1e9))
         configuration.idleTimeout = .nanoseconds(Int64(idleTimeout * 1e9))
         configuration.insecureUpstream = insecureUpstream
+        for entry in resolve {
+            let parts = entry.split(separator: "=", maxSplits: 1).map {
+                String($0).trimmingCharacters(in: .whitespaces)
+            }
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
+                !parts[0].contains(":") || parts[0].hasPrefix("[")
+            else {
+                throw UsageError("--resolve '\(entry)': expected HOST=ADDR, e.g. inventory=127.0.0.1")
+            }
+            configuration.resolve[HostName.bare(parts[0]).lowercased()] = HostName.bare(parts[1])
+        }
         return configuration
     }
 
-    static func readEnvFile(_ path: String) throws -> [(String, String)] {
+    static func readEnvFile(_ path: String, syntax: EnvSyntax?, flag: String) throws -> [(String, String)] {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw UsageError("--env-file \(path): cannot read the file")
+            throw UsageError("\(flag) \(path): cannot read the file")
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            throw UsageError("--env-file \(path): not UTF-8 text")
+            throw UsageError("\(flag) \(path): not UTF-8 text")
         }
         do {
-            return try EnvFile.parse(text)
+            return try EnvFile.parse(text, syntax: syntax)
         } catch {
-            throw UsageError("--env-file \(path): \(error)")
+            throw UsageError("\(flag) \(path): \(error)")
         }
     }
 
@@ -249,12 +285,47 @@ struct RecordCommand: AsyncParsableCommand {
                 environment[variable] = EnvRewritePlan.rewrite(environment[variable] ?? "", to: listener)
             }
         }
-        for name in rewriteEnv where !plan.targets.contains(where: { $0.variables.contains(name) }) {
-            Terminal.warning("--rewrite-env \(name): the variable is not set to an http(s) URL; left as it is")
+        var rewritten = Set(plan.targets.flatMap(\.variables))
+        // Kubernetes service variables: one listener per service port, every form rewritten to it.
+        let services = ServiceVariables.find(in: candidates, forced: Set(rewriteEnv))
+        var listeners: [String: ListenAddress] = [:]
+        for port in services.ports {
+            let upstream = UpstreamURL(scheme: "http", host: port.host, port: port.port, basePath: "")
+            let listener = try await session.listen(
+                ListenAddress(host: "127.0.0.1", port: 0), route: .reverse(service: port.service, upstream: upstream))
+            listeners["\(port.host):\(port.port)"] = listener
+            for (name, value) in services.rewrites(for: port, listener: listener, in: environment) {
+                environment[name] = value
+                rewritten.insert(name)
+            }
         }
+        // `host:port` values naming a cluster service (or named with --rewrite-env).
+        let serviceNames = Set(services.ports.map(\.service))
+        for (name, value) in candidates where !rewritten.contains(name) {
+            guard
+                let (host, port) = HostPortValue.parse(value, services: serviceNames, forced: rewriteEnv.contains(name))
+            else { continue }
+            let key = "\(host):\(port)"
+            let listener: ListenAddress
+            if let existing = listeners[key] {
+                listener = existing
+            } else {
+                listener = try await session.listen(
+                    ListenAddress(host: "127.0.0.1", port: 0),
+                    route: .reverse(
+                        service: ServiceName.forVariable(name),
+                        upstream: UpstreamURL(scheme: "http", host: host, port: port, basePath: "")))
+                listeners[key] = listener
+            }
+            environment[name] = "\(HostName.bracketed(listener.host)):\(listener.port)"
+            rewritten.insert(name)
+        }
+        for name in rewriteEnv where !rewritten.contains(name) {
+            Terminal.warning("--rewrite-env \(name): the variable is not an http(s) URL or host:port; left as it is")
+        }
+        // Everything else goes through the forward listener; HTTPS as CONNECT tunnels.
         let proxyURL = "http://\(forward)"
-        environment["HTTP_PROXY"] = proxyURL
-        environment["http_proxy"] = proxyURL
+        for name in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"] { environment[name] = proxyURL }
         let noProxy = [environment["NO_PROXY"] ?? environment["no_proxy"], "127.0.0.1,localhost,::1"]
             .compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ",")
         environment["NO_PROXY"] = noProxy
@@ -295,3 +366,5 @@ enum ByteSize {
         return value
     }
 }
+
+extension EnvSyntax: ExpressibleByArgument {}

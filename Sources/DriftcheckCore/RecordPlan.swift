@@ -103,51 +103,6 @@ public struct UpstreamSpec: Sendable, Hashable {
     }
 }
 
-/// Reads the `KEY=VALUE` files that `telepresence intercept --env-file` and docker write.
-public enum EnvFile {
-    public struct ParseError: Error, CustomStringConvertible, Sendable, Equatable {
-        public var line: Int
-        public var reason: String
-        public var description: String { "line \(line): \(reason)" }
-        public init(line: Int, reason: String) {
-            self.line = line
-            self.reason = reason
-        }
-    }
-
-    public static func parse(_ text: String) throws -> [(String, String)] {
-        var result: [(String, String)] = []
-        for (number, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated()
-        {
-            var line = rawLine.trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
-            if line.trimmingCharacters(in: .whitespaces).isEmpty
-                || line.trimmingCharacters(in: .whitespaces).hasPrefix("#")
-            {
-                continue
-            }
-            if line.hasPrefix("export ") { line = String(line.dropFirst(7)) }
-            guard let eq = line.firstIndex(of: "="), eq > line.startIndex else {
-                throw ParseError(line: number + 1, reason: "expected KEY=VALUE")
-            }
-            let key = String(line[..<eq]).trimmingCharacters(in: .whitespaces)
-            guard key.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || $0 == "_" || $0 == "." })
-            else {
-                throw ParseError(line: number + 1, reason: "'\(key)' is not a variable name")
-            }
-            var value = String(line[line.index(after: eq)...])
-            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
-                value = String(value.dropFirst().dropLast())
-                if first == "\"" {
-                    value = value.replacingOccurrences(of: "\\n", with: "\n").replacingOccurrences(
-                        of: "\\\"", with: "\"")
-                }
-            }
-            result.append((key, value))
-        }
-        return result
-    }
-}
-
 /// For wrapped-command mode: which environment variables point at dependencies, and what
 /// reverse-proxy listener each gets.
 public struct EnvRewritePlan: Sendable, Equatable {
@@ -191,5 +146,107 @@ public struct EnvRewritePlan: Sendable, Equatable {
         components.host = listener.host
         components.port = listener.port
         return components.string ?? value
+    }
+}
+
+/// The Kubernetes service variables injected into every pod (`PAYMENTS_SERVICE_HOST`,
+/// `PAYMENTS_SERVICE_PORT[_NAME]`, `PAYMENTS_PORT=tcp://IP:PORT`, `PAYMENTS_PORT_8080_TCP[_ADDR|_PORT]`):
+/// dependencies by definition. Each TCP port of a service gets one listener, and every form
+/// naming that port is rewritten to it, consistently.
+public struct ServiceVariables: Sendable, Equatable {
+    public struct Port: Sendable, Hashable {
+        /// The variables' prefix, `PAYMENTS`.
+        public var prefix: String
+        /// `payments` (`ECHO_SVC` → `echo-svc`).
+        public var service: String
+        public var host: String
+        public var port: Int
+
+        public init(prefix: String, service: String, host: String, port: Int) {
+            self.prefix = prefix
+            self.service = service
+            self.host = host
+            self.port = port
+        }
+    }
+
+    public var ports: [Port]
+
+    /// Services found in `environment`; `KUBERNETES_*` (the API server) only when its prefix
+    /// or one of its variables is in `forced`.
+    public static func find(in environment: [(String, String)], forced: Set<String> = []) -> ServiceVariables {
+        let values = Dictionary(environment, uniquingKeysWith: { _, last in last })
+        var ports: [Port] = []
+        for (name, host) in environment.sorted(by: { $0.0 < $1.0 }) where name.hasSuffix("_SERVICE_HOST") {
+            let prefix = String(name.dropLast("_SERVICE_HOST".count))
+            guard !prefix.isEmpty, !host.isEmpty else { continue }
+            if prefix == "KUBERNETES" && !forced.contains(prefix)
+                && !forced.contains(where: { $0.hasPrefix("KUBERNETES_") })
+            {
+                continue
+            }
+            var numbers = Set<Int>()
+            // `PREFIX_PORT_8080_TCP`: every TCP port; UDP and SCTP carry no HTTP.
+            for key in values.keys where key.hasPrefix(prefix + "_PORT_") && key.hasSuffix("_TCP") {
+                let middle = key.dropFirst(prefix.count + 6).dropLast(4)
+                if let number = Int(middle) { numbers.insert(number) }
+            }
+            if let first = values[prefix + "_SERVICE_PORT"].flatMap({ Int($0) }),
+                values[prefix + "_PORT"].map({ !$0.hasPrefix("udp://") && !$0.hasPrefix("sctp://") }) ?? true
+            {
+                numbers.insert(first)
+            }
+            let service = prefix.lowercased().replacingOccurrences(of: "_", with: "-")
+            for number in numbers.sorted() {
+                ports.append(Port(prefix: prefix, service: service, host: host, port: number))
+            }
+        }
+        return ServiceVariables(ports: ports)
+    }
+
+    /// The new value of every service variable of `port`'s service that names `port`, given
+    /// its listener.
+    public func rewrites(for port: Port, listener: ListenAddress, in environment: [String: String]) -> [String: String]
+    {
+        let p = port.prefix
+        let number = String(port.port)
+        let address = listener.host
+        let url = "tcp://\(HostName.bracketed(address)):\(listener.port)"
+        var result: [String: String] = [:]
+        result[p + "_SERVICE_HOST"] = address
+        for (name, value) in environment where name.hasPrefix(p + "_SERVICE_PORT") && value == number {
+            result[name] = String(listener.port)
+        }
+        if let value = environment[p + "_PORT"], value.hasPrefix("tcp://"), value.hasSuffix(":" + number) {
+            result[p + "_PORT"] = url
+        }
+        let base = "\(p)_PORT_\(number)_TCP"
+        if environment[base] != nil { result[base] = url }
+        if environment[base + "_ADDR"] != nil { result[base + "_ADDR"] = address }
+        if environment[base + "_PORT"] != nil { result[base + "_PORT"] = String(listener.port) }
+        return result
+    }
+}
+
+/// `host:port` values that name a cluster service (`INVENTORY_ADDR=inventory:9000`,
+/// `…svc.cluster.local:50051`): dependencies reached without a URL.
+public enum HostPortValue {
+    /// The host and port of `value` when it is `host:port` and the host is a cluster name
+    /// (`*.svc`, `*.svc.cluster.local`, `*.cluster.local`, or one of `services`' names),
+    /// or any host when `forced`.
+    public static func parse(_ value: String, services: Set<String>, forced: Bool) -> (host: String, port: Int)? {
+        guard !value.contains("/"), let colon = value.lastIndex(of: ":"),
+            let port = Int(value[value.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        let host = String(value[..<colon]).lowercased()
+        guard !host.isEmpty, host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }) else {
+            return nil
+        }
+        if forced { return (host, port) }
+        let cluster =
+            host.hasSuffix(".svc") || host.hasSuffix(".svc.cluster.local") || host.hasSuffix(".cluster.local")
+            || (!host.contains(".") && services.contains(host))
+        return cluster ? (host, port) : nil
     }
 }

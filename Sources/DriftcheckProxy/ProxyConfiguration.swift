@@ -16,6 +16,12 @@ public struct ProxyConfiguration: Sendable {
     public var insecureUpstream = false
     /// Idle upstream connections kept per origin and event loop.
     public var maxIdlePerOrigin = 64
+    /// `--resolve HOST=ADDR`: connect to ADDR when a request names HOST (as curl's option);
+    /// the Host header and TLS server name keep HOST.
+    public var resolve: [String: String] = [:]
+
+    /// The address to connect to for `host`.
+    public func address(for host: String) -> String { resolve[host.lowercased()] ?? host }
 
     public init() {}
 }

@@ -525,7 +525,7 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
         setReading(context.channel, false)
         ClientBootstrap(group: context.eventLoop)
             .connectTimeout(configuration.connectTimeout)
-            .connect(host: address.host, port: address.port)
+            .connect(host: configuration.address(for: address.host), port: address.port)
             .assumeIsolated()
             .whenComplete { result in
                 guard self.context != nil else {

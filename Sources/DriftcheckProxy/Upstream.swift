@@ -156,7 +156,7 @@ final class UpstreamPool: @unchecked Sendable {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
             }
-            .connect(host: host, port: target.port)
+            .connect(host: configuration.address(for: host), port: target.port)
             .flatMapThrowing { channel in
                 let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
                 return UpstreamConnection(channel: channel, handler: handler, target: target)

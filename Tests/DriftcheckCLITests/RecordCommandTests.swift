@@ -84,6 +84,90 @@ import Testing
         await elsewhere.stop()
     }
 
+    /// A service under `record -- python3 svc.py` with the variables an intercept hands it:
+    /// Kubernetes service variables, a cluster `host:port`, a URL, all from an env file in
+    /// Telepresence's `sh` syntax with hard values, cluster names reached through `--resolve`.
+    @Test func everyFormAnInterceptUsesIsRecordedUnderItsServiceName() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let payments = try await TestUpstream.start()
+        let inventory = try await TestUpstream.start()
+        let orders = try await TestUpstream.start()
+        let store = directory.file("recordings.sqlite")
+        let envFile = try directory.write(
+            "intercept.env",
+            """
+            GREETING='hello world'
+            INVENTORY_ADDR=inventory.shop.svc.cluster.local:\(inventory.port)
+            KUBERNETES_SERVICE_HOST=10.96.0.1
+            KUBERNETES_SERVICE_PORT=443
+            ORDERS_URL=http://orders.shop.svc:\(orders.port)/api
+            PAYMENTS_PORT=tcp://127.0.0.1:\(payments.port)
+            PAYMENTS_PORT_\(payments.port)_TCP=tcp://127.0.0.1:\(payments.port)
+            PAYMENTS_PORT_\(payments.port)_TCP_ADDR=127.0.0.1
+            PAYMENTS_PORT_\(payments.port)_TCP_PORT=\(payments.port)
+            PAYMENTS_PORT_\(payments.port)_TCP_PROTO=tcp
+            PAYMENTS_SERVICE_HOST=127.0.0.1
+            PAYMENTS_SERVICE_PORT=\(payments.port)
+            PAYMENTS_SERVICE_PORT_HTTP=\(payments.port)
+            QUOTE=it\\''s $HOME a=b'
+            TELEPRESENCE_ROOT=''
+
+            """)
+        let script = try directory.write(
+            "svc.py",
+            """
+            import json, os, sys, urllib.request
+            e = os.environ
+            urllib.request.urlopen("http://%s:%s/echo/payments" % (e["PAYMENTS_SERVICE_HOST"], e["PAYMENTS_SERVICE_PORT"])).read()
+            urllib.request.urlopen("http://%s/echo/stock" % e["INVENTORY_ADDR"]).read()
+            urllib.request.urlopen(e["ORDERS_URL"].replace("/api", "") + "/orders/3").read()
+            json.dump(dict(e), open(sys.argv[1], "w"))
+            """)
+        let seen = directory.file("seen.json")
+        let result = try await DriftcheckBinary.run(
+            [
+                "record", "--store", store, "--env-file", envFile, "--env-syntax", "sh", "--resolve",
+                "inventory.shop.svc.cluster.local=127.0.0.1", "--resolve", "orders.shop.svc=127.0.0.1", "--", "python3",
+                script, seen,
+            ],
+            in: directory)
+        #expect(result.status == 0, "\(result.output)")
+        let environment = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: seen)))
+        // Every form of the payments service points at one listener, consistently.
+        guard case .string(let port)? = environment["PAYMENTS_SERVICE_PORT"] else {
+            Issue.record("no PAYMENTS_SERVICE_PORT: \(environment.serialized())")
+            return
+        }
+        #expect(port != String(payments.port))
+        #expect(environment["PAYMENTS_SERVICE_HOST"] == .string("127.0.0.1"))
+        #expect(environment["PAYMENTS_SERVICE_PORT_HTTP"] == .string(port))
+        #expect(environment["PAYMENTS_PORT"] == .string("tcp://127.0.0.1:\(port)"))
+        #expect(environment["PAYMENTS_PORT_\(payments.port)_TCP_PORT"] == .string(port))
+        #expect(environment["PAYMENTS_PORT_\(payments.port)_TCP_PROTO"] == .string("tcp"))
+        // The API server is left alone; values are read exactly as the sh syntax wrote them.
+        #expect(environment["KUBERNETES_SERVICE_HOST"] == .string("10.96.0.1"))
+        #expect(environment["QUOTE"] == .string("it's $HOME a=b"))
+        #expect(environment["GREETING"] == .string("hello world"))
+        #expect(environment["TELEPRESENCE_ROOT"] == .string(""))
+        #expect(
+            environment["INVENTORY_ADDR"].flatMap { if case .string(let v) = $0 { v } else { nil } }?.hasPrefix(
+                "127.0.0.1:") == true)
+        for name in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"] {
+            #expect(
+                environment[name].flatMap { if case .string(let v) = $0 { v } else { nil } }?.hasPrefix(
+                    "http://127.0.0.1:") == true, "\(name)")
+        }
+        let stored = try RecordingStore(path: store).exchanges()
+        #expect(
+            Set(stored.map { "\($0.service) \($0.request.path)" }) == [
+                "payments /echo/payments", "inventory /echo/stock", "orders /orders/3",
+            ])
+        await payments.stop()
+        await inventory.stop()
+        await orders.stop()
+    }
+
     @Test(arguments: [
         (["record", "--upstream", "orders"], "--upstream 'orders'"),
         (["record", "--upstream", "orders=ftp://x"], "is not an http:// or https:// URL"),
