@@ -267,6 +267,8 @@ extension PeerProcesses {
                 cases + [
                     "url: [1, 2]\n", "url: http://127.0.0.1:1\ntimeout: soon\n", "url: http://127.0.0.1:1\nport: 3\n",
                     "url: ftp://x\n", "command: [a]\nurl: http://127.0.0.1:${PORT}\n", "- just\n- a list\n",
+                    // Found by the mock-yml fuzz target: a key with a newline made a two-line error.
+                    "\"un\\nknown\": 1\n",
                     String(repeating: "\u{00}\u{FF}", count: 64),
                 ]
             for (index, text) in mockCases.enumerated() {
