@@ -235,6 +235,8 @@ public enum TemplateLearner {
     public static let minimumSiblings = 3
     /// Static siblings needed when there is no JSON to compare (files, pages).
     public static let minimumSiblingsWithoutShape = 8
+    /// Siblings whose answers are read to compare shapes; the rest follow a sampled sibling.
+    public static let shapeSamples = 32
 
     final class Node {
         var children: [String: Node] = [:]
@@ -346,14 +348,26 @@ public enum TemplateLearner {
                 /// `.json` for `blue-widget.json`: siblings collapse only with the same suffix.
                 let suffix: String
             }
-            let candidates = statics.map { key -> Candidate in
+            // Thousands of slugs under one node would mean thousands of shape look-ups: past
+            // `shapeSamples`, a value-like sibling takes the shape of the first sampled one with
+            // the same structure and suffix.
+            var sampled: [String: Set<String>?] = [:]
+            let candidates = statics.enumerated().map { position, key -> Candidate in
                 let child = node.children[key]!
                 var skeletons = Set<String>()
                 var budget = 64
                 child.skeletons(into: &skeletons, budget: &budget)
-                return Candidate(
-                    key: key, skeletons: skeletons, shape: child.representative().flatMap(shape),
-                    suffix: fileExtension(of: key))
+                let suffix = fileExtension(of: key)
+                let group = suffix + "|" + skeletons.sorted().joined(separator: ",")
+                let own: Set<String>?
+                // A plain word (`search`) is always read: it may be a route among values.
+                if position < shapeSamples || sampled[group] == nil || !isValueLike(key) {
+                    own = child.representative().flatMap(shape)
+                    if sampled[group] == nil { sampled[group] = own }
+                } else {
+                    own = sampled[group]!
+                }
+                return Candidate(key: key, skeletons: skeletons, shape: own, suffix: suffix)
             }
             func compatible(_ a: Candidate, _ b: Candidate) -> Bool {
                 guard a.suffix == b.suffix, similarity(a.skeletons, b.skeletons) >= 0.5 else { return false }

@@ -35,7 +35,7 @@ public struct EndpointSummary: Sendable, Equatable, Codable {
 /// The SQLite file recordings live in: WAL, schema versioned by `PRAGMA user_version`.
 public final class RecordingStore: Sendable {
     /// The newest store format this build reads and writes (see docs/store-format.md).
-    public static let formatVersion = 1
+    public static let formatVersion = 2
     /// `PRAGMA application_id` of every driftcheck store: "DRFT".
     public static let applicationID: Int32 = 0x4452_4654
 
@@ -153,7 +153,12 @@ public final class RecordingStore: Sendable {
                     );
                     CREATE INDEX exchange_by_service ON exchange(service, id);
                     """)
-        }
+        },
+        // Version 2: endpoint templates are learned per distinct path and sample one answer per
+        // path; without this index each sample scanned the service's rows.
+        { db in
+            try db.execute(sql: "CREATE INDEX exchange_by_path ON exchange(service, path, id)")
+        },
     ]
 
     static func migrate(_ db: Database) throws {

@@ -155,4 +155,25 @@ import Testing
         )
         #expect(catalog.templatePath(method: "GET", path: "/shop/products/search") == "/shop/products/search")
     }
+
+    @Test func manySlugsAreSampledNotEachReadAndRouteWordsAmongThemAreStillRead() {
+        let post = #"{"title":"x","slug":"y","body":"z"}"#
+        let search = #"{"results":[],"query":"q"}"#
+        let reads = Counter()
+        let shape: (String) -> Set<String>? = { path in
+            reads.value += 1
+            let body = path.hasSuffix("/search") ? search : post
+            return TemplateLearner.keyPaths(of: try! JSONValue.parse(Data(body.utf8)))
+        }
+        let paths = (1...2_000).map { "/posts/post-number-\($0)" } + ["/posts/search"]
+        let catalog = EndpointCatalog.learn(paths: paths, shape: shape)
+        #expect(catalog.templatePath(method: "GET", path: "/posts/post-number-1999") == "/posts/{id}")
+        #expect(catalog.templatePath(method: "GET", path: "/posts/search") == "/posts/search")
+        #expect(reads.value <= TemplateLearner.shapeSamples + 1)
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    // Test-only, single-threaded.
+    var value = 0
 }

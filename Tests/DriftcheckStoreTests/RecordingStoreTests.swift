@@ -139,6 +139,23 @@ func sampleExchange(
         }
     }
 
+    @Test func aVersionOneStoreMigratesAndKeepsItsExchanges() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("s.sqlite")
+        let store = try RecordingStore(path: path)
+        try store.insert([sampleExchange()], session: nil)
+        try store.close()
+        // What a build before the path index left behind.
+        try runSQLite(path, "DROP INDEX exchange_by_path; PRAGMA user_version = 1;")
+        let reopened = try RecordingStore(path: path)
+        #expect(try reopened.count() == 1)
+        #expect(try runSQLite(path, "PRAGMA user_version;") == "2")
+        #expect(
+            try runSQLite(path, "SELECT name FROM sqlite_master WHERE name = 'exchange_by_path';") == "exchange_by_path"
+        )
+    }
+
     @Test func reportsACorruptStoreByName() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
