@@ -55,6 +55,7 @@ final class RecordingSession {
     /// Stops accepting, finishes exchanges in flight, flushes the store and closes it.
     func stop() async -> StoreWriter.Statistics {
         let drained = await proxy.shutdown()
+        for line in proxy.coverage.lines { Terminal.say("  \(line)") }
         if !drained { Terminal.warning("some exchanges were still in flight at shutdown and were not recorded") }
         let statistics = writer.finish()
         try? store.endSession(sessionID)

@@ -537,6 +537,7 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
                     self.closing = false
                     self.respondAndClose(.badGateway, message: "driftcheck: cannot connect to \(address): \(error)")
                 case .success(let peer):
+                    self.recorder.tunnelled(address.description)
                     self.glue(to: peer)
                 }
             }

@@ -19,6 +19,7 @@ final class Recorder: Sendable {
         var active = 0
         /// Called once when no exchange is in flight any more.
         var whenIdle: [@Sendable () -> Void] = []
+        var coverage = Coverage()
     }
     private let state = NIOLockedValueBox(State())
 
@@ -27,7 +28,16 @@ final class Recorder: Sendable {
         self.room = room
     }
 
-    func record(_ exchange: Exchange) { sink(exchange) }
+    func record(_ exchange: Exchange) {
+        state.withLockedValue { $0.coverage.recorded[exchange.service, default: 0] += 1 }
+        sink(exchange)
+    }
+
+    func tunnelled(_ destination: String) {
+        state.withLockedValue { $0.coverage.tunnelled[destination, default: 0] += 1 }
+    }
+
+    var coverage: Coverage { state.withLockedValue { $0.coverage } }
     func waitForRoom(_ makeResume: () -> @Sendable () -> Void) -> Bool { room(makeResume) }
     func exchangeStarted() { state.withLockedValue { $0.active += 1 } }
 
@@ -51,6 +61,25 @@ final class Recorder: Sendable {
             return false
         }
         if now { callback() }
+    }
+}
+
+/// Where the proxied traffic went and how: what `record` says at exit, so a user sees what
+/// was not captured.
+public struct Coverage: Sendable, Equatable {
+    /// Exchanges recorded, by service.
+    public var recorded: [String: Int] = [:]
+    /// CONNECT tunnels passed through unrecorded, by `host:port`.
+    public var tunnelled: [String: Int] = [:]
+
+    /// One line per destination, recorded first.
+    public var lines: [String] {
+        recorded.sorted { $0.key < $1.key }.map {
+            "\($0.key): recorded (\($0.value) exchange\($0.value == 1 ? "" : "s"))"
+        }
+            + tunnelled.sorted { $0.key < $1.key }.map {
+                "\($0.key): tunnelled, not recorded (\($0.value) connection\($0.value == 1 ? "" : "s"); HTTPS through the proxy)"
+            }
     }
 }
 
@@ -85,6 +114,9 @@ public final class RecordingProxy: Sendable {
 
     /// Exchanges started and not yet finished.
     public var inFlight: Int { recorder.inFlight }
+
+    /// Every destination reached so far, and how.
+    public var coverage: Coverage { recorder.coverage }
 
     private func pool(for loop: EventLoop) -> UpstreamPool {
         pools.withLockedValue { pools in

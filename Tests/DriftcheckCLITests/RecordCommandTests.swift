@@ -122,6 +122,13 @@ import Testing
             urllib.request.urlopen("http://%s:%s/echo/payments" % (e["PAYMENTS_SERVICE_HOST"], e["PAYMENTS_SERVICE_PORT"])).read()
             urllib.request.urlopen("http://%s/echo/stock" % e["INVENTORY_ADDR"]).read()
             urllib.request.urlopen(e["ORDERS_URL"].replace("/api", "") + "/orders/3").read()
+            # HTTPS through the proxy is a CONNECT tunnel: passed through, counted, not recorded.
+            import http.client, urllib.parse
+            proxy = urllib.parse.urlparse(e["HTTPS_PROXY"])
+            tunnel = http.client.HTTPConnection(proxy.hostname, proxy.port)
+            tunnel.request("CONNECT", "127.0.0.1:%s" % sys.argv[2])
+            assert tunnel.getresponse().status == 200
+            tunnel.close()
             json.dump(dict(e), open(sys.argv[1], "w"))
             """)
         let seen = directory.file("seen.json")
@@ -129,7 +136,7 @@ import Testing
             [
                 "record", "--store", store, "--env-file", envFile, "--env-syntax", "sh", "--resolve",
                 "inventory.shop.svc.cluster.local=127.0.0.1", "--resolve", "orders.shop.svc=127.0.0.1", "--", "python3",
-                script, seen,
+                script, seen, String(orders.port),
             ],
             in: directory)
         #expect(result.status == 0, "\(result.output)")
@@ -163,6 +170,13 @@ import Testing
             Set(stored.map { "\($0.service) \($0.request.path)" }) == [
                 "payments /echo/payments", "inventory /echo/stock", "orders /orders/3",
             ])
+        // At exit, every destination and how it was reached.
+        for line in [
+            "payments: recorded (1 exchange)", "inventory: recorded (1 exchange)", "orders: recorded (1 exchange)",
+            "127.0.0.1:\(orders.port): tunnelled, not recorded (1 connection",
+        ] {
+            #expect(result.output.contains(line), "\(result.output)")
+        }
         await payments.stop()
         await inventory.stop()
         await orders.stop()
