@@ -78,7 +78,7 @@ final class InFlight {
 
 /// The server side of one client connection: routes each request upstream, streams both
 /// bodies with back-pressure, and hands the finished exchange to the recorder.
-final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
+final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -553,11 +553,12 @@ final class ProxyServerHandler: ChannelInboundHandler, UpstreamDelegate {
             try peer.pipeline.syncOperations.addHandler(theirs)
             let sync = client.pipeline.syncOperations
             try sync.addHandler(ours, position: .after(decoder))
-            sync.removeHandler(context: context, promise: nil)
             sync.removeHandler(decoder, promise: nil)
             sync.removeHandler(encoder, promise: nil)
             client.writeAndFlush(ByteBuffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"), promise: nil)
             setReading(client, true)
+            // Last: removing this handler lets go of its context.
+            sync.removeHandler(context: context, promise: nil)
         } catch {
             peer.close(promise: nil)
             client.close(promise: nil)

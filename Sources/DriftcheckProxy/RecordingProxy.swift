@@ -140,13 +140,19 @@ public final class RecordingProxy: Sendable {
                     let sync = channel.pipeline.syncOperations
                     let encoder = HTTPResponseEncoder()
                     let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+                    let handler = ProxyServerHandler(
+                        route: route, pool: pool(for: channel.eventLoop), configuration: configuration,
+                        recorder: recorder, encoder: encoder, decoder: decoder)
                     try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
+                    if case .reverse(_, let upstream) = route {
+                        try sync.addHandler(
+                            ProtocolSniffer(
+                                upstream: upstream, configuration: configuration, recorder: recorder,
+                                httpHandlers: [encoder, decoder, handler]))
+                    }
                     try sync.addHandler(encoder)
                     try sync.addHandler(decoder)
-                    try sync.addHandler(
-                        ProxyServerHandler(
-                            route: route, pool: pool(for: channel.eventLoop), configuration: configuration,
-                            recorder: recorder, encoder: encoder, decoder: decoder))
+                    try sync.addHandler(handler)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
