@@ -39,7 +39,8 @@ lint:
 format:
 	$(SWIFT) format -i -r Sources Tests Package.swift
 
-bench: deps
+# Installs the peers it compares against (nginx, wrk, mitmproxy, the WireMock jar and Java).
+bench: deps peers
 	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
 	scripts/bench.sh
 

@@ -100,7 +100,9 @@ if [[ " $BENCH_PEERS " == *" mitmproxy "* ]] && command -v mitmdump >/dev/null; 
   mitmdump --mode "reverse:http://127.0.0.1:$upstream_port" --listen-host 127.0.0.1 -p "${port[mitmproxy]}" \
     -w "$work/mitm.flows" -q > "$work/mitm.log" 2>&1 &
   pid[mitmproxy]=$!; pids+=("${pid[mitmproxy]}")
-  wait_port "${port[mitmproxy]}" && targets+=(mitmproxy)
+  if wait_port "${port[mitmproxy]}"; then targets+=(mitmproxy); else echo "=== SKIPPED PEER: mitmproxy (did not start: $work/mitm.log) ===" >&2; fi
+elif [[ " $BENCH_PEERS " == *" mitmproxy "* ]]; then
+  echo "=== SKIPPED PEER: mitmproxy (mitmdump not found; 'make peers' installs it) ===" >&2
 fi
 jar=$(python3 -c 'import wiremock, os, glob; print(glob.glob(os.path.dirname(wiremock.__file__) + "/server/*.jar")[0])' 2>/dev/null || true)
 if [[ " $BENCH_PEERS " == *" wiremock "* ]] && [ -n "$jar" ]; then
@@ -110,7 +112,9 @@ if [[ " $BENCH_PEERS " == *" wiremock "* ]] && [ -n "$jar" ]; then
     --proxy-all "http://127.0.0.1:$upstream_port" --record-mappings --disable-banner \
     > "$work/wiremock.log" 2>&1 &
   pid[wiremock]=$!; pids+=("${pid[wiremock]}")
-  wait_port "${port[wiremock]}" && targets+=(wiremock)
+  if wait_port "${port[wiremock]}"; then targets+=(wiremock); else echo "=== SKIPPED PEER: wiremock (did not start: $work/wiremock.log) ===" >&2; fi
+elif [[ " $BENCH_PEERS " == *" wiremock "* ]]; then
+  echo "=== SKIPPED PEER: wiremock (the PyPI package's jar or java not found; 'make peers' installs them) ===" >&2
 fi
 
 results="$work/results.tsv"
