@@ -114,7 +114,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DriftcheckProxyTests",
-            dependencies: ["DriftcheckProxy", "DriftcheckStore", "DriftcheckTestSupport"]
+            dependencies: ["DriftcheckProxy", "DriftcheckStore", "DriftcheckProcess", "DriftcheckTestSupport"]
         ),
         .testTarget(
             name: "DriftcheckCLITests",

@@ -1,6 +1,7 @@
 import Foundation
 
-/// Input: a request path. Templating, naming and header normalisation must never crash.
+/// Input: a request path (or a mapping's regex, an env file, a redaction marker). Templating,
+/// naming, header normalisation, regex-to-template, env-file reading and stand-ins must never crash.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzEndpoint(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let text = String(decoding: UnsafeRawBufferPointer(start: start, count: count), as: UTF8.self)
@@ -14,5 +15,13 @@ public func fuzzEndpoint(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     _ = Differ.normaliseHeader(text)
     _ = StringFormat.of(text)
     _ = try? JSONPath.parseSegments(text)
+    _ = RouteTemplate.fromRegex(text)
+    _ = DeclaredRoute(method: "GET", pattern: text, onTarget: true)?.matches(method: "GET", path: text, query: text)
+    let paths = text.split(separator: "\n").map { "/" + $0 }
+    _ = EndpointCatalog.learn(paths: paths) { _ in ["object", "$.a"] }.endpoint(method: "GET", path: paths.first ?? "/")
+    for syntax in EnvSyntax.allCases { _ = try? EnvFile.parse(text, syntax: syntax) }
+    _ = try? EnvFile.parse(text)
+    _ = StandIns.text(text)
+    _ = RedactionPolicy.shapeMarker(text)
     return 0
 }

@@ -1,14 +1,8 @@
 import Foundation
 
-/// Turns concrete request paths into endpoint templates: `/orders/42` → `/orders/{id}`.
+/// The identifier heuristic for one path: `/orders/42` → `/orders/{id}`. `EndpointCatalog` names
+/// endpoints; this is the part of its rules that needs no other path.
 public enum Endpoint {
-    /// `METHOD /templated/path`.
-    public static func template(method: String, path: String) -> String {
-        // Methods arrive upper case nearly always; uppercased() would allocate for every exchange.
-        let upper = method.utf8.contains { $0 >= 0x61 && $0 <= 0x7A } ? method.uppercased() : method
-        return "\(upper) \(templatePath(path))"
-    }
-
     /// The path with every identifier-like segment replaced by a parameter:
     /// `{id}` for the first, `{id2}`, `{id3}`… after it.
     public static func templatePath(_ path: String) -> String {

@@ -173,7 +173,4 @@ public struct Exchange: Sendable, Hashable {
         if case .response(let response) = result { return response }
         return nil
     }
-
-    /// The templated endpoint, e.g. `GET /orders/{id}`.
-    public var endpoint: String { Endpoint.template(method: request.method, path: request.path) }
 }

@@ -84,14 +84,9 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
                     client.close(promise: nil)
                 case .success(let peer):
                     do {
-                        let ours = GlueHandler()
-                        let theirs = GlueHandler()
-                        ours.partner = theirs
-                        theirs.partner = ours
-                        try peer.pipeline.syncOperations.addHandler(theirs)
                         let sync = client.pipeline.syncOperations
                         for handler in handlers { sync.removeHandler(handler, promise: nil) }
-                        try sync.addHandler(ours, position: .after(self))
+                        try GlueHandler.join(sync, at: .after(self), to: peer)
                         peer.writeAndFlush(first, promise: nil)
                         sync.removeHandler(self, promise: nil)
                         recorder.tunnelled(destination)

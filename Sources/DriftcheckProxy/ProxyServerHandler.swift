@@ -449,8 +449,7 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private func finish(_ exchange: InFlight, result: ExchangeResult) {
         guard current === exchange else { return }
         current = nil
-        recorder.record(exchange.exchange(result: result))
-        recorder.exchangeEnded()
+        recorder.finish(exchange.exchange(result: result))
     }
 
     /// Picks up held pipelined requests and reading once an exchange is over.
@@ -546,13 +545,8 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private func glue(to peer: Channel) {
         let client = context.channel
         do {
-            let ours = GlueHandler()
-            let theirs = GlueHandler()
-            ours.partner = theirs
-            theirs.partner = ours
-            try peer.pipeline.syncOperations.addHandler(theirs)
             let sync = client.pipeline.syncOperations
-            try sync.addHandler(ours, position: .after(decoder))
+            try GlueHandler.join(sync, at: .after(decoder), to: peer)
             sync.removeHandler(decoder, promise: nil)
             sync.removeHandler(encoder, promise: nil)
             client.writeAndFlush(ByteBuffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"), promise: nil)
@@ -581,8 +575,21 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 }
 
-/// Relays raw bytes between the two channels of a CONNECT tunnel, with back-pressure.
+/// Relays raw bytes between the two channels of a tunnel, with back-pressure.
 final class GlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    /// Adds a glued pair: one at `position` in the client's pipeline, its partner on `peer`.
+    static func join(
+        _ client: ChannelPipeline.SynchronousOperations, at position: ChannelPipeline.SynchronousOperations.Position,
+        to peer: Channel
+    ) throws {
+        let ours = GlueHandler()
+        let theirs = GlueHandler()
+        ours.partner = theirs
+        theirs.partner = ours
+        try peer.pipeline.syncOperations.addHandler(theirs)
+        try client.addHandler(ours, position: position)
+    }
+
     typealias InboundIn = NIOAny
     typealias OutboundIn = NIOAny
     typealias OutboundOut = NIOAny

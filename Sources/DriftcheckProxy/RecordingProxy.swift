@@ -28,9 +28,11 @@ final class Recorder: Sendable {
         self.room = room
     }
 
-    func record(_ exchange: Exchange) {
-        state.withLockedValue { $0.coverage.recorded[exchange.service, default: 0] += 1 }
+    /// Hands a finished exchange to the sink and ends it: one lock taken per exchange, as before
+    /// the coverage count was added.
+    func finish(_ exchange: Exchange) {
         sink(exchange)
+        ended(service: exchange.service)
     }
 
     func tunnelled(_ destination: String) {
@@ -41,8 +43,12 @@ final class Recorder: Sendable {
     func waitForRoom(_ makeResume: () -> @Sendable () -> Void) -> Bool { room(makeResume) }
     func exchangeStarted() { state.withLockedValue { $0.active += 1 } }
 
-    func exchangeEnded() {
+    /// An exchange that is not recorded (a malformed request) ended.
+    func exchangeEnded() { ended(service: nil) }
+
+    private func ended(service: String?) {
         let waiting = state.withLockedValue { state -> [@Sendable () -> Void] in
+            if let service { state.coverage.recorded[service, default: 0] += 1 }
             state.active -= 1
             guard state.active == 0 else { return [] }
             defer { state.whenIdle.removeAll() }

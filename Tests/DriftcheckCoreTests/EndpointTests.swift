@@ -24,7 +24,7 @@ import Testing
     }
 
     @Test func endpointIncludesUppercasedMethod() {
-        #expect(Endpoint.template(method: "get", path: "/orders/1") == "GET /orders/{id}")
+        #expect(EndpointCatalog.heuristic.endpoint(method: "get", path: "/orders/1") == "GET /orders/{id}")
     }
 
     @Test(arguments: [

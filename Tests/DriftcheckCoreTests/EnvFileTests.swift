@@ -71,7 +71,34 @@ import Testing
         ]
         let text = entries.map { "\(prefix)\($0.0)\(separator)\($0.1)\n" }.joined()
         #expect(Self.same(try EnvFile.parse(text, syntax: syntax), Self.simple + Self.multiline))
-        #expect(EnvSyntax.detect(text) == syntax || (syntax == .sh && EnvSyntax.detect(text) == .sh))
+        #expect(EnvSyntax.detect(text) == syntax)
+        // The real shell as the oracle: bash sources the sh forms and reports what it got.
+        if syntax == .sh || syntax == .shExport {
+            #expect(Self.same(try Self.bash(text, names: entries.map(\.0)), Self.simple + Self.multiline))
+        }
+    }
+
+    /// The variables `names` as bash sees them after sourcing `text`.
+    static func bash(_ text: String, names: [String]) throws -> [(String, String)] {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("env-\(UUID().uuidString).sh")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        let dump = #"import json, os, sys; json.dump([[n, os.environ[n]] for n in sys.argv[1:]], sys.stdout)"#
+        process.arguments = ["-c", "set -a; . \"$0\"; exec python3 -c '\(dump)' \"$@\"", file.path] + names
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard case .array(let pairs) = try JSONValue.parse(data) else { return [] }
+        return pairs.compactMap { pair in
+            guard case .array(let parts) = pair, parts.count == 2, case .string(let name) = parts[0],
+                case .string(let value) = parts[1]
+            else { return nil }
+            return (name, value)
+        }
     }
 
     @Test func powerShell() throws {

@@ -1,5 +1,6 @@
 import DriftcheckCore
 import DriftcheckDemo
+import DriftcheckProcess
 import DriftcheckTestSupport
 import Foundation
 import NIOCore
@@ -7,6 +8,10 @@ import NIOPosix
 import Testing
 
 @testable import DriftcheckProxy
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Writes back whatever it reads: the upstream end of a tunnel.
 private final class Echo: ChannelInboundHandler, Sendable {
@@ -47,6 +52,36 @@ private final class Echo: ChannelInboundHandler, Sendable {
             #expect(back == greeting)
         }
         #expect(harness.proxy.coverage.tunnelled == ["127.0.0.1:\(echoPort)": 2])
+        #expect(try await harness.finish().isEmpty)
+    }
+
+    /// A real TLS stack on both ends (Python's ssl, OpenSSL): a client speaking TLS to a reverse
+    /// listener reaches the TLS upstream through the tunnel, handshake and all.
+    @Test func aRealTLSClientReachesItsUpstreamThroughTheListener() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let script = Fixtures.path("tls/tls_echo.py")
+        let server = try ChildProcess.spawn(
+            ["python3", script, "server", directory.path], environment: ProcessInfo.processInfo.environment,
+            outputPath: directory.file("server.log"))
+        defer { server.signalGroup(SIGKILL) }
+        var upstreamPort: Int?
+        _ = await eventually(timeout: 60) {
+            let log = (try? String(contentsOfFile: directory.file("server.log"), encoding: .utf8)) ?? ""
+            upstreamPort = log.split(separator: "\n").first { $0.hasPrefix("port ") }.flatMap { Int($0.dropFirst(5)) }
+            return upstreamPort != nil
+        }
+        let port = try #require(upstreamPort, "the TLS server did not start")
+        let harness = try await ProxyHarness.start(
+            .reverse(service: "payments", upstream: UpstreamURL(scheme: "http", host: "127.0.0.1", port: port)))
+        defer { harness.remove() }
+        let client = try ChildProcess.spawn(
+            ["python3", script, "client", String(harness.port)], environment: ProcessInfo.processInfo.environment,
+            outputPath: directory.file("client.log"))
+        let status = await client.wait()
+        let log = (try? String(contentsOfFile: directory.file("client.log"), encoding: .utf8)) ?? ""
+        #expect(status == 0, "\(log)")
+        #expect(harness.proxy.coverage.tunnelled == ["127.0.0.1:\(port)": 1])
         #expect(try await harness.finish().isEmpty)
     }
 }
