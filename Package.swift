@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // Pure model and analysis: Foundation only, no sockets, no disk.
@@ -28,12 +30,21 @@ let package = Package(
         .target(
             name: "DriftcheckProxy",
             dependencies: [
-                "DriftcheckCore",
+                "DriftcheckCore", "DriftcheckCA",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        // The local CA for HTTPS interception: keys and certificates, and their files.
+        .target(
+            name: "DriftcheckCA",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(name: "CDriftcheckShims"),
@@ -78,7 +89,7 @@ let package = Package(
             dependencies: [
                 "DriftcheckCore", "DriftcheckStore", "DriftcheckProxy", "DriftcheckProcess", "DriftcheckDemo",
                 "DriftcheckReplay", "DriftcheckMocks", "DriftcheckReports", "DriftcheckYAML", "DriftcheckCompare",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "DriftcheckCA", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -97,6 +108,8 @@ let package = Package(
         ),
         .testTarget(name: "DriftcheckCoreTests", dependencies: ["DriftcheckCore"]),
         .testTarget(
+            name: "DriftcheckCATests", dependencies: ["DriftcheckCA", "DriftcheckProcess", "DriftcheckTestSupport"]),
+        .testTarget(
             name: "DriftcheckMocksTests",
             dependencies: ["DriftcheckMocks", "DriftcheckReplay", "DriftcheckTestSupport"]
         ),
@@ -114,7 +127,9 @@ let package = Package(
         ),
         .testTarget(
             name: "DriftcheckProxyTests",
-            dependencies: ["DriftcheckProxy", "DriftcheckStore", "DriftcheckProcess", "DriftcheckTestSupport"]
+            dependencies: [
+                "DriftcheckProxy", "DriftcheckStore", "DriftcheckProcess", "DriftcheckTestSupport", "DriftcheckCA",
+            ]
         ),
         .testTarget(
             name: "DriftcheckCLITests",

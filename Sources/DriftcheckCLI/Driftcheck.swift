@@ -18,7 +18,7 @@ public struct Driftcheck: AsyncParsableCommand {
         version: driftcheckVersion,
         subcommands: [
             RecordCommand.self, CompareCommand.self, GateCommand.self, ListCommand.self, ExportCommand.self,
-            ImportCommand.self, DemoCommand.self,
+            ImportCommand.self, DemoCommand.self, CACommand.self,
         ]
     )
 

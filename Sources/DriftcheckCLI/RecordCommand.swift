@@ -1,4 +1,5 @@
 import ArgumentParser
+import DriftcheckCA
 import DriftcheckCore
 import DriftcheckProcess
 import DriftcheckProxy
@@ -94,6 +95,22 @@ struct RecordCommand: AsyncParsableCommand {
     @Flag(name: .customLong("insecure-upstream"), help: "Accept self-signed https:// upstream certificates.")
     var insecureUpstream = false
 
+    @Option(
+        name: .customLong("upstream-ca"),
+        help: ArgumentHelp(
+            "Another CA (PEM file) to verify https:// upstreams with, beside the system's (repeatable).",
+            valueName: "file"))
+    var upstreamCA: [String] = []
+
+    @Option(
+        name: .customLong("intercept-tls"),
+        help: ArgumentHelp(
+            "Record HTTPS to hosts matching this glob (*.stripe.com) through the local CA (repeatable).",
+            valueName: "pattern"))
+    var interceptTLS: [String] = []
+
+    @OptionGroup var caOptions: CAOptions
+
     @Argument(
         parsing: .postTerminator,
         help: ArgumentHelp("The command to run with its traffic recorded.", valueName: "command"))
@@ -105,6 +122,7 @@ struct RecordCommand: AsyncParsableCommand {
             _ = try upstreamSpecs()
             _ = try listenAddresses()
             _ = try proxyConfiguration()
+            _ = try interceptPatterns()
         } catch let error as UsageError {
             throw ValidationError(error.description)
         }
@@ -135,7 +153,14 @@ struct RecordCommand: AsyncParsableCommand {
         let upstreams = try upstreamSpecs()
         let addresses = try listenAddresses()
         let redaction = try redactionPolicy()
-        let proxyConfiguration = try proxyConfiguration()
+        var proxyConfiguration = try proxyConfiguration()
+        let patterns = try interceptPatterns()
+        var authority: CertificateAuthority?
+        if !patterns.isEmpty {
+            let loaded = try loadAuthority()
+            authority = loaded
+            proxyConfiguration.interception = TLSInterception(hosts: patterns, issuer: LeafIssuer(authority: loaded))
+        }
         let fileVariables =
             try (envFile.map { try Self.readEnvFile($0, syntax: envSyntax, flag: "--env-file") } ?? [])
             + (envJSON.map { try Self.readEnvFile($0, syntax: .json, flag: "--env-json") } ?? [])
@@ -182,9 +207,10 @@ struct RecordCommand: AsyncParsableCommand {
             } else {
                 let forwardAddress = freeAddresses.first ?? ListenAddress(host: "127.0.0.1", port: 0)
                 let forward = try await session.listen(forwardAddress, route: .forward)
-                let environment = try await childEnvironment(
+                var environment = try await childEnvironment(
                     session: session, fileVariables: fileVariables, upstreams: upstreams,
                     reverseListeners: reverseListeners, forward: forward)
+                if let authority { try trust(authority, in: &environment) }
                 exitCode = try await runChild(environment: environment)
             }
         } catch {
@@ -224,6 +250,17 @@ struct RecordCommand: AsyncParsableCommand {
         configuration.connectTimeout = .nanoseconds(Int64(connectTimeout * 1e9))
         configuration.idleTimeout = .nanoseconds(Int64(idleTimeout * 1e9))
         configuration.insecureUpstream = insecureUpstream
+        for file in upstreamCA where !FileManager.default.isReadableFile(atPath: file) {
+            throw UsageError("--upstream-ca \(file): cannot read the file")
+        }
+        configuration.upstreamTrustRoots = upstreamCA
+        if !upstreamCA.isEmpty {
+            do {
+                try RecordingProxy.checkTLS(configuration)
+            } catch {
+                throw UsageError("--upstream-ca \(upstreamCA.joined(separator: ", ")): not PEM certificates (\(error))")
+            }
+        }
         for entry in resolve {
             let parts = entry.split(separator: "=", maxSplits: 1).map {
                 String($0).trimmingCharacters(in: .whitespaces)
@@ -236,6 +273,31 @@ struct RecordCommand: AsyncParsableCommand {
             configuration.resolve[HostName.bare(parts[0]).lowercased()] = HostName.bare(parts[1])
         }
         return configuration
+    }
+
+    func interceptPatterns() throws -> [HostPattern] {
+        try interceptTLS.map { text in
+            guard let pattern = HostPattern(text) else {
+                throw UsageError("--intercept-tls '\(text)': expected a host name or a glob such as *.example.com")
+            }
+            return pattern
+        }
+    }
+
+    /// The CA behind --intercept-tls, made on first use (and said so).
+    func loadAuthority() throws -> CertificateAuthority {
+        let directory = caOptions.directory
+        do {
+            let (authority, created) = try directory.loadOrCreate(now: Date())
+            if created {
+                Terminal.say(
+                    "made a local CA in \(directory.path) for --intercept-tls; 'driftcheck ca print' shows how to trust it"
+                )
+            }
+            return authority
+        } catch {
+            throw UsageError("--ca-dir \(error.description)")
+        }
     }
 
     static func readEnvFile(_ path: String, syntax: EnvSyntax?, flag: String) throws -> [(String, String)] {
@@ -331,6 +393,21 @@ struct RecordCommand: AsyncParsableCommand {
         environment["NO_PROXY"] = noProxy
         environment["no_proxy"] = noProxy
         return environment
+    }
+
+    /// Points the child's TLS libraries at a bundle of the roots it trusts already and the
+    /// driftcheck CA: OpenSSL and Python (`SSL_CERT_FILE`), requests, curl, Node.
+    func trust(_ authority: CertificateAuthority, in environment: inout [String: String]) throws {
+        let own = environment["SSL_CERT_FILE"].flatMap { FileManager.default.isReadableFile(atPath: $0) ? $0 : nil }
+        let bundle: String
+        do {
+            bundle = try caOptions.directory.writeBundle(authority, base: own)
+        } catch {
+            throw UsageError("--ca-dir \(error.description)")
+        }
+        for name in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"] { environment[name] = bundle }
+        // Node adds these to its own roots rather than replacing them: the CA alone is enough.
+        environment["NODE_EXTRA_CA_CERTS"] = caOptions.directory.certificatePath
     }
 
     /// Runs the command with signals passed on to its process group; returns its exit status.

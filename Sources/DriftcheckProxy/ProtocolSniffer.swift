@@ -1,6 +1,7 @@
 import DriftcheckCore
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// First handler on a reverse listener: looks at a connection's first bytes. HTTP/1.1 goes on
 /// to the recording pipeline; a TLS ClientHello or an HTTP/2 prior-knowledge preface (a
@@ -32,21 +33,29 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         return .http1
     }
 
+    private let service: String
     private let upstream: UpstreamURL
     private let configuration: ProxyConfiguration
     private let recorder: Recorder
+    private let interceptor: Interceptor?
     /// The HTTP/1.1 handlers to take out when the connection becomes a tunnel.
     private let httpHandlers: [RemovableChannelHandler]
+    /// Recording handlers for another route: TLS intercepted on this listener goes to `https://`.
+    private let makeHandlers: (ListenerRoute) -> [RemovableChannelHandler & ChannelHandler]
     private var buffered: ByteBuffer?
 
     init(
-        upstream: UpstreamURL, configuration: ProxyConfiguration, recorder: Recorder,
-        httpHandlers: [RemovableChannelHandler]
+        service: String, upstream: UpstreamURL, configuration: ProxyConfiguration, recorder: Recorder,
+        interceptor: Interceptor?, httpHandlers: [RemovableChannelHandler],
+        makeHandlers: @escaping (ListenerRoute) -> [RemovableChannelHandler & ChannelHandler]
     ) {
+        self.service = service
         self.upstream = upstream
         self.configuration = configuration
         self.recorder = recorder
+        self.interceptor = interceptor
         self.httpHandlers = httpHandlers
+        self.makeHandlers = makeHandlers
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -62,8 +71,35 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         case .http1:
             context.fireChannelRead(wrapInboundOut(incoming))
             context.pipeline.syncOperations.removeHandler(self, promise: nil)
+        case .tls where interceptor?.matches(upstream.host) == true:
+            intercept(context, first: incoming)
         case .tls, .http2:
             tunnel(context, first: incoming)
+        }
+    }
+
+    /// TLS to a service listener whose dependency matches `--intercept-tls`: terminated with a
+    /// certificate for the dependency's name and for the address the client reached, recorded,
+    /// and re-encrypted to the dependency.
+    private func intercept(_ context: ChannelHandlerContext, first: ByteBuffer) {
+        guard let interceptor else { return }
+        let local = context.channel.localAddress?.ipAddress
+        let destination = "\(HostName.bracketed(upstream.host)):\(upstream.port)"
+        do {
+            let tls = try interceptor.context(for: upstream.host, more: local.map { [$0] } ?? [])
+            let sync = context.pipeline.syncOperations
+            for handler in httpHandlers { sync.removeHandler(handler, promise: nil) }
+            var secure = upstream
+            secure.scheme = "https"
+            let handlers: [ChannelHandler] =
+                [NIOSSLServerHandler(context: tls), InterceptedHandshake(destination: destination, recorder: recorder)]
+                + makeHandlers(.reverse(service: service, upstream: secure))
+            try sync.addHandlers(handlers, position: .after(self))
+            context.fireChannelRead(wrapInboundOut(first))
+            sync.removeHandler(context: context, promise: nil)
+        } catch {
+            recorder.refused(destination, reason: "cannot intercept: \(error)")
+            context.close(promise: nil)
         }
     }
 

@@ -1,3 +1,4 @@
+import DriftcheckCA
 import DriftcheckCore
 import Foundation
 import NIOCore
@@ -14,6 +15,10 @@ public struct ProxyConfiguration: Sendable {
     public var idleTimeout: TimeAmount = .seconds(60)
     /// Accept self-signed or otherwise unverifiable `https://` upstream certificates.
     public var insecureUpstream = false
+    /// More roots to verify `https://` upstreams with, beside the system's (PEM files).
+    public var upstreamTrustRoots: [String] = []
+    /// `--intercept-tls`: CONNECT tunnels to these hosts are terminated and recorded.
+    public var interception: TLSInterception?
     /// Idle upstream connections kept per origin and event loop.
     public var maxIdlePerOrigin = 64
     /// `--resolve HOST=ADDR`: connect to ADDR when a request names HOST (as curl's option);
@@ -70,4 +75,18 @@ enum HopByHop {
         default: return false
         }
     }
+}
+
+/// HTTPS interception: CONNECT tunnels to `hosts` are answered with a certificate from `issuer`,
+/// their requests recorded as `https` exchanges and re-encrypted to the real host.
+public struct TLSInterception: Sendable {
+    public var hosts: [HostPattern]
+    public var issuer: LeafIssuer
+
+    public init(hosts: [HostPattern], issuer: LeafIssuer) {
+        self.hosts = hosts
+        self.issuer = issuer
+    }
+
+    public func matches(_ host: String) -> Bool { hosts.contains { $0.matches(host) } }
 }

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Body bytes kept for the store: the first `limit` bytes and the size of the whole.
 struct Capture {
@@ -86,6 +87,7 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private let pool: UpstreamPool
     private let configuration: ProxyConfiguration
     private let recorder: Recorder
+    private let interceptor: Interceptor?
     private let encoder: HTTPResponseEncoder
     private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
 
@@ -106,12 +108,13 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
 
     init(
         route: ListenerRoute, pool: UpstreamPool, configuration: ProxyConfiguration, recorder: Recorder,
-        encoder: HTTPResponseEncoder, decoder: ByteToMessageHandler<HTTPRequestDecoder>
+        interceptor: Interceptor?, encoder: HTTPResponseEncoder, decoder: ByteToMessageHandler<HTTPRequestDecoder>
     ) {
         self.route = route
         self.pool = pool
         self.configuration = configuration
         self.recorder = recorder
+        self.interceptor = interceptor
         self.encoder = encoder
         self.decoder = decoder
     }
@@ -229,7 +232,15 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
                     .methodNotAllowed, message: "driftcheck: CONNECT is only accepted in forward-proxy mode")
                 return
             }
-            startTunnel(head)
+            guard let address = ListenAddress.parse(head.uri), address.port > 0 else {
+                respondAndClose(.badRequest, message: "driftcheck: CONNECT needs host:port")
+                return
+            }
+            if let interceptor, interceptor.matches(address.host) {
+                intercept(address, interceptor)
+            } else {
+                startTunnel(address)
+            }
             return
         }
         let service: String
@@ -515,11 +526,7 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
 
     // MARK: CONNECT tunnels
 
-    private func startTunnel(_ head: HTTPRequestHead) {
-        guard let address = ListenAddress.parse(head.uri), address.port > 0 else {
-            respondAndClose(.badRequest, message: "driftcheck: CONNECT needs host:port")
-            return
-        }
+    private func startTunnel(_ address: ListenAddress) {
         closing = true
         setReading(context.channel, false)
         ClientBootstrap(group: context.eventLoop)
@@ -555,6 +562,54 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
             sync.removeHandler(context: context, promise: nil)
         } catch {
             peer.close(promise: nil)
+            client.close(promise: nil)
+        }
+    }
+
+    /// Terminates the tunnel's TLS with a certificate for its host and records what it carries:
+    /// the connection continues as one to a reverse listener for `https://host:port`.
+    private func intercept(_ address: ListenAddress, _ interceptor: Interceptor) {
+        let tls: NIOSSLContext
+        do {
+            tls = try interceptor.context(for: address.host)
+        } catch {
+            respondAndClose(
+                .badGateway, message: "driftcheck: cannot issue a certificate for \(address.host): \(error)")
+            return
+        }
+        // The decoder is still handing out this request's parts: the pipeline changes once it is done.
+        closing = true
+        setReading(context.channel, false)
+        context.eventLoop.assumeIsolated().execute {
+            guard self.context != nil else { return }
+            self.switchToTLS(address, tls)
+        }
+    }
+
+    private func switchToTLS(_ address: ListenAddress, _ tls: NIOSSLContext) {
+        let client = context.channel
+        let encoder = HTTPResponseEncoder()
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+        let upstream = UpstreamURL(scheme: "https", host: address.host, port: address.port, basePath: "")
+        let handler = ProxyServerHandler(
+            route: .reverse(service: ServiceName.forHost(address.host, port: address.port), upstream: upstream),
+            pool: pool, configuration: configuration, recorder: recorder, interceptor: nil, encoder: encoder,
+            decoder: decoder)
+        do {
+            let sync = client.pipeline.syncOperations
+            sync.removeHandler(self.encoder, promise: nil)
+            client.writeAndFlush(ByteBuffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"), promise: nil)
+            try sync.addHandlers(
+                [
+                    NIOSSLServerHandler(context: tls),
+                    InterceptedHandshake(destination: address.description, recorder: recorder), encoder, decoder,
+                    handler,
+                ], position: .after(self.decoder))
+            // Bytes the client sent after CONNECT (an eager ClientHello) go on to the TLS handler.
+            sync.removeHandler(self.decoder, promise: nil)
+            setReading(client, true)
+            sync.removeHandler(context: context, promise: nil)
+        } catch {
             client.close(promise: nil)
         }
     }

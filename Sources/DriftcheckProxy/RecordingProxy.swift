@@ -39,6 +39,19 @@ final class Recorder: Sendable {
         state.withLockedValue { $0.coverage.tunnelled[destination, default: 0] += 1 }
     }
 
+    func intercepted(_ destination: String) {
+        state.withLockedValue { $0.coverage.intercepted[destination, default: 0] += 1 }
+    }
+
+    func refused(_ destination: String, reason: String) {
+        state.withLockedValue { state in
+            var refusal = state.coverage.refused[destination] ?? Coverage.Refusal(connections: 0, reason: reason)
+            refusal.connections += 1
+            refusal.reason = reason
+            state.coverage.refused[destination] = refusal
+        }
+    }
+
     var coverage: Coverage { state.withLockedValue { $0.coverage } }
     func waitForRoom(_ makeResume: () -> @Sendable () -> Void) -> Bool { room(makeResume) }
     func exchangeStarted() { state.withLockedValue { $0.active += 1 } }
@@ -77,14 +90,31 @@ public struct Coverage: Sendable, Equatable {
     public var recorded: [String: Int] = [:]
     /// CONNECT tunnels passed through unrecorded, by `host:port`.
     public var tunnelled: [String: Int] = [:]
+    /// CONNECT tunnels whose TLS was terminated and recorded (`--intercept-tls`), by `host:port`.
+    public var intercepted: [String: Int] = [:]
+    /// Intercepted tunnels whose client refused the driftcheck certificate, by `host:port`.
+    public var refused: [String: Refusal] = [:]
+
+    public struct Refusal: Sendable, Equatable {
+        public var connections: Int
+        /// The last reason seen.
+        public var reason: String
+    }
 
     /// One line per destination, recorded first.
     public var lines: [String] {
-        recorded.sorted { $0.key < $1.key }.map {
+        func connections(_ count: Int) -> String { "\(count) connection\(count == 1 ? "" : "s")" }
+        return recorded.sorted { $0.key < $1.key }.map {
             "\($0.key): recorded (\($0.value) exchange\($0.value == 1 ? "" : "s"))"
         }
+            + intercepted.sorted { $0.key < $1.key }.map {
+                "\($0.key): TLS intercepted, recorded as https (\(connections($0.value)))"
+            }
+            + refused.sorted { $0.key < $1.key }.map {
+                "\($0.key): client refused the driftcheck certificate, not recorded (\(connections($0.value.connections)): \($0.value.reason))"
+            }
             + tunnelled.sorted { $0.key < $1.key }.map {
-                "\($0.key): tunnelled, not recorded (\($0.value) connection\($0.value == 1 ? "" : "s"); HTTPS through the proxy)"
+                "\($0.key): tunnelled, not recorded (\(connections($0.value)); HTTPS through the proxy)"
             }
     }
 }
@@ -100,6 +130,7 @@ public final class RecordingProxy: Sendable {
     private let configuration: ProxyConfiguration
     private let recorder: Recorder
     private let tlsContext: NIOSSLContext?
+    private let interceptor: Interceptor?
     private let pools = NIOLockedValueBox<[ObjectIdentifier: UpstreamPool]>([:])
     private let listeners = NIOLockedValueBox<[Channel]>([])
 
@@ -113,9 +144,28 @@ public final class RecordingProxy: Sendable {
         self.group = group
         self.configuration = configuration
         recorder = Recorder(sink: sink, room: waitForRoom)
+        tlsContext = try? NIOSSLContext(configuration: Self.upstreamTLS(configuration))
+        interceptor = configuration.interception.map(Interceptor.init)
+    }
+
+    /// Loads the TLS settings of `configuration` (the `upstreamTrustRoots` files): a caller checks
+    /// them before starting, since a proxy whose settings do not load cannot reach `https://`.
+    public static func checkTLS(_ configuration: ProxyConfiguration) throws(ProxyStartError) {
+        do {
+            _ = try NIOSSLContext(configuration: upstreamTLS(configuration))
+        } catch {
+            throw ProxyStartError(description: "cannot load the upstream trust roots: \(error)")
+        }
+    }
+
+    /// TLS towards `https://` upstreams: full verification against the system's roots and
+    /// `upstreamTrustRoots`, unless `insecureUpstream`; HTTP/1.1 by ALPN.
+    static func upstreamTLS(_ configuration: ProxyConfiguration) -> TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
+        tls.additionalTrustRoots = configuration.upstreamTrustRoots.map { .file($0) }
+        tls.applicationProtocols = ["http/1.1"]
         if configuration.insecureUpstream { tls.certificateVerification = .none }
-        tlsContext = try? NIOSSLContext(configuration: tls)
+        return tls
     }
 
     /// Exchanges started and not yet finished.
@@ -144,21 +194,26 @@ public final class RecordingProxy: Sendable {
             .childChannelInitializer { [self] channel in
                 do {
                     let sync = channel.pipeline.syncOperations
-                    let encoder = HTTPResponseEncoder()
-                    let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-                    let handler = ProxyServerHandler(
-                        route: route, pool: pool(for: channel.eventLoop), configuration: configuration,
-                        recorder: recorder, encoder: encoder, decoder: decoder)
+                    let pool = pool(for: channel.eventLoop)
+                    let interceptor = self.interceptor
+                    // The recording handlers for `route`, in pipeline order.
+                    let makeHandlers = { (route: ListenerRoute) -> [RemovableChannelHandler & ChannelHandler] in
+                        let encoder = HTTPResponseEncoder()
+                        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+                        let handler = ProxyServerHandler(
+                            route: route, pool: pool, configuration: configuration, recorder: recorder,
+                            interceptor: interceptor, encoder: encoder, decoder: decoder)
+                        return [encoder, decoder, handler]
+                    }
+                    let handlers = makeHandlers(route)
                     try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
-                    if case .reverse(_, let upstream) = route {
+                    if case .reverse(let service, let upstream) = route {
                         try sync.addHandler(
                             ProtocolSniffer(
-                                upstream: upstream, configuration: configuration, recorder: recorder,
-                                httpHandlers: [encoder, decoder, handler]))
+                                service: service, upstream: upstream, configuration: configuration, recorder: recorder,
+                                interceptor: interceptor, httpHandlers: handlers, makeHandlers: makeHandlers))
                     }
-                    try sync.addHandler(encoder)
-                    try sync.addHandler(decoder)
-                    try sync.addHandler(handler)
+                    for handler in handlers { try sync.addHandler(handler) }
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)

@@ -64,7 +64,8 @@ final class UpstreamHandler: ChannelInboundHandler {
 }
 
 /// An open HTTP/1.1 connection to an upstream origin.
-final class UpstreamConnection {
+// Unchecked for the same reason as `UpstreamPool`: it lives on its channel's loop only.
+final class UpstreamConnection: @unchecked Sendable {
     let channel: Channel
     let handler: UpstreamHandler
     let target: UpstreamTarget
@@ -139,6 +140,7 @@ final class UpstreamPool: @unchecked Sendable {
             tls = nil
         }
         let host = target.host
+        let destination = "\(target.authority)"
         return ClientBootstrap(group: loop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -148,6 +150,8 @@ final class UpstreamPool: @unchecked Sendable {
                     if let tls {
                         let serverName = ServiceName.isIPLiteral(host) ? nil : host
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        try sync.addHandler(
+                            UpstreamHandshake(promise: channel.eventLoop.makePromise(), destination: destination))
                     }
                     try sync.addHTTPClientHandlers()
                     try sync.addHandler(UpstreamHandler())
@@ -157,9 +161,17 @@ final class UpstreamPool: @unchecked Sendable {
                 }
             }
             .connect(host: configuration.address(for: host), port: target.port)
-            .flatMapThrowing { channel in
-                let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-                return UpstreamConnection(channel: channel, handler: handler, target: target)
+            .flatMap { channel in
+                let sync = channel.pipeline.syncOperations
+                guard let handler = try? sync.handler(type: UpstreamHandler.self) else {
+                    channel.close(promise: nil)
+                    return channel.eventLoop.makeFailedFuture(ProxyError.upstreamClosed)
+                }
+                let connection = UpstreamConnection(channel: channel, handler: handler, target: target)
+                guard let handshake = try? sync.handler(type: UpstreamHandshake.self) else {
+                    return channel.eventLoop.makeSucceededFuture(connection)
+                }
+                return handshake.promise.futureResult.map { connection }
             }
     }
 }

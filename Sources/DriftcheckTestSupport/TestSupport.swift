@@ -217,3 +217,33 @@ public func normalizedMarkers(_ text: String?) -> String? {
     return text.replacingOccurrences(
         of: "<redacted(:[a-z]+)?~[^>]*>", with: "<redacted$1>", options: .regularExpression)
 }
+
+/// A Python HTTPS upstream (fixtures/tls/https_upstream.py) for `names`, signed by a CA of its
+/// own that the openssl command line makes (or self-signed: a bad certificate).
+public struct HTTPSUpstream: Sendable {
+    public let process: ChildProcess
+    public let port: Int
+    public let caPath: String
+
+    public static func start(in directory: TemporaryDirectory, names: [String], selfSigned: Bool = false) async throws
+        -> HTTPSUpstream
+    {
+        let log = directory.file("upstream-\(UUID().uuidString.prefix(6)).log")
+        let process = try ChildProcess.spawn(
+            ["python3", Fixtures.path("tls/https_upstream.py"), selfSigned ? "selfsigned" : "serve", directory.path]
+                + names, environment: ProcessInfo.processInfo.environment, outputPath: log)
+        var port: Int?
+        _ = await eventually(timeout: 60) {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            port = text.split(separator: "\n").first { $0.hasPrefix("port ") }.flatMap { Int($0.dropFirst(5)) }
+            return port != nil
+        }
+        guard let port else {
+            process.signalGroup(SIGKILL)
+            throw ClientError(description: "the HTTPS upstream did not start")
+        }
+        return HTTPSUpstream(process: process, port: port, caPath: directory.file("upstream-ca.pem"))
+    }
+
+    public func stop() { process.signalGroup(SIGKILL) }
+}

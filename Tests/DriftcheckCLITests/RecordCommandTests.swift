@@ -93,6 +93,8 @@ import Testing
         let payments = try await TestUpstream.start()
         let inventory = try await TestUpstream.start()
         let orders = try await TestUpstream.start()
+        let secure = try await HTTPSUpstream.start(in: directory, names: ["api.payments-gateway.test"])
+        defer { secure.stop() }
         let store = directory.file("recordings.sqlite")
         let envFile = try directory.write(
             "intercept.env",
@@ -122,6 +124,8 @@ import Testing
             urllib.request.urlopen("http://%s:%s/echo/payments" % (e["PAYMENTS_SERVICE_HOST"], e["PAYMENTS_SERVICE_PORT"])).read()
             urllib.request.urlopen("http://%s/echo/stock" % e["INVENTORY_ADDR"]).read()
             urllib.request.urlopen(e["ORDERS_URL"].replace("/api", "") + "/orders/3").read()
+            # HTTPS through https_proxy, intercepted: trusted through SSL_CERT_FILE alone.
+            urllib.request.urlopen("https://api.payments-gateway.test:%s/v1/charges?limit=1" % sys.argv[3]).read()
             # HTTPS through the proxy is a CONNECT tunnel: passed through, counted, not recorded.
             import http.client, urllib.parse
             proxy = urllib.parse.urlparse(e["HTTPS_PROXY"])
@@ -135,8 +139,10 @@ import Testing
         let result = try await DriftcheckBinary.run(
             [
                 "record", "--store", store, "--env-file", envFile, "--env-syntax", "sh", "--resolve",
-                "inventory.shop.svc.cluster.local=127.0.0.1", "--resolve", "orders.shop.svc=127.0.0.1", "--", "python3",
-                script, seen, String(orders.port),
+                "inventory.shop.svc.cluster.local=127.0.0.1", "--resolve", "orders.shop.svc=127.0.0.1", "--resolve",
+                "api.payments-gateway.test=127.0.0.1", "--intercept-tls", "*.payments-gateway.test", "--ca-dir",
+                directory.file("ca"), "--upstream-ca", secure.caPath, "--", "python3", script, seen,
+                String(orders.port), String(secure.port),
             ],
             in: directory)
         #expect(result.status == 0, "\(result.output)")
@@ -168,12 +174,22 @@ import Testing
         let stored = try RecordingStore(path: store).exchanges()
         #expect(
             Set(stored.map { "\($0.service) \($0.request.path)" }) == [
-                "payments /echo/payments", "inventory /echo/stock", "orders /orders/3",
+                "payments /echo/payments", "inventory /echo/stock", "orders /orders/3", "api /v1/charges",
             ])
+        #expect(stored.first { $0.service == "api" }?.request.scheme == "https")
+        // The child trusts the driftcheck CA through the variables every TLS stack reads.
+        let bundle = directory.file("ca/trust-bundle.pem")
+        for name in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"] {
+            #expect(environment[name] == .string(bundle), "\(name)")
+        }
+        #expect(environment["NODE_EXTRA_CA_CERTS"] == .string(directory.file("ca/ca.pem")))
         // At exit, every destination and how it was reached.
         for line in [
             "payments: recorded (1 exchange)", "inventory: recorded (1 exchange)", "orders: recorded (1 exchange)",
             "127.0.0.1:\(orders.port): tunnelled, not recorded (1 connection",
+            "api: recorded (1 exchange)",
+            "api.payments-gateway.test:\(secure.port): TLS intercepted, recorded as https",
+            "made a local CA in \(directory.file("ca"))",
         ] {
             #expect(result.output.contains(line), "\(result.output)")
         }
@@ -182,7 +198,55 @@ import Testing
         await orders.stop()
     }
 
+    @Test func caInitMakesAPrivateKeyAndCAPrintShowsHowToTrustIt() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let caDirectory = directory.file("ca")
+        let made = try await DriftcheckBinary.run(["ca", "init", "--ca-dir", caDirectory], in: directory)
+        #expect(made.status == 0, "\(made.output)")
+        var status = stat()
+        stat(directory.file("ca/ca-key.pem"), &status)
+        #expect(status.st_mode & 0o777 == 0o600)
+        let again = try await DriftcheckBinary.run(["ca", "init", "--ca-dir", caDirectory], in: directory)
+        #expect(again.status == 2)
+        #expect(
+            again.output
+                == "driftcheck: error: \(caDirectory): a driftcheck CA exists already (--force replaces it; clients must then trust the new one)\n"
+        )
+        let printed = try await DriftcheckBinary.run(["ca", "print", "--ca-dir", caDirectory], in: directory)
+        #expect(printed.status == 0)
+        #expect(printed.output.contains("-----BEGIN CERTIFICATE-----\n"), "\(printed.output)")
+        #expect(printed.output.contains("update-ca-certificates"))
+        // A key others can read is refused by every command that would use it, in one line.
+        chmod(directory.file("ca/ca-key.pem"), 0o644)
+        for arguments in [
+            ["ca", "print", "--ca-dir", caDirectory],
+            [
+                "record", "--store", directory.file("s.sqlite"), "--intercept-tls", "*.example", "--ca-dir",
+                caDirectory, "--listen", "127.0.0.1:0",
+            ],
+        ] {
+            let refused = try await DriftcheckBinary.run(arguments, in: directory)
+            #expect(refused.status == 2, "\(refused.output)")
+            #expect(refused.output.split(separator: "\n").count == 1, "\(refused.output)")
+            #expect(refused.output.contains("the CA key is readable by others (mode 644)"), "\(refused.output)")
+        }
+        let missing = try await DriftcheckBinary.run(
+            ["ca", "print", "--ca-dir", directory.file("none")], in: directory)
+        #expect(missing.status == 2)
+        #expect(missing.output.contains("no driftcheck CA here (run 'driftcheck ca init'"), "\(missing.output)")
+    }
+
     @Test(arguments: [
+        (["record", "--intercept-tls", "bad host!", "--listen", "127.0.0.1:0"], "--intercept-tls 'bad host!'"),
+        (
+            ["record", "--upstream-ca", "/nonexistent/ca.pem", "--listen", "127.0.0.1:0"],
+            "--upstream-ca /nonexistent/ca.pem: cannot read"
+        ),
+        (
+            ["record", "--upstream-ca", "/etc/hostname", "--listen", "127.0.0.1:0"],
+            "--upstream-ca /etc/hostname: not PEM certificates"
+        ),
         (["record", "--upstream", "orders"], "--upstream 'orders'"),
         (["record", "--upstream", "orders=ftp://x"], "is not an http:// or https:// URL"),
         (["record", "--listen", "nowhere"], "--listen 'nowhere'"),
