@@ -35,27 +35,16 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
 
     private let service: String
     private let upstream: UpstreamURL
-    private let configuration: ProxyConfiguration
-    private let recorder: Recorder
-    private let interceptor: Interceptor?
+    private let services: ProxyServices
     /// The HTTP/1.1 handlers to take out when the connection becomes a tunnel.
     private let httpHandlers: [RemovableChannelHandler]
-    /// Recording handlers for another route: TLS intercepted on this listener goes to `https://`.
-    private let makeHandlers: (ListenerRoute) -> [RemovableChannelHandler & ChannelHandler]
     private var buffered: ByteBuffer?
 
-    init(
-        service: String, upstream: UpstreamURL, configuration: ProxyConfiguration, recorder: Recorder,
-        interceptor: Interceptor?, httpHandlers: [RemovableChannelHandler],
-        makeHandlers: @escaping (ListenerRoute) -> [RemovableChannelHandler & ChannelHandler]
-    ) {
+    init(service: String, upstream: UpstreamURL, services: ProxyServices, httpHandlers: [RemovableChannelHandler]) {
         self.service = service
         self.upstream = upstream
-        self.configuration = configuration
-        self.recorder = recorder
-        self.interceptor = interceptor
+        self.services = services
         self.httpHandlers = httpHandlers
-        self.makeHandlers = makeHandlers
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -71,7 +60,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         case .http1:
             context.fireChannelRead(wrapInboundOut(incoming))
             context.pipeline.syncOperations.removeHandler(self, promise: nil)
-        case .tls where interceptor?.matches(upstream.host) == true:
+        case .tls where services.interceptor?.matches(upstream.host) == true:
             intercept(context, first: incoming)
         case .tls, .http2:
             tunnel(context, first: incoming)
@@ -82,7 +71,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     /// certificate for the dependency's name and for the address the client reached, recorded,
     /// and re-encrypted to the dependency.
     private func intercept(_ context: ChannelHandlerContext, first: ByteBuffer) {
-        guard let interceptor else { return }
+        guard let interceptor = services.interceptor else { return }
         let local = context.channel.localAddress?.ipAddress
         let destination = "\(HostName.bracketed(upstream.host)):\(upstream.port)"
         do {
@@ -92,13 +81,15 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
             var secure = upstream
             secure.scheme = "https"
             let handlers: [ChannelHandler] =
-                [NIOSSLServerHandler(context: tls), InterceptedHandshake(destination: destination, recorder: recorder)]
-                + makeHandlers(.reverse(service: service, upstream: secure))
+                [
+                    NIOSSLServerHandler(context: tls),
+                    InterceptedHandshake(destination: destination, recorder: services.recorder),
+                ] + ProxyServerHandler.pipeline(route: .reverse(service: service, upstream: secure), services: services)
             try sync.addHandlers(handlers, position: .after(self))
             context.fireChannelRead(wrapInboundOut(first))
             sync.removeHandler(context: context, promise: nil)
         } catch {
-            recorder.refused(destination, reason: "cannot intercept: \(error)")
+            services.recorder.refused(destination, reason: "cannot intercept: \(error)")
             context.close(promise: nil)
         }
     }
@@ -106,7 +97,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     private func tunnel(_ context: ChannelHandlerContext, first: ByteBuffer) {
         let client = context.channel
         client.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-        let recorder = self.recorder
+        let recorder = services.recorder
+        let configuration = services.configuration
         let destination = "\(HostName.bracketed(upstream.host)):\(upstream.port)"
         let handlers = httpHandlers
         let loop = context.eventLoop

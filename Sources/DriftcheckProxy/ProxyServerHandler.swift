@@ -3,102 +3,48 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import NIOSSL
 
-/// Body bytes kept for the store: the first `limit` bytes and the size of the whole.
-struct Capture {
-    // Data from the start, so the store gets the bytes without another copy.
-    var bytes = Data()
-    var size = 0
-
-    mutating func append(_ part: ByteBuffer, limit: Int) {
-        size += part.readableBytes
-        let room = limit - bytes.count
-        guard room > 0 else { return }
-        let count = min(room, part.readableBytes)
-        part.withUnsafeReadableBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            bytes.append(base.assumingMemoryBound(to: UInt8.self), count: count)
-        }
-    }
-
-    /// Sizes the buffer once from Content-Length: growing it by doubling would copy the body
-    /// several times and leave up to twice its size allocated while it waits for the store.
-    mutating func expect(_ headers: HTTPHeaders, limit: Int) {
-        guard let text = headers.first(name: "content-length"), let length = Int(text), length > 0 else { return }
-        bytes.reserveCapacity(min(length, limit))
-    }
-
-    var captured: CapturedBody { CapturedBody(bytes: bytes, size: size) }
+/// Where upstream connections come from: the loop's pool, or a test's own.
+protocol UpstreamSource: AnyObject {
+    /// An idle keep-alive connection to `target`, if one is open.
+    func takeIdle(_ target: UpstreamTarget) -> UpstreamConnection?
+    /// An idle connection to `target`, or a new one.
+    func acquire(_ target: UpstreamTarget) -> EventLoopFuture<UpstreamConnection>
+    /// Takes back a connection whose exchange ended cleanly.
+    func release(_ connection: UpstreamConnection)
 }
 
-/// One request travelling through the proxy.
-final class InFlight {
-    let service: String
-    let target: UpstreamTarget
-    let clientHead: HTTPRequestHead
-    let upstreamHead: HTTPRequestHead
-    let path: String
-    let query: String?
-    let expectContinue: Bool
-    let startedAt = Date()
-    let start = NIODeadline.now()
-    var requestBody = Capture()
-    var responseBody = Capture()
-    var requestComplete = false
-    var upstream: UpstreamConnection?
-    var pending: [HTTPClientRequestPart] = []
-    var responseHead: HTTPResponseHead?
-    var lastUpstreamActivity = NIODeadline.now()
-
-    init(
-        service: String, target: UpstreamTarget, clientHead: HTTPRequestHead, upstreamHead: HTTPRequestHead,
-        path: String, query: String?, expectContinue: Bool
-    ) {
-        self.service = service
-        self.target = target
-        self.clientHead = clientHead
-        self.upstreamHead = upstreamHead
-        self.path = path
-        self.query = query
-        self.expectContinue = expectContinue
-    }
-
-    func exchange(result: ExchangeResult) -> Exchange {
-        let request = RecordedRequest(
-            method: clientHead.method.rawValue, scheme: target.scheme, host: target.host, port: target.port,
-            path: path, query: query,
-            headers: HeaderFields(fields: clientHead.headers.map { .init($0.name, $0.value) }),
-            body: requestBody.captured)
-        let elapsed = NIODeadline.now() - start
-        return Exchange(
-            service: service, request: request, result: result, startedAt: startedAt,
-            duration: Double(elapsed.nanoseconds) / 1e9)
-    }
+/// What the handlers of every client connection share.
+struct ProxyServices {
+    let upstreams: UpstreamSource
+    let configuration: ProxyConfiguration
+    let recorder: Recorder
+    let interceptor: Interceptor?
 }
 
-/// The server side of one client connection: routes each request upstream, streams both
-/// bodies with back-pressure, and hands the finished exchange to the recorder.
+/// The server side of one client connection. `ConnectionStateMachine` decides; this handler
+/// performs: it talks to the channels, the upstream connections, the timer and the recorder.
 final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let route: ListenerRoute
-    private let pool: UpstreamPool
-    private let configuration: ProxyConfiguration
-    private let recorder: Recorder
-    private let interceptor: Interceptor?
+    /// The recording handlers for `route`, in pipeline order: encoder, decoder, this handler.
+    static func pipeline(route: ListenerRoute, services: ProxyServices) -> [RemovableChannelHandler & ChannelHandler] {
+        let encoder = HTTPResponseEncoder()
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+        return [
+            encoder, decoder, ProxyServerHandler(route: route, services: services, encoder: encoder, decoder: decoder),
+        ]
+    }
+
+    private var machine: ConnectionStateMachine
+    private let services: ProxyServices
     private let encoder: HTTPResponseEncoder
     private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
 
-    private var context: ChannelHandlerContext!
-    private var current: InFlight?
-    private var pipelined: [HTTPServerRequestPart] = []
-    private var closing = false
+    private var context: ChannelHandlerContext?
     private var readingPaused = false
     private var upstreamPaused = false
-    /// The store is behind: the next request waits until it has room.
-    private var waitingForRoom = false
     /// The upstream connection of the last exchange, kept for the next request on this client
     /// connection: the keep-alive case then touches no pool and no future.
     private var parked: UpstreamConnection?
@@ -107,23 +53,21 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private var timer: Scheduled<Void>?
 
     init(
-        route: ListenerRoute, pool: UpstreamPool, configuration: ProxyConfiguration, recorder: Recorder,
-        interceptor: Interceptor?, encoder: HTTPResponseEncoder, decoder: ByteToMessageHandler<HTTPRequestDecoder>
+        route: ListenerRoute, services: ProxyServices, encoder: HTTPResponseEncoder,
+        decoder: ByteToMessageHandler<HTTPRequestDecoder>
     ) {
-        self.route = route
-        self.pool = pool
-        self.configuration = configuration
-        self.recorder = recorder
-        self.interceptor = interceptor
+        machine = ConnectionStateMachine(route: route, maxBody: services.configuration.maxBody)
+        self.services = services
         self.encoder = encoder
         self.decoder = decoder
     }
 
+    /// The state, for tests.
+    var state: ConnectionStateMachine.State { machine.state }
+
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
     // The handler and its context hold each other; letting go here frees both with the channel.
-    // Callbacks that can still arrive (upstream reads, timers, connects) check `current` or
-    // `context` first.
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
@@ -134,53 +78,60 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !closing else { return }
-        let part = unwrapInboundIn(data)
-        // A part after a complete request belongs to the next, pipelined request: hold it.
-        if waitingForRoom || !pipelined.isEmpty || current?.requestComplete == true {
-            pipelined.append(part)
-            setReading(context.channel, false)
-            return
-        }
-        handle(part)
+        perform(machine.clientRead(unwrapInboundIn(data), startedAt: Date(), now: context.eventLoop.now), context)
     }
 
-    private func handle(_ part: HTTPServerRequestPart) {
-        switch part {
-        case .head(let head):
-            begin(head)
-        case .body(let buffer):
-            guard let exchange = current else { return }
-            exchange.requestBody.append(buffer, limit: configuration.maxBody)
-            send(.body(.byteBuffer(buffer)), for: exchange)
-        case .end:
-            guard let exchange = current else { return }
-            exchange.requestComplete = true
-            send(.end(nil), for: exchange)
-            exchange.upstream?.channel.flush()
-            exchange.lastUpstreamActivity = .now()
-        }
-    }
-
-    private func send(_ part: HTTPClientRequestPart, for exchange: InFlight) {
-        if let upstream = exchange.upstream {
+    private func perform(_ action: ConnectionStateMachine.ClientReadAction, _ context: ChannelHandlerContext) {
+        switch action {
+        case .connect(let exchange):
+            services.recorder.exchangeStarted()
+            // The common keep-alive case needs no pause: an idle upstream connection is at hand.
+            if let connection = takeParked(exchange.target) ?? services.upstreams.takeIdle(exchange.target) {
+                perform(machine.upstreamConnected(connection, for: exchange, now: context.eventLoop.now), context)
+                return
+            }
+            syncReading(context)
+            services.upstreams.acquire(exchange.target).assumeIsolated().whenComplete { result in
+                guard let context = self.context else {
+                    if case .success(let connection) = result { connection.channel.close(promise: nil) }
+                    return
+                }
+                switch result {
+                case .success(let connection):
+                    self.perform(
+                        self.machine.upstreamConnected(connection, for: exchange, now: context.eventLoop.now), context)
+                case .failure(let error):
+                    self.perform(self.machine.upstreamConnectFailed(error, for: exchange), context)
+                }
+            }
+        case .tunnel(let address):
+            handOver(
+                to: ConnectHandler(address: address, services: services, encoder: encoder, decoder: decoder), context)
+        case .respondAndClose(let status, let message):
+            respond(status, message: message, close: true, context)
+            context.close(promise: nil)
+        case .forward(let part, let upstream):
             upstream.channel.write(part, promise: nil)
-        } else {
-            exchange.pending.append(part)
+            if case .end = part { upstream.channel.flush() }
+            syncReading(context)
+        case .hold:
+            syncReading(context)
+        case .none:
+            break
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        current?.upstream?.channel.flush()
+        machine.upstream?.channel.flush()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if let upstream = current?.upstream { setReading(upstream.channel, context.channel.isWritable) }
+        if let upstream = machine.upstream { setReading(upstream.channel, context.channel.isWritable, context) }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Only a connection with nothing in flight is idle; a slow upstream is the timeout's job.
-        if event is IdleStateHandler.IdleStateEvent, current == nil {
+        if event is IdleStateHandler.IdleStateEvent, machine.current == nil {
             context.close(promise: nil)
             return
         }
@@ -188,17 +139,16 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        closing = true
         timer?.cancel()
         timer = nil
         unpark()
-        if let exchange = current {
-            exchange.upstream?.channel.close(promise: nil)
-            finish(
+        if case .abandon(let exchange, let upstream) = machine.clientClosed() {
+            upstream?.handler.delegate = nil
+            upstream?.channel.close(promise: nil)
+            record(
                 exchange,
-                result: .failure(
-                    ExchangeFailure(.clientClosed, "client closed the connection before the exchange completed"))
-            )
+                .failure(ExchangeFailure(.clientClosed, "client closed the connection before the exchange completed")),
+                context)
         }
         context.fireChannelInactive()
     }
@@ -209,207 +159,144 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
             return
         }
         // A malformed request is answered, never forwarded and never recorded.
-        if let exchange = current {
-            exchange.upstream?.channel.close(promise: nil)
-            current = nil
-            recorder.exchangeEnded()
-            guard exchange.responseHead == nil else {
-                context.close(promise: nil)
-                return
-            }
-        }
-        let status: HTTPResponseStatus =
-            parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
-        respondAndClose(status, message: "driftcheck: malformed request (\(parserError))")
-    }
-
-    // MARK: Routing
-
-    private func begin(_ head: HTTPRequestHead) {
-        if head.method == .CONNECT {
-            guard route == .forward else {
-                respondAndClose(
-                    .methodNotAllowed, message: "driftcheck: CONNECT is only accepted in forward-proxy mode")
-                return
-            }
-            guard let address = ListenAddress.parse(head.uri), address.port > 0 else {
-                respondAndClose(.badRequest, message: "driftcheck: CONNECT needs host:port")
-                return
-            }
-            if let interceptor, interceptor.matches(address.host) {
-                intercept(address, interceptor)
-            } else {
-                startTunnel(address)
-            }
-            return
-        }
-        let service: String
-        let target: UpstreamTarget
-        var originForm: String
-        let isAbsolute = head.uri.hasPrefix("http://") || head.uri.hasPrefix("https://")
-        switch route {
-        case .reverse(let name, let upstream):
-            service = name
-            target = UpstreamTarget(scheme: upstream.scheme, host: upstream.host, port: upstream.port)
-            originForm = isAbsolute ? Self.originForm(of: head.uri) ?? "/" : head.uri
-            originForm = upstream.basePath + originForm
-        case .forward:
-            guard isAbsolute, let url = UpstreamURL.parse(head.uri) else {
-                respondAndClose(
-                    .badRequest, message: "driftcheck: forward proxy expects absolute-form requests (http://host/path)")
-                return
-            }
-            service = ServiceName.forHost(url.host, port: url.port)
-            target = UpstreamTarget(scheme: url.scheme, host: url.host, port: url.port)
-            originForm = Self.originForm(of: head.uri) ?? "/"
-        }
-        guard originForm.hasPrefix("/") || originForm == "*" else {
-            respondAndClose(.badRequest, message: "driftcheck: invalid request target")
-            return
-        }
-        let recordedTarget = isAbsolute ? (Self.originForm(of: head.uri) ?? "/") : head.uri
-        let (path, query) = Self.split(recordedTarget)
-
-        var headers = head.headers
-        HopByHop.strip(&headers)
-        headers.remove(name: "proxy-authorization")
-        let expectContinue = headers["expect"].contains { $0.lowercased() == "100-continue" }
-        headers.remove(name: "expect")
-        headers.replaceOrAdd(name: "host", value: target.authority)
-        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: originForm, headers: headers)
-
-        let exchange = InFlight(
-            service: service, target: target, clientHead: head, upstreamHead: upstreamHead, path: path, query: query,
-            expectContinue: expectContinue)
-        exchange.requestBody.expect(head.headers, limit: configuration.maxBody)
-        current = exchange
-        recorder.exchangeStarted()
-        // The common keep-alive case needs no pause: an idle upstream connection is at hand.
-        if let connection = takeParked(target) ?? pool.takeIdle(target) {
-            connected(.success(connection), exchange)
-            return
-        }
-        setReading(context.channel, false)
-        pool.acquire(target).assumeIsolated().whenComplete { result in
-            self.connected(result, exchange)
+        let status: HTTPResponseStatus = parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        switch machine.malformedRequest(status) {
+        case .dropAndRespond(let exchange, let upstream, let status):
+            drop(exchange, upstream)
+            respond(status, message: "driftcheck: malformed request (\(parserError))", close: true, context)
+            context.close(promise: nil)
+        case .dropAndClose(let exchange, let upstream):
+            drop(exchange, upstream)
+            context.close(promise: nil)
+        case .none:
+            break
         }
     }
 
-    private func connected(_ result: Result<UpstreamConnection, Error>, _ exchange: InFlight) {
-        guard current === exchange else {
-            if case .success(let connection) = result { connection.channel.close(promise: nil) }
-            return
-        }
-        switch result {
-        case .failure(let error):
-            var timedOut = false
-            if case ChannelError.connectTimeout = error { timedOut = true }
-            fail(
-                exchange, status: timedOut ? .gatewayTimeout : .badGateway,
-                failure: ExchangeFailure(
-                    timedOut ? .timeout : .connect,
-                    "cannot connect to \(exchange.target.scheme)://\(exchange.target.authority): \(error)"))
-        case .success(let connection):
-            exchange.upstream = connection
-            connection.handler.delegate = self
-            connection.channel.write(HTTPClientRequestPart.head(exchange.upstreamHead), promise: nil)
-            for part in exchange.pending { connection.channel.write(part, promise: nil) }
-            exchange.pending = []
-            connection.channel.flush()
-            if exchange.expectContinue && !exchange.requestComplete {
-                context.writeAndFlush(
-                    wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
-            }
-            exchange.lastUpstreamActivity = .now()
-            armTimeout(exchange)
-            if !exchange.requestComplete && !connection.channel.isWritable {
-                setReading(context.channel, false)
-            } else if !exchange.requestComplete {
-                setReading(context.channel, true)
-            }
-        }
+    private func drop(_ exchange: InFlight?, _ upstream: UpstreamConnection?) {
+        upstream?.handler.delegate = nil
+        upstream?.channel.close(promise: nil)
+        if exchange != nil { services.recorder.exchangeEnded() }
     }
 
     // MARK: Upstream side
 
+    private func perform(_ action: ConnectionStateMachine.ConnectedAction, _ context: ChannelHandlerContext) {
+        switch action {
+        case .discard(let connection):
+            connection.channel.close(promise: nil)
+        case .send(let exchange, let connection, let sendContinue):
+            connection.handler.delegate = self
+            connection.channel.write(HTTPClientRequestPart.head(exchange.routed.upstreamHead), promise: nil)
+            for part in exchange.pending { connection.channel.write(part, promise: nil) }
+            exchange.pending = []
+            connection.channel.flush()
+            if sendContinue {
+                context.writeAndFlush(
+                    wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+            }
+            armTimeout(exchange, context)
+            syncReading(context)
+        }
+    }
+
     func upstreamRead(_ part: HTTPClientResponsePart) {
-        guard let exchange = current else { return }
-        exchange.lastUpstreamActivity = .now()
-        switch part {
-        case .head(let head):
-            exchange.responseHead = head
-            exchange.responseBody.expect(head.headers, limit: configuration.maxBody)
-            var headers = head.headers
-            HopByHop.strip(&headers)
-            let version = exchange.clientHead.version
-            if version.major == 1 && version.minor == 0 {
-                headers.remove(name: "transfer-encoding")
-            }
-            if !exchange.clientHead.isKeepAlive { headers.add(name: "connection", value: "close") }
-            context.write(
-                wrapOutboundOut(.head(HTTPResponseHead(version: version, status: head.status, headers: headers))),
-                promise: nil)
-        case .body(let buffer):
-            exchange.responseBody.append(buffer, limit: configuration.maxBody)
+        guard let context else { return }
+        switch machine.upstreamRead(part, now: context.eventLoop.now) {
+        case .writeHead(let head):
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+        case .writeBody(let buffer):
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        case .end:
-            guard let head = exchange.responseHead else { return }
+        case .complete(let exchange, let connection, let response, let reuseUpstream, let keepClient):
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            if let connection = exchange.upstream {
-                connection.handler.delegate = nil
-                if exchange.requestComplete && head.isKeepAlive {
-                    park(connection)
-                } else {
-                    connection.channel.close(promise: nil)
-                }
-            }
-            let response = RecordedResponse(
-                status: Int(head.status.code),
-                headers: HeaderFields(fields: head.headers.map { .init($0.name, $0.value) }),
-                body: exchange.responseBody.captured)
-            let keepAlive = exchange.clientHead.isKeepAlive && exchange.requestComplete
-            finish(exchange, result: .response(response))
-            if !keepAlive { closeClient() } else { resume() }
+            connection.handler.delegate = nil
+            if reuseUpstream { park(connection, context) } else { connection.channel.close(promise: nil) }
+            record(exchange, .response(response), context)
+            if keepClient { resume(context) } else { context.close(promise: nil) }
+        case .none:
+            break
         }
     }
 
     func upstreamReadComplete() {
-        guard current != nil || context != nil else { return }
         context?.flush()
     }
 
     func upstreamWritabilityChanged(_ isWritable: Bool) {
-        guard current?.requestComplete == false else { return }
-        setReading(context.channel, isWritable)
+        guard let context else { return }
+        syncReading(context)
     }
 
     func upstreamFailed(_ error: Error?) {
-        guard let exchange = current else { return }
-        let reason =
-            error.map { "upstream failed: \($0)" } ?? "upstream closed the connection before the response completed"
-        fail(exchange, status: .badGateway, failure: ExchangeFailure(.upstreamClosed, reason))
+        guard let context else { return }
+        perform(machine.upstreamFailed(error), context)
     }
 
-    private func armTimeout(_ exchange: InFlight) {
+    private func perform(_ action: ConnectionStateMachine.FailureAction, _ context: ChannelHandlerContext) {
+        guard case .fail(let exchange, let connection, let failure, let reply) = action else { return }
+        connection?.handler.delegate = nil
+        connection?.channel.close(promise: nil)
+        record(exchange, .failure(failure), context)
+        switch reply {
+        case .close:
+            context.close(promise: nil)
+        case .respond(let status, keepAlive: true):
+            respond(status, message: "driftcheck: \(exchange.service): \(failure.detail)", close: false, context)
+            resume(context)
+        case .respond(let status, keepAlive: false):
+            respond(status, message: "driftcheck: \(exchange.service): \(failure.detail)", close: true, context)
+            context.close(promise: nil)
+        }
+    }
+
+    private func armTimeout(_ exchange: InFlight, _ context: ChannelHandlerContext) {
         // A pending timer looks at whichever exchange is current when it fires.
         guard timer == nil else { return }
-        scheduleTimer(at: exchange.lastUpstreamActivity + configuration.upstreamTimeout)
+        scheduleTimer(at: exchange.lastUpstreamActivity + services.configuration.upstreamTimeout, context)
     }
 
-    private func scheduleTimer(at deadline: NIODeadline) {
+    private func scheduleTimer(at deadline: NIODeadline, _ context: ChannelHandlerContext) {
         timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
             self.timer = nil
-            guard self.context != nil, let exchange = self.current, exchange.upstream != nil else { return }
-            let limit = self.configuration.upstreamTimeout
-            // Activity since arming moves the deadline instead of rescheduling on every read.
-            if NIODeadline.now() - exchange.lastUpstreamActivity < limit {
-                self.scheduleTimer(at: exchange.lastUpstreamActivity + limit)
-                return
+            guard let context = self.context else { return }
+            switch self.machine.timerFired(
+                now: context.eventLoop.now, limit: self.services.configuration.upstreamTimeout)
+            {
+            case .rearm(let deadline): self.scheduleTimer(at: deadline, context)
+            case .fail(let action): self.perform(action, context)
+            case .none: break
             }
-            self.fail(
-                exchange, status: .gatewayTimeout,
-                failure: ExchangeFailure(.timeout, "upstream sent nothing for \(limit.nanoseconds / 1_000_000) ms"))
         }
+    }
+
+    // MARK: Between exchanges
+
+    private func record(_ exchange: InFlight, _ result: ExchangeResult, _ context: ChannelHandlerContext) {
+        services.recorder.finish(exchange.exchange(result: result, now: context.eventLoop.now))
+    }
+
+    /// Picks up held pipelined requests and reading once an exchange is over, if the store has room.
+    private func resume(_ context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        let room = services.recorder.waitForRoom {
+            let handler = NIOLoopBound(self, eventLoop: loop)
+            return { loop.execute { handler.value.roomAvailable() } }
+        }
+        if !room { machine.storeFull() }
+        drainHeld(context)
+    }
+
+    private func roomAvailable() {
+        guard let context else { return }
+        machine.roomAvailable()
+        drainHeld(context)
+    }
+
+    private func drainHeld(_ context: ChannelHandlerContext) {
+        while let part = machine.nextHeld() {
+            perform(machine.clientRead(part, fromHeld: true, startedAt: Date(), now: context.eventLoop.now), context)
+        }
+        syncReading(context)
     }
 
     private func takeParked(_ target: UpstreamTarget) -> UpstreamConnection? {
@@ -419,13 +306,13 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
         return connection
     }
 
-    private func park(_ connection: UpstreamConnection) {
+    private func park(_ connection: UpstreamConnection, _ context: ChannelHandlerContext) {
         if upstreamPaused {
             upstreamPaused = false
             connection.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
             connection.channel.read()
         }
-        if let previous = parked { pool.release(previous) }
+        if let previous = parked { services.upstreams.release(previous) }
         parked = connection
     }
 
@@ -433,64 +320,12 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private func unpark() {
         guard let connection = parked else { return }
         parked = nil
-        pool.release(connection)
-    }
-
-    /// Ends `exchange` as a failure: the client gets `status` if nothing was sent yet, else the
-    /// connection is closed, since a half-sent response cannot be corrected.
-    private func fail(_ exchange: InFlight, status: HTTPResponseStatus, failure: ExchangeFailure) {
-        let reason = failure.detail
-        if let connection = exchange.upstream {
-            connection.handler.delegate = nil
-            connection.channel.close(promise: nil)
-        }
-        let headSent = exchange.responseHead != nil
-        let requestComplete = exchange.requestComplete
-        finish(exchange, result: .failure(failure))
-        if headSent {
-            closeClient()
-        } else if requestComplete && exchange.clientHead.isKeepAlive {
-            respond(status, message: "driftcheck: \(exchange.service): \(reason)", close: false)
-            resume()
-        } else {
-            respondAndClose(status, message: "driftcheck: \(exchange.service): \(reason)")
-        }
-    }
-
-    private func finish(_ exchange: InFlight, result: ExchangeResult) {
-        guard current === exchange else { return }
-        current = nil
-        recorder.finish(exchange.exchange(result: result))
-    }
-
-    /// Picks up held pipelined requests and reading once an exchange is over.
-    private func resume() {
-        guard !closing, context != nil else { return }
-        if !waitingForRoom {
-            waitingForRoom = !recorder.waitForRoom {
-                let loop = context.eventLoop
-                let handler = NIOLoopBound(self, eventLoop: loop)
-                return { loop.execute { handler.value.roomAvailable() } }
-            }
-        }
-        guard !waitingForRoom else {
-            setReading(context.channel, false)
-            return
-        }
-        while !pipelined.isEmpty && current?.requestComplete != true && !closing {
-            handle(pipelined.removeFirst())
-        }
-        if current == nil { setReading(context.channel, true) }
-    }
-
-    private func roomAvailable() {
-        waitingForRoom = false
-        resume()
+        services.upstreams.release(connection)
     }
 
     // MARK: Responses of the proxy's own
 
-    private func respond(_ status: HTTPResponseStatus, message: String, close: Bool) {
+    private func respond(_ status: HTTPResponseStatus, message: String, close: Bool, _ context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         headers.add(name: "content-length", value: String(message.utf8.count + 1))
@@ -501,18 +336,15 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
-    private func respondAndClose(_ status: HTTPResponseStatus, message: String) {
-        respond(status, message: message, close: true)
-        closeClient()
+    // MARK: Flow control
+
+    /// Reads from the client when the state wants its bytes and the upstream can take them.
+    private func syncReading(_ context: ChannelHandlerContext) {
+        let upstreamWritable = machine.upstream?.channel.isWritable ?? true
+        setReading(context.channel, machine.wantsClientReads && upstreamWritable, context)
     }
 
-    private func closeClient() {
-        closing = true
-        pipelined.removeAll()
-        context.close(promise: nil)
-    }
-
-    private func setReading(_ channel: Channel, _ on: Bool) {
+    private func setReading(_ channel: Channel, _ on: Bool, _ context: ChannelHandlerContext) {
         if channel === context.channel {
             // Toggling autoRead costs a future each time; skip it when nothing changes.
             guard readingPaused == on else { return }
@@ -524,155 +356,16 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
         if on { channel.read() }
     }
 
-    // MARK: CONNECT tunnels
+    // MARK: CONNECT
 
-    private func startTunnel(_ address: ListenAddress) {
-        closing = true
-        setReading(context.channel, false)
-        ClientBootstrap(group: context.eventLoop)
-            .connectTimeout(configuration.connectTimeout)
-            .connect(host: configuration.address(for: address.host), port: address.port)
-            .assumeIsolated()
-            .whenComplete { result in
-                guard self.context != nil else {
-                    if case .success(let peer) = result { peer.close(promise: nil) }
-                    return
-                }
-                switch result {
-                case .failure(let error):
-                    self.closing = false
-                    self.respondAndClose(.badGateway, message: "driftcheck: cannot connect to \(address): \(error)")
-                case .success(let peer):
-                    self.recorder.tunnelled(address.description)
-                    self.glue(to: peer)
-                }
-            }
-    }
-
-    private func glue(to peer: Channel) {
-        let client = context.channel
+    /// Gives the connection to `handler`: it goes in after this one, which then leaves.
+    private func handOver(to handler: ConnectHandler, _ context: ChannelHandlerContext) {
+        setReading(context.channel, false, context)
         do {
-            let sync = client.pipeline.syncOperations
-            try GlueHandler.join(sync, at: .after(decoder), to: peer)
-            sync.removeHandler(decoder, promise: nil)
-            sync.removeHandler(encoder, promise: nil)
-            client.writeAndFlush(ByteBuffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"), promise: nil)
-            setReading(client, true)
-            // Last: removing this handler lets go of its context.
-            sync.removeHandler(context: context, promise: nil)
+            try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         } catch {
-            peer.close(promise: nil)
-            client.close(promise: nil)
-        }
-    }
-
-    /// Terminates the tunnel's TLS with a certificate for its host and records what it carries:
-    /// the connection continues as one to a reverse listener for `https://host:port`.
-    private func intercept(_ address: ListenAddress, _ interceptor: Interceptor) {
-        let tls: NIOSSLContext
-        do {
-            tls = try interceptor.context(for: address.host)
-        } catch {
-            respondAndClose(
-                .badGateway, message: "driftcheck: cannot issue a certificate for \(address.host): \(error)")
-            return
-        }
-        // The decoder is still handing out this request's parts: the pipeline changes once it is done.
-        closing = true
-        setReading(context.channel, false)
-        context.eventLoop.assumeIsolated().execute {
-            guard self.context != nil else { return }
-            self.switchToTLS(address, tls)
-        }
-    }
-
-    private func switchToTLS(_ address: ListenAddress, _ tls: NIOSSLContext) {
-        let client = context.channel
-        let encoder = HTTPResponseEncoder()
-        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-        let upstream = UpstreamURL(scheme: "https", host: address.host, port: address.port, basePath: "")
-        let handler = ProxyServerHandler(
-            route: .reverse(service: ServiceName.forHost(address.host, port: address.port), upstream: upstream),
-            pool: pool, configuration: configuration, recorder: recorder, interceptor: nil, encoder: encoder,
-            decoder: decoder)
-        do {
-            let sync = client.pipeline.syncOperations
-            sync.removeHandler(self.encoder, promise: nil)
-            client.writeAndFlush(ByteBuffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"), promise: nil)
-            try sync.addHandlers(
-                [
-                    NIOSSLServerHandler(context: tls),
-                    InterceptedHandshake(destination: address.description, recorder: recorder), encoder, decoder,
-                    handler,
-                ], position: .after(self.decoder))
-            // Bytes the client sent after CONNECT (an eager ClientHello) go on to the TLS handler.
-            sync.removeHandler(self.decoder, promise: nil)
-            setReading(client, true)
-            sync.removeHandler(context: context, promise: nil)
-        } catch {
-            client.close(promise: nil)
-        }
-    }
-
-    // MARK: Parsing helpers
-
-    static func originForm(of absolute: String) -> String? {
-        guard let schemeEnd = absolute.range(of: "://") else { return nil }
-        let rest = absolute[schemeEnd.upperBound...]
-        guard let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
-        let form = String(rest[slash...])
-        return form.hasPrefix("?") ? "/" + form : form
-    }
-
-    static func split(_ target: String) -> (String, String?) {
-        guard let question = target.firstIndex(of: "?") else { return (target, nil) }
-        return (String(target[..<question]), String(target[target.index(after: question)...]))
-    }
-}
-
-/// Relays raw bytes between the two channels of a tunnel, with back-pressure.
-final class GlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    /// Adds a glued pair: one at `position` in the client's pipeline, its partner on `peer`.
-    static func join(
-        _ client: ChannelPipeline.SynchronousOperations, at position: ChannelPipeline.SynchronousOperations.Position,
-        to peer: Channel
-    ) throws {
-        let ours = GlueHandler()
-        let theirs = GlueHandler()
-        ours.partner = theirs
-        theirs.partner = ours
-        try peer.pipeline.syncOperations.addHandler(theirs)
-        try client.addHandler(ours, position: position)
-    }
-
-    typealias InboundIn = NIOAny
-    typealias OutboundIn = NIOAny
-    typealias OutboundOut = NIOAny
-
-    var partner: GlueHandler?
-    private var context: ChannelHandlerContext?
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-        partner = nil
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        partner?.context?.write(data, promise: nil)
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) { partner?.context?.flush() }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        partner?.context?.close(promise: nil)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if let other = partner?.context?.channel {
-            other.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+            context.close(promise: nil)
         }
     }
 }

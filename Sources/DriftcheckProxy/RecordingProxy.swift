@@ -194,24 +194,15 @@ public final class RecordingProxy: Sendable {
             .childChannelInitializer { [self] channel in
                 do {
                     let sync = channel.pipeline.syncOperations
-                    let pool = pool(for: channel.eventLoop)
-                    let interceptor = self.interceptor
-                    // The recording handlers for `route`, in pipeline order.
-                    let makeHandlers = { (route: ListenerRoute) -> [RemovableChannelHandler & ChannelHandler] in
-                        let encoder = HTTPResponseEncoder()
-                        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-                        let handler = ProxyServerHandler(
-                            route: route, pool: pool, configuration: configuration, recorder: recorder,
-                            interceptor: interceptor, encoder: encoder, decoder: decoder)
-                        return [encoder, decoder, handler]
-                    }
-                    let handlers = makeHandlers(route)
+                    let services = ProxyServices(
+                        upstreams: pool(for: channel.eventLoop), configuration: configuration, recorder: recorder,
+                        interceptor: interceptor)
+                    let handlers = ProxyServerHandler.pipeline(route: route, services: services)
                     try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
                     if case .reverse(let service, let upstream) = route {
                         try sync.addHandler(
                             ProtocolSniffer(
-                                service: service, upstream: upstream, configuration: configuration, recorder: recorder,
-                                interceptor: interceptor, httpHandlers: handlers, makeHandlers: makeHandlers))
+                                service: service, upstream: upstream, services: services, httpHandlers: handlers))
                     }
                     for handler in handlers { try sync.addHandler(handler) }
                     return channel.eventLoop.makeSucceededVoidFuture()

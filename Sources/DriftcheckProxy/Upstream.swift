@@ -80,7 +80,7 @@ final class UpstreamConnection: @unchecked Sendable {
 /// Keep-alive upstream connections of one event loop. Used only on that loop, so the server
 /// and upstream channels of an exchange share a thread and never hand data across threads.
 // Unchecked because NIO hands it to closures typed @Sendable; every access is on `loop`.
-final class UpstreamPool: @unchecked Sendable {
+final class UpstreamPool: UpstreamSource, @unchecked Sendable {
     let loop: EventLoop
     let configuration: ProxyConfiguration
     let tlsContext: NIOSSLContext?
