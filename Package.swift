@@ -129,6 +129,7 @@ let package = Package(
             name: "DriftcheckProxyTests",
             dependencies: [
                 "DriftcheckProxy", "DriftcheckStore", "DriftcheckProcess", "DriftcheckTestSupport", "DriftcheckCA",
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(

@@ -64,6 +64,8 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
 
     /// The state, for tests.
     var state: ConnectionStateMachine.State { machine.state }
+    /// Whether the client's bytes are being read, for tests.
+    var isReadingClient: Bool { !readingPaused }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 

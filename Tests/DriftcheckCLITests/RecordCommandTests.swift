@@ -524,7 +524,13 @@ import Testing
                 }
             }
         }
-        try await Task.sleep(nanoseconds: 1_500_000_000)
+        // Killed once exchanges are committed and load is still running: not after a fixed time,
+        // which on a busy machine could come before the first exchange (0 stored, no defect).
+        let committed = await eventually(timeout: 120) {
+            let rows = (try? runSQLite(store, "SELECT count(*) FROM exchange;")).flatMap { Int($0) } ?? 0
+            return rows >= 50 && completed.value >= 50
+        }
+        #expect(committed, "no exchange was committed under load")
         running.process.signalGroup(SIGKILL)
         _ = await running.process.wait()
         await load.value

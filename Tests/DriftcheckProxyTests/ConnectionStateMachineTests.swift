@@ -1,0 +1,427 @@
+import DriftcheckCore
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+@testable import DriftcheckProxy
+
+/// Upstream connections on embedded channels, handed out when the test says so.
+final class EmbeddedUpstreams: UpstreamSource {
+    let loop: EmbeddedEventLoop
+    var idle: [UpstreamConnection] = []
+    var requested: [(target: UpstreamTarget, promise: EventLoopPromise<UpstreamConnection>)] = []
+    var released: [UpstreamConnection] = []
+
+    init(loop: EmbeddedEventLoop) { self.loop = loop }
+
+    func takeIdle(_ target: UpstreamTarget) -> UpstreamConnection? { idle.popLast() }
+
+    func acquire(_ target: UpstreamTarget) -> EventLoopFuture<UpstreamConnection> {
+        let promise = loop.makePromise(of: UpstreamConnection.self)
+        requested.append((target, promise))
+        return promise.futureResult
+    }
+
+    func release(_ connection: UpstreamConnection) { released.append(connection) }
+
+    /// Completes the oldest open acquisition with a new upstream channel.
+    func connect() throws -> EmbeddedChannel {
+        let (target, promise) = requested.removeFirst()
+        let handler = UpstreamHandler()
+        let channel = EmbeddedChannel(handler: handler, loop: loop)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
+        promise.succeed(UpstreamConnection(channel: channel, handler: handler, target: target))
+        return channel
+    }
+
+    func fail(_ error: Error) { requested.removeFirst().promise.fail(error) }
+}
+
+/// A `ProxyServerHandler` on an embedded client channel, with an embedded loop whose clock the
+/// test moves, embedded upstreams and a recorder whose store has room when the test says so.
+final class Rig {
+    let loop = EmbeddedEventLoop()
+    let client: EmbeddedChannel
+    let handler: ProxyServerHandler
+    let upstreams: EmbeddedUpstreams
+    let recorder: Recorder
+    let recorded = NIOLockedValueBox<[Exchange]>([])
+    let room = NIOLockedValueBox(true)
+    let resumes = NIOLockedValueBox<[@Sendable () -> Void]>([])
+
+    init(route: ListenerRoute = .reverse(service: "orders", upstream: UpstreamURL.parse("http://orders.test:8080")!))
+        throws
+    {
+        upstreams = EmbeddedUpstreams(loop: loop)
+        let recorded = self.recorded
+        let room = self.room
+        let resumes = self.resumes
+        recorder = Recorder(
+            sink: { exchange in recorded.withLockedValue { $0.append(exchange) } },
+            room: { makeResume in
+                if room.withLockedValue({ $0 }) { return true }
+                let resume = makeResume()
+                resumes.withLockedValue { $0.append(resume) }
+                return false
+            })
+        var configuration = ProxyConfiguration()
+        configuration.upstreamTimeout = .seconds(30)
+        let services = ProxyServices(
+            upstreams: upstreams, configuration: configuration, recorder: recorder, interceptor: nil)
+        handler = ProxyServerHandler(
+            route: route, services: services, encoder: HTTPResponseEncoder(),
+            decoder: ByteToMessageHandler(HTTPRequestDecoder()))
+        client = EmbeddedChannel(handler: handler, loop: loop)
+        try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1234)).wait()
+    }
+
+    func request(_ method: HTTPMethod = .GET, _ uri: String, body: [String] = [], end: Bool = true) throws {
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
+        head.headers.add(name: "host", value: "127.0.0.1:9001")
+        head.headers.add(name: "connection", value: "keep-alive, x-hop")
+        head.headers.add(name: "x-hop", value: "1")
+        try client.writeInbound(HTTPServerRequestPart.head(head))
+        for part in body { try client.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: part))) }
+        if end { try client.writeInbound(HTTPServerRequestPart.end(nil)) }
+    }
+
+    func respond(_ upstream: EmbeddedChannel, status: HTTPResponseStatus = .ok, body: String = "{}") throws {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        try upstream.writeInbound(
+            HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
+        try upstream.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: body)))
+        try upstream.writeInbound(HTTPClientResponsePart.end(nil))
+    }
+
+    /// What the upstream was sent: heads as "METHOD URI host=…", bodies as their text, "end".
+    func sent(_ upstream: EmbeddedChannel) throws -> [String] {
+        var parts: [String] = []
+        while let part = try upstream.readOutbound(as: HTTPClientRequestPart.self) {
+            switch part {
+            case .head(let head):
+                let names = head.headers.map { $0.name.lowercased() }.joined(separator: ",")
+                parts.append("\(head.method) \(head.uri) host=\(head.headers["host"].first ?? "") [\(names)]")
+            case .body(.byteBuffer(let buffer)): parts.append(String(buffer: buffer))
+            case .body: parts.append("file")
+            case .end: parts.append("end")
+            }
+        }
+        return parts
+    }
+
+    /// What the client got: the status, the body's text, "end".
+    func answered() throws -> [String] {
+        var parts: [String] = []
+        while let part = try client.readOutbound(as: HTTPServerResponsePart.self) {
+            switch part {
+            case .head(let head): parts.append("\(head.status.code)")
+            case .body(.byteBuffer(let buffer)): parts.append(String(buffer: buffer))
+            case .body: parts.append("file")
+            case .end: parts.append("end")
+            }
+        }
+        return parts
+    }
+
+    var stateName: String {
+        switch handler.state {
+        case .idle: return "idle"
+        case .connecting: return "connecting"
+        case .streaming: return "streaming"
+        case .waitingForRoom: return "waitingForRoom"
+        case .tunnelling: return "tunnelling"
+        case .closed: return "closed"
+        }
+    }
+}
+
+@Suite struct ProxyServerHandlerTests {
+    @Test func aRequestGoesFromIdleThroughConnectingAndStreamingBackToIdle() throws {
+        let rig = try Rig()
+        try rig.request(.GET, "/orders/1?x=1", end: false)
+        #expect(rig.stateName == "connecting")
+        #expect(!rig.handler.isReadingClient)
+        #expect(rig.upstreams.requested.map(\.target.authority) == ["orders.test:8080"])
+        try rig.client.writeInbound(HTTPServerRequestPart.end(nil))
+        let upstream = try rig.upstreams.connect()
+        #expect(rig.stateName == "streaming")
+        // Hop-by-hop fields, and those Connection names, are not forwarded; Host is the upstream's.
+        #expect(try rig.sent(upstream) == ["GET /orders/1?x=1 host=orders.test:8080 [host]", "end"])
+        try rig.respond(upstream, body: "{\"id\":1}")
+        #expect(try rig.answered() == ["200", "{\"id\":1}", "end"])
+        #expect(rig.stateName == "idle")
+        #expect(rig.handler.isReadingClient)
+        let exchange = try #require(rig.recorded.withLockedValue { $0 }.first)
+        #expect(exchange.service == "orders")
+        #expect(exchange.request.path == "/orders/1")
+        #expect(exchange.request.query == "x=1")
+        #expect(exchange.response?.status == 200)
+        #expect(exchange.response?.body.bytes == Data("{\"id\":1}".utf8))
+        #expect(rig.recorder.inFlight == 0)
+        // The next request takes the parked connection: no new acquisition.
+        try rig.request(.GET, "/orders/2")
+        #expect(rig.stateName == "streaming")
+        #expect(rig.upstreams.requested.isEmpty)
+        #expect(try rig.sent(upstream) == ["GET /orders/2 host=orders.test:8080 [host]", "end"])
+    }
+
+    @Test func bodyPartsBeforeTheUpstreamConnectsGoOutInOrderAfterTheHead() throws {
+        let rig = try Rig()
+        try rig.request(.POST, "/orders", body: ["{\"a\":", "1}"])
+        let upstream = try rig.upstreams.connect()
+        #expect(try rig.sent(upstream) == ["POST /orders host=orders.test:8080 [host]", "{\"a\":", "1}", "end"])
+        try rig.respond(upstream, status: .created)
+        #expect(rig.recorded.withLockedValue { $0 }.first?.request.body.bytes == Data("{\"a\":1}".utf8))
+    }
+
+    @Test func aPipelinedRequestWaitsForTheResponseBeforeIt() throws {
+        let rig = try Rig()
+        try rig.request(.GET, "/first")
+        let upstream = try rig.upstreams.connect()
+        try rig.request(.GET, "/second")
+        #expect(!rig.handler.isReadingClient)
+        #expect(try rig.sent(upstream) == ["GET /first host=orders.test:8080 [host]", "end"])
+        try rig.respond(upstream, body: "1")
+        // The held request goes out on the same, parked connection once the first is answered.
+        #expect(try rig.sent(upstream) == ["GET /second host=orders.test:8080 [host]", "end"])
+        try rig.respond(upstream, body: "2")
+        #expect(try rig.answered() == ["200", "1", "end", "200", "2", "end"])
+        #expect(rig.recorded.withLockedValue { $0.map(\.request.path) } == ["/first", "/second"])
+        #expect(rig.handler.isReadingClient)
+    }
+
+    @Test(arguments: [
+        (ChannelError.connectTimeout(.seconds(5)) as Error, 504, ExchangeFailure.Kind.timeout),
+        (ChannelError.ioOnClosedChannel as Error, 502, ExchangeFailure.Kind.connect),
+    ])
+    func aFailedConnectIsAnsweredRecordedAndTheConnectionKept(error: Error, status: Int, kind: ExchangeFailure.Kind)
+        throws
+    {
+        let rig = try Rig()
+        try rig.request(.GET, "/orders/1")
+        rig.upstreams.fail(error)
+        let answer = try rig.answered()
+        #expect(answer.first == String(status))
+        #expect(answer.dropFirst().first?.contains("cannot connect to http://orders.test:8080") == true)
+        #expect(rig.stateName == "idle")
+        guard case .failure(let failure)? = rig.recorded.withLockedValue({ $0 }).first?.result else {
+            Issue.record("no failure recorded")
+            return
+        }
+        #expect(failure.kind == kind)
+        try rig.request(.GET, "/orders/2")
+        #expect(rig.stateName == "connecting")
+    }
+
+    /// The timeout runs on the loop's clock: the test moves it; nothing waits on the machine.
+    @Test func theUpstreamTimeoutRunsOnTheLoopsClock() throws {
+        let rig = try Rig()
+        try rig.request(.GET, "/slow")
+        _ = try rig.upstreams.connect()
+        rig.loop.advanceTime(by: .seconds(29))
+        #expect(rig.recorded.withLockedValue { $0 }.isEmpty)
+        rig.loop.advanceTime(by: .seconds(2))
+        #expect(try rig.answered().first == "504")
+        #expect(
+            rig.recorded.withLockedValue { $0 }.first?.result
+                == .failure(ExchangeFailure(.timeout, "upstream sent nothing for 30000 ms")))
+        #expect(rig.stateName == "idle")
+    }
+
+    @Test func activityMovesTheDeadlineAndAStallAfterTheHeadClosesTheClient() throws {
+        let rig = try Rig()
+        try rig.request(.GET, "/slow")
+        let upstream = try rig.upstreams.connect()
+        rig.loop.advanceTime(by: .seconds(20))
+        try upstream.writeInbound(HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok)))
+        // The timer set for t=30 s finds activity at 20 s and looks again at 50 s.
+        rig.loop.advanceTime(by: .seconds(20))
+        #expect(rig.recorded.withLockedValue { $0 }.isEmpty)
+        #expect(rig.client.isActive)
+        rig.loop.advanceTime(by: .seconds(11))
+        // A response under way cannot be corrected: the client connection is closed.
+        #expect(!rig.client.isActive)
+        #expect(!upstream.isActive)
+        #expect(rig.recorded.withLockedValue { $0 }.first?.response == nil)
+    }
+
+    @Test func anUpstreamThatClosesMidResponseClosesTheClientAndIsNoSample() throws {
+        let rig = try Rig()
+        try rig.request(.GET, "/orders/1")
+        let upstream = try rig.upstreams.connect()
+        try upstream.writeInbound(HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok)))
+        upstream.close(promise: nil)
+        #expect(!rig.client.isActive)
+        guard case .failure(let failure)? = rig.recorded.withLockedValue({ $0 }).first?.result else {
+            Issue.record("no failure recorded")
+            return
+        }
+        #expect(failure.kind == .upstreamClosed)
+    }
+
+    @Test func aClientThatLeavesMidExchangeIsRecordedAsSuchAndItsUpstreamClosed() throws {
+        let rig = try Rig()
+        try rig.request(.GET, "/orders/1")
+        let upstream = try rig.upstreams.connect()
+        rig.client.close(promise: nil)
+        #expect(rig.stateName == "closed")
+        #expect(!upstream.isActive)
+        guard case .failure(let failure)? = rig.recorded.withLockedValue({ $0 }).first?.result else {
+            Issue.record("no failure recorded")
+            return
+        }
+        #expect(failure.kind == .clientClosed)
+        #expect(rig.recorder.inFlight == 0)
+    }
+
+    @Test func aFullStoreHoldsTheNextRequestUntilThereIsRoom() throws {
+        let rig = try Rig()
+        rig.room.withLockedValue { $0 = false }
+        try rig.request(.GET, "/first")
+        let upstream = try rig.upstreams.connect()
+        _ = try rig.sent(upstream)
+        try rig.respond(upstream)
+        #expect(rig.stateName == "waitingForRoom")
+        #expect(!rig.handler.isReadingClient)
+        try rig.request(.GET, "/second")
+        #expect(try rig.sent(upstream).isEmpty)
+        rig.room.withLockedValue { $0 = true }
+        for resume in rig.resumes.withLockedValue({ $0 }) { resume() }
+        rig.loop.run()
+        #expect(try rig.sent(upstream) == ["GET /second host=orders.test:8080 [host]", "end"])
+        #expect(rig.stateName == "streaming")
+    }
+
+    @Test func connectOnAReverseListenerIsRefusedAndTheConnectionClosed() throws {
+        let rig = try Rig()
+        try rig.client.writeInbound(
+            HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .CONNECT, uri: "x.test:443")))
+        #expect(try rig.answered().first == "405")
+        #expect(!rig.client.isActive)
+        #expect(rig.upstreams.requested.isEmpty)
+    }
+
+    @Test func aMalformedRequestIsAnsweredAndNeverRecorded() throws {
+        let rig = try Rig()
+        try rig.request(.POST, "/orders", body: ["{"], end: false)
+        let upstream = try rig.upstreams.connect()
+        rig.client.pipeline.fireErrorCaught(HTTPParserError.invalidChunkSize)
+        #expect(try rig.answered().first == "400")
+        #expect(!rig.client.isActive)
+        #expect(!upstream.isActive)
+        #expect(rig.recorded.withLockedValue { $0 }.isEmpty)
+        #expect(rig.recorder.inFlight == 0)
+    }
+
+    @Test func anIdleConnectionIsClosedOnlyWithNothingInFlight() throws {
+        let rig = try Rig()
+        try rig.request(.GET, "/slow")
+        _ = try rig.upstreams.connect()
+        rig.client.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
+        #expect(rig.client.isActive)
+        rig.loop.advanceTime(by: .seconds(31))
+        _ = try rig.answered()
+        rig.client.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
+        #expect(!rig.client.isActive)
+    }
+}
+
+/// Events that do not fit the state are answered explicitly, never acted on.
+@Suite struct ConnectionStateMachineTests {
+    let route = ListenerRoute.reverse(service: "orders", upstream: UpstreamURL.parse("http://orders.test:8080")!)
+    let now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/a")
+
+    func connection() -> UpstreamConnection {
+        let handler = UpstreamHandler()
+        return UpstreamConnection(
+            channel: EmbeddedChannel(handler: handler), handler: handler,
+            target: UpstreamTarget(scheme: "http", host: "orders.test", port: 8080))
+    }
+
+    @Test func upstreamEventsWithNoExchangeAreIgnored() {
+        var machine = ConnectionStateMachine(route: route, maxBody: 1024)
+        guard case .none = machine.upstreamRead(.end(nil), now: now) else {
+            Issue.record("an upstream part in idle was acted on")
+            return
+        }
+        guard case .none = machine.upstreamFailed(nil) else {
+            Issue.record("an upstream failure in idle was acted on")
+            return
+        }
+        guard case .none = machine.timerFired(now: now, limit: .seconds(1)) else {
+            Issue.record("a timer in idle was acted on")
+            return
+        }
+        #expect(machine.isIdle)
+    }
+
+    @Test func aConnectionForAnExchangeThatIsOverIsDiscarded() {
+        var machine = ConnectionStateMachine(route: route, maxBody: 1024)
+        guard case .connect(let exchange) = machine.clientRead(.head(head), startedAt: Date(), now: now) else {
+            Issue.record("a head did not start an exchange")
+            return
+        }
+        _ = machine.clientClosed()
+        guard case .discard = machine.upstreamConnected(connection(), for: exchange, now: now) else {
+            Issue.record("a late connection was used")
+            return
+        }
+        guard case .none = machine.upstreamConnectFailed(ChannelError.ioOnClosedChannel, for: exchange) else {
+            Issue.record("a late connect failure was acted on")
+            return
+        }
+    }
+
+    @Test func partsAfterCloseAndStrayBodiesAreDropped() {
+        var machine = ConnectionStateMachine(route: route, maxBody: 1024)
+        guard case .none = machine.clientRead(.body(ByteBuffer(string: "x")), startedAt: Date(), now: now) else {
+            Issue.record("a body with no head was acted on")
+            return
+        }
+        _ = machine.clientClosed()
+        guard case .none = machine.clientRead(.head(head), startedAt: Date(), now: now) else {
+            Issue.record("a head after close was acted on")
+            return
+        }
+        guard case .none = machine.malformedRequest(.badRequest) else {
+            Issue.record("a parser error after close was acted on")
+            return
+        }
+        #expect(machine.isClosed)
+    }
+
+    @Test func aResponseEndWithoutAHeadIsNotARecordedResponse() {
+        var machine = ConnectionStateMachine(route: route, maxBody: 1024)
+        guard case .connect(let exchange) = machine.clientRead(.head(head), startedAt: Date(), now: now) else {
+            return
+        }
+        _ = machine.upstreamConnected(connection(), for: exchange, now: now)
+        guard case .none = machine.upstreamRead(.end(nil), now: now) else {
+            Issue.record("an end without a head completed the exchange")
+            return
+        }
+    }
+
+    @Test func connectIsATunnelOnlyOnAForwardListener() {
+        var forward = ConnectionStateMachine(route: .forward, maxBody: 1024)
+        let connect = HTTPRequestHead(version: .http1_1, method: .CONNECT, uri: "api.test:443")
+        guard case .tunnel(let address) = forward.clientRead(.head(connect), startedAt: Date(), now: now) else {
+            Issue.record("CONNECT on a forward listener is no tunnel")
+            return
+        }
+        #expect(address == ListenAddress(host: "api.test", port: 443))
+        var reverse = ConnectionStateMachine(route: route, maxBody: 1024)
+        guard
+            case .respondAndClose(.methodNotAllowed, _) = reverse.clientRead(
+                .head(connect), startedAt: Date(), now: now)
+        else {
+            Issue.record("CONNECT on a reverse listener was not refused")
+            return
+        }
+    }
+}
