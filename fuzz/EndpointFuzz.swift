@@ -1,6 +1,6 @@
 import Foundation
 
-/// Input: a request path (or a mapping's regex, an env file, a redaction marker). Templating,
+/// Input: a request path (or a mapping's regex, an env file, a redaction marker, a host glob). Templating,
 /// naming, header normalisation, regex-to-template, env-file reading and stand-ins must never crash.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzEndpoint(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
@@ -23,5 +23,8 @@ public func fuzzEndpoint(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     _ = try? EnvFile.parse(text)
     _ = StandIns.text(text)
     _ = RedactionPolicy.shapeMarker(text)
+    // `--intercept-tls` globs: the first line a pattern, the rest hosts to match.
+    let lines = text.split(separator: "\n", maxSplits: 1).map(String.init)
+    if let pattern = HostPattern(lines.first ?? "") { _ = pattern.matches(lines.count > 1 ? lines[1] : text) }
     return 0
 }

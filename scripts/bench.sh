@@ -3,6 +3,7 @@
 #   direct            wrk → upstream
 #   nginx             wrk → nginx proxy_pass (worker_processes auto, upstream keep-alive) → upstream
 #   driftcheck        wrk → driftcheck record → upstream
+#   before            the same, with BEFORE_BIN (an older build), when set
 #   mitmproxy         wrk → mitmdump --mode reverse -w FILE → upstream        (BENCH_PEERS has mitmproxy)
 #   wiremock          wrk → WireMock 2.35 --proxy-all --record-mappings → upstream (BENCH_PEERS has wiremock)
 # Workloads: small JSON GETs on keep-alive connections, 16 KB POSTs, 1 MiB responses, a new
@@ -85,16 +86,20 @@ port[direct]=$upstream_port
 port[nginx]=$nginx_port
 pid[nginx]=$(cat "$work/nginx.pid")
 
+# start_driftcheck TARGET BINARY: a recorder with a fresh store, its port in port[TARGET].
 start_driftcheck() {
-  rm -f "$work/recordings.sqlite"*
-  "$bin" record --store "$work/recordings.sqlite" --upstream "orders=http://127.0.0.1:$upstream_port" \
-    --listen 127.0.0.1:0 2> "$work/driftcheck.log" &
-  pid[driftcheck]=$!
-  pids+=("${pid[driftcheck]}")
-  for _ in $(seq 100); do grep -q "listening on" "$work/driftcheck.log" && break; sleep 0.1; done
-  port[driftcheck]=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/driftcheck.log" | head -1)
+  local target=$1 binary=$2
+  rm -f "$work/$target.sqlite"*
+  "$binary" record --store "$work/$target.sqlite" --upstream "orders=http://127.0.0.1:$upstream_port" \
+    --listen 127.0.0.1:0 2> "$work/$target.log" &
+  pid[$target]=$!
+  pids+=("${pid[$target]}")
+  for _ in $(seq 100); do grep -q "listening on" "$work/$target.log" && break; sleep 0.1; done
+  port[$target]=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/$target.log" | head -1)
 }
 targets=(direct nginx driftcheck)
+# BEFORE_BIN=path/to/an/older/driftcheck: measured in the same run, as "before".
+[ -n "${BEFORE_BIN:-}" ] && targets+=(before)
 if [[ " $BENCH_PEERS " == *" mitmproxy "* ]] && command -v mitmdump >/dev/null; then
   port[mitmproxy]=$(free_port)
   mitmdump --mode "reverse:http://127.0.0.1:$upstream_port" --listen-host 127.0.0.1 -p "${port[mitmproxy]}" \
@@ -121,7 +126,8 @@ results="$work/results.tsv"
 : > "$results"
 for workload in $WORKLOADS; do
   for target in "${targets[@]}"; do
-    [ "$target" = driftcheck ] && start_driftcheck
+    [ "$target" = driftcheck ] && start_driftcheck driftcheck "$bin"
+    [ "$target" = before ] && start_driftcheck before "$BEFORE_BIN"
     args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency)
     path=/order.json
     case "$workload" in
@@ -143,9 +149,9 @@ for workload in $WORKLOADS; do
     rss=-
     [ -n "${pid[$target]:-}" ] && rss=$(awk '/VmHWM/ {print $2}' "/proc/${pid[$target]}/status")
     stored=-
-    if [ "$target" = driftcheck ]; then
-      kill -INT "${pid[driftcheck]}"; wait "${pid[driftcheck]}" || true
-      stored=$(sqlite3 "$work/recordings.sqlite" "select count(*) from exchange where failure is null")
+    if [ "$target" = driftcheck ] || [ "$target" = before ]; then
+      kill -INT "${pid[$target]}"; wait "${pid[$target]}" || true
+      stored=$(sqlite3 "$work/$target.sqlite" "select count(*) from exchange where failure is null")
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$target" "${rps:-0}" "${p50:--}" "${p99:--}" \
       "${total:-0}" "$((after - before))" "$rss" "$stored" >> "$results"
@@ -193,5 +199,9 @@ for w in dict.fromkeys(r[0] for r in rows):
             if p and p["rps"]:
                 print(f"driftcheck / {peer} throughput {d['rps'] / p['rps']:.1f}x")
         print(f"exchanges stored / requests completed: {d['stored']} / {d['total']}")
+        b = by.get((w, "before"))
+        if b and b["rps"]:
+            print(f"driftcheck now / before: throughput {d['rps'] / b['rps']:.2f}x; "
+                  f"before stored / completed: {b['stored']} / {b['total']}")
 print(f"\ndriftcheck peak RSS with a 1 GiB body streamed through: {peak_kib / 1024:.1f} MiB (target < 64 MiB)")
 PY

@@ -45,9 +45,10 @@ final class InFlight {
     var responseHead: HTTPResponseHead?
     var lastUpstreamActivity: NIODeadline
 
-    init(_ routed: RequestRouting.Routed, startedAt: Date, now: NIODeadline) {
+    init(_ routed: RequestRouting.Routed, now: NIODeadline) {
         self.routed = routed
-        self.startedAt = startedAt
+        // Wall-clock time only for the record; durations come from the loop's clock.
+        startedAt = Date()
         start = now
         lastUpstreamActivity = now
     }
@@ -92,7 +93,8 @@ struct ConnectionStateMachine {
 
     private(set) var state: State = .idle
     /// Parts of later requests (pipelining), held in order until the current exchange ends.
-    private(set) var held: CircularBuffer<HTTPServerRequestPart> = []
+    // An array: empty, it allocates nothing, and most connections never pipeline.
+    private(set) var held: [HTTPServerRequestPart] = []
     let route: ListenerRoute
     let maxBody: Int
 
@@ -117,7 +119,7 @@ struct ConnectionStateMachine {
 
     /// A part from the client; `fromHeld` when it is one `nextHeld()` gave back.
     mutating func clientRead(
-        _ part: HTTPServerRequestPart, fromHeld: Bool = false, startedAt: Date, now: NIODeadline
+        _ part: HTTPServerRequestPart, fromHeld: Bool = false, now: NIODeadline
     ) -> ClientReadAction {
         switch state {
         case .closed, .tunnelling:
@@ -141,7 +143,7 @@ struct ConnectionStateMachine {
                 state = .tunnelling
                 return .tunnel(address)
             case .exchange(let routed):
-                let exchange = InFlight(routed, startedAt: startedAt, now: now)
+                let exchange = InFlight(routed, now: now)
                 exchange.requestBody.expect(head.headers, limit: maxBody)
                 state = .connecting(exchange)
                 return .connect(exchange)
@@ -177,9 +179,9 @@ struct ConnectionStateMachine {
     /// The next held part, when the state can take it now.
     mutating func nextHeld() -> HTTPServerRequestPart? {
         switch state {
-        case .idle: return held.popFirst()
+        case .idle: return held.isEmpty ? nil : held.removeFirst()
         case .connecting(let exchange), .streaming(let exchange, _):
-            return exchange.requestComplete ? nil : held.popFirst()
+            return exchange.requestComplete || held.isEmpty ? nil : held.removeFirst()
         case .waitingForRoom, .tunnelling, .closed: return nil
         }
     }
@@ -359,14 +361,23 @@ struct ConnectionStateMachine {
         return false
     }
 
-    /// Whether reading the client's next bytes fits the state (flow control aside).
+    /// Whether reading the client's next bytes fits the state (flow control aside). While a
+    /// response is due, reading goes on: the next request's parts are held as they come, and
+    /// only then is reading paused — toggling it for every request would cost two option
+    /// changes per exchange.
     var wantsClientReads: Bool {
         guard held.isEmpty else { return false }
         switch state {
-        case .idle: return true
-        case .streaming(let exchange, _): return !exchange.requestComplete
+        case .idle, .streaming: return true
         case .connecting, .waitingForRoom, .tunnelling, .closed: return false
         }
+    }
+
+    /// The upstream connection whose writability decides whether the client is read: the
+    /// current exchange's, while its request is still coming.
+    var uploadingTo: UpstreamConnection? {
+        if case .streaming(let exchange, let connection) = state, !exchange.requestComplete { return connection }
+        return nil
     }
 
     private mutating func fail(

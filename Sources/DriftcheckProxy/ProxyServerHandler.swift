@@ -14,12 +14,20 @@ protocol UpstreamSource: AnyObject {
     func release(_ connection: UpstreamConnection)
 }
 
-/// What the handlers of every client connection share.
-struct ProxyServices {
+/// What the handlers of every client connection share: one per event loop.
+// Unchecked: the upstream pool it holds is used on its own loop only, as `UpstreamPool` says.
+final class ProxyServices: @unchecked Sendable {
     let upstreams: UpstreamSource
     let configuration: ProxyConfiguration
     let recorder: Recorder
     let interceptor: Interceptor?
+
+    init(upstreams: UpstreamSource, configuration: ProxyConfiguration, recorder: Recorder, interceptor: Interceptor?) {
+        self.upstreams = upstreams
+        self.configuration = configuration
+        self.recorder = recorder
+        self.interceptor = interceptor
+    }
 }
 
 /// The server side of one client connection. `ConnectionStateMachine` decides; this handler
@@ -80,7 +88,7 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     // MARK: Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        perform(machine.clientRead(unwrapInboundIn(data), startedAt: Date(), now: context.eventLoop.now), context)
+        perform(machine.clientRead(unwrapInboundIn(data), now: context.eventLoop.now), context)
     }
 
     private func perform(_ action: ConnectionStateMachine.ClientReadAction, _ context: ChannelHandlerContext) {
@@ -296,7 +304,7 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
 
     private func drainHeld(_ context: ChannelHandlerContext) {
         while let part = machine.nextHeld() {
-            perform(machine.clientRead(part, fromHeld: true, startedAt: Date(), now: context.eventLoop.now), context)
+            perform(machine.clientRead(part, fromHeld: true, now: context.eventLoop.now), context)
         }
         syncReading(context)
     }
@@ -342,7 +350,7 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
 
     /// Reads from the client when the state wants its bytes and the upstream can take them.
     private func syncReading(_ context: ChannelHandlerContext) {
-        let upstreamWritable = machine.upstream?.channel.isWritable ?? true
+        let upstreamWritable = machine.uploadingTo?.channel.isWritable ?? true
         setReading(context.channel, machine.wantsClientReads && upstreamWritable, context)
     }
 

@@ -132,6 +132,7 @@ public final class RecordingProxy: Sendable {
     private let tlsContext: NIOSSLContext?
     private let interceptor: Interceptor?
     private let pools = NIOLockedValueBox<[ObjectIdentifier: UpstreamPool]>([:])
+    private let services = NIOLockedValueBox<[ObjectIdentifier: ProxyServices]>([:])
     private let listeners = NIOLockedValueBox<[Channel]>([])
 
     /// `sink` receives every finished exchange, on an event loop: it must not block. When
@@ -174,6 +175,17 @@ public final class RecordingProxy: Sendable {
     /// Every destination reached so far, and how.
     public var coverage: Coverage { recorder.coverage }
 
+    /// What the connections of `loop` share: made once per loop, not per connection.
+    private func services(for loop: EventLoop) -> ProxyServices {
+        services.withLockedValue { services in
+            if let known = services[ObjectIdentifier(loop)] { return known }
+            let made = ProxyServices(
+                upstreams: pool(for: loop), configuration: configuration, recorder: recorder, interceptor: interceptor)
+            services[ObjectIdentifier(loop)] = made
+            return made
+        }
+    }
+
     private func pool(for loop: EventLoop) -> UpstreamPool {
         pools.withLockedValue { pools in
             if let pool = pools[ObjectIdentifier(loop)] { return pool }
@@ -194,9 +206,7 @@ public final class RecordingProxy: Sendable {
             .childChannelInitializer { [self] channel in
                 do {
                     let sync = channel.pipeline.syncOperations
-                    let services = ProxyServices(
-                        upstreams: pool(for: channel.eventLoop), configuration: configuration, recorder: recorder,
-                        interceptor: interceptor)
+                    let services = services(for: channel.eventLoop)
                     let handlers = ProxyServerHandler.pipeline(route: route, services: services)
                     try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
                     if case .reverse(let service, let upstream) = route {

@@ -362,7 +362,7 @@ final class Rig {
 
     @Test func aConnectionForAnExchangeThatIsOverIsDiscarded() {
         var machine = ConnectionStateMachine(route: route, maxBody: 1024)
-        guard case .connect(let exchange) = machine.clientRead(.head(head), startedAt: Date(), now: now) else {
+        guard case .connect(let exchange) = machine.clientRead(.head(head), now: now) else {
             Issue.record("a head did not start an exchange")
             return
         }
@@ -379,12 +379,12 @@ final class Rig {
 
     @Test func partsAfterCloseAndStrayBodiesAreDropped() {
         var machine = ConnectionStateMachine(route: route, maxBody: 1024)
-        guard case .none = machine.clientRead(.body(ByteBuffer(string: "x")), startedAt: Date(), now: now) else {
+        guard case .none = machine.clientRead(.body(ByteBuffer(string: "x")), now: now) else {
             Issue.record("a body with no head was acted on")
             return
         }
         _ = machine.clientClosed()
-        guard case .none = machine.clientRead(.head(head), startedAt: Date(), now: now) else {
+        guard case .none = machine.clientRead(.head(head), now: now) else {
             Issue.record("a head after close was acted on")
             return
         }
@@ -397,7 +397,7 @@ final class Rig {
 
     @Test func aResponseEndWithoutAHeadIsNotARecordedResponse() {
         var machine = ConnectionStateMachine(route: route, maxBody: 1024)
-        guard case .connect(let exchange) = machine.clientRead(.head(head), startedAt: Date(), now: now) else {
+        guard case .connect(let exchange) = machine.clientRead(.head(head), now: now) else {
             return
         }
         _ = machine.upstreamConnected(connection(), for: exchange, now: now)
@@ -410,7 +410,7 @@ final class Rig {
     @Test func connectIsATunnelOnlyOnAForwardListener() {
         var forward = ConnectionStateMachine(route: .forward, maxBody: 1024)
         let connect = HTTPRequestHead(version: .http1_1, method: .CONNECT, uri: "api.test:443")
-        guard case .tunnel(let address) = forward.clientRead(.head(connect), startedAt: Date(), now: now) else {
+        guard case .tunnel(let address) = forward.clientRead(.head(connect), now: now) else {
             Issue.record("CONNECT on a forward listener is no tunnel")
             return
         }
@@ -418,7 +418,7 @@ final class Rig {
         var reverse = ConnectionStateMachine(route: route, maxBody: 1024)
         guard
             case .respondAndClose(.methodNotAllowed, _) = reverse.clientRead(
-                .head(connect), startedAt: Date(), now: now)
+                .head(connect), now: now)
         else {
             Issue.record("CONNECT on a reverse listener was not refused")
             return
