@@ -5,9 +5,12 @@ import NIOSSL
 
 /// First handler on a reverse listener: looks at a connection's first bytes. HTTP/1.1 goes on
 /// to the recording pipeline; a TLS ClientHello or an HTTP/2 prior-knowledge preface (a
-/// service that reaches `PAYMENTS_SERVICE_HOST:443` over TLS, a gRPC client) is relayed to the
-/// upstream untouched as a plain TCP tunnel — counted in the coverage summary, not recorded —
-/// instead of failing in an HTTP/1.1 parser.
+/// service that reaches `PAYMENTS_SERVICE_HOST:443` over TLS, a gRPC client) and any other
+/// protocol (Redis, PostgreSQL behind a `host:port` variable) are relayed to the upstream
+/// untouched as a plain TCP tunnel — counted in the coverage summary, not recorded — instead
+/// of failing in an HTTP/1.1 parser. When a client stays silent for `serverFirstWait`, a
+/// connection to the upstream is opened: if the upstream speaks first (MySQL, SMTP), the
+/// client is tunnelled to it; if the client speaks first after all, the probe is closed.
 final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -17,6 +20,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         case http1
         case tls
         case http2
+        /// Neither: relayed as bytes.
+        case other
         /// Too few bytes to tell yet.
         case undecided
     }
@@ -30,7 +35,17 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         if prefix == Array(preface.prefix(prefix.count)) {
             return prefix.count == preface.count ? .http2 : .undecided
         }
-        return .http1
+        // HTTP/1.1 starts with a method, upper-case letters as every client sends them, then a space.
+        var length = 0
+        for byte in bytes {
+            if byte == UInt8(ascii: " ") { return length > 0 ? .http1 : .other }
+            let isMethodByte =
+                (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || byte == UInt8(ascii: "-")
+                || byte == UInt8(ascii: "_")
+            guard isMethodByte, length < 32 else { return .other }
+            length += 1
+        }
+        return .undecided
     }
 
     private let service: String
@@ -39,6 +54,12 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     /// The HTTP/1.1 handlers to take out when the connection becomes a tunnel.
     private let httpHandlers: [RemovableChannelHandler]
     private var buffered: ByteBuffer?
+    private var serverFirst: Scheduled<Void>?
+    /// A connection to the upstream opened while the client is silent: if the upstream speaks
+    /// on it first, the protocol is one where the server speaks first.
+    private var probe: Channel?
+    private var decided = false
+    private var context: ChannelHandlerContext?
 
     init(service: String, upstream: UpstreamURL, services: ProxyServices, httpHandlers: [RemovableChannelHandler]) {
         self.service = service
@@ -47,7 +68,88 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         self.httpHandlers = httpHandlers
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { waitForClient(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        waitForClient(context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        serverFirst?.cancel()
+        serverFirst = nil
+        probe?.close(promise: nil)
+        probe = nil
+        self.context = nil
+    }
+
+    /// A client silent for `serverFirstWait` may be waiting for the server to speak first —
+    /// or be an HTTP client that connected early. Only the upstream can tell: ask it.
+    private func waitForClient(_ context: ChannelHandlerContext) {
+        guard serverFirst == nil else { return }
+        serverFirst = context.eventLoop.assumeIsolated().scheduleTask(in: services.configuration.serverFirstWait) {
+            self.serverFirst = nil
+            guard !self.decided, self.buffered == nil, self.context != nil else { return }
+            self.openProbe(context.eventLoop)
+        }
+    }
+
+    private func openProbe(_ loop: EventLoop) {
+        let configuration = services.configuration
+        let heard = NIOLoopBound(self, eventLoop: loop)
+        ClientBootstrap(group: loop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        GreetingProbe { peer, greeting in heard.value.upstreamSpoke(peer, greeting) })
+                }
+            }
+            .connect(host: configuration.address(for: upstream.host), port: upstream.port)
+            .assumeIsolated()
+            .whenComplete { result in
+                guard case .success(let peer) = result else { return }
+                if self.decided || self.context == nil {
+                    peer.close(promise: nil)
+                } else {
+                    self.probe = peer
+                }
+            }
+    }
+
+    /// The upstream spoke before the client: relay the connection as bytes, greeting first.
+    private func upstreamSpoke(_ peer: Channel, _ greeting: ByteBuffer) {
+        guard !decided, let context else {
+            peer.close(promise: nil)
+            return
+        }
+        decided = true
+        probe = nil
+        let client = context.channel
+        do {
+            let sync = client.pipeline.syncOperations
+            for handler in httpHandlers { sync.removeHandler(handler, promise: nil) }
+            try peer.pipeline.syncOperations.removeHandler(
+                peer.pipeline.syncOperations.handler(type: GreetingProbe.self))
+            try GlueHandler.join(sync, at: .after(self), to: peer)
+            client.writeAndFlush(greeting, promise: nil)
+            services.recorder.tunnelled("\(HostName.bracketed(upstream.host)):\(upstream.port)")
+            sync.removeHandler(context: context, promise: nil)
+        } catch {
+            peer.close(promise: nil)
+            client.close(promise: nil)
+        }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !decided else { return }
+        serverFirst?.cancel()
+        serverFirst = nil
+        probe?.close(promise: nil)
+        probe = nil
         var incoming = unwrapInboundIn(data)
         if var earlier = buffered {
             earlier.writeBuffer(&incoming)
@@ -58,11 +160,14 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         case .undecided:
             buffered = incoming
         case .http1:
+            decided = true
             context.fireChannelRead(wrapInboundOut(incoming))
             context.pipeline.syncOperations.removeHandler(self, promise: nil)
         case .tls where services.interceptor?.matches(upstream.host) == true:
+            decided = true
             intercept(context, first: incoming)
-        case .tls, .http2:
+        case .tls, .http2, .other:
+            decided = true
             tunnel(context, first: incoming)
         }
     }
@@ -115,7 +220,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
                         let sync = client.pipeline.syncOperations
                         for handler in handlers { sync.removeHandler(handler, promise: nil) }
                         try GlueHandler.join(sync, at: .after(self), to: peer)
-                        peer.writeAndFlush(first, promise: nil)
+                        if first.readableBytes > 0 { peer.writeAndFlush(first, promise: nil) }
                         sync.removeHandler(self, promise: nil)
                         recorder.tunnelled(destination)
                         client.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
@@ -125,5 +230,18 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
                     }
                 }
             }
+    }
+}
+
+/// On a probe connection to an upstream: reports the first bytes the upstream sends.
+final class GreetingProbe: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let heard: (Channel, ByteBuffer) -> Void
+
+    init(_ heard: @escaping (Channel, ByteBuffer) -> Void) { self.heard = heard }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        heard(context.channel, unwrapInboundIn(data))
     }
 }

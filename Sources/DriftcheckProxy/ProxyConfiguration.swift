@@ -13,6 +13,9 @@ public struct ProxyConfiguration: Sendable {
     public var upstreamTimeout: TimeAmount = .seconds(30)
     /// How long a client connection may sit without completing a request head before it is closed.
     public var idleTimeout: TimeAmount = .seconds(60)
+    /// How long a client on a reverse listener may stay silent before the upstream is asked
+    /// whether it speaks first (MySQL, SMTP): then the client is tunnelled to it.
+    public var serverFirstWait: TimeAmount = .seconds(1)
     /// Accept self-signed or otherwise unverifiable `https://` upstream certificates.
     public var insecureUpstream = false
     /// More roots to verify `https://` upstreams with, beside the system's (PEM files).

@@ -114,7 +114,7 @@ public struct Coverage: Sendable, Equatable {
                 "\($0.key): client refused the driftcheck certificate, not recorded (\(connections($0.value.connections)): \($0.value.reason))"
             }
             + tunnelled.sorted { $0.key < $1.key }.map {
-                "\($0.key): tunnelled, not recorded (\(connections($0.value)); HTTPS through the proxy)"
+                "\($0.key): tunnelled, not recorded (\(connections($0.value)); TLS, HTTP/2 or another protocol, relayed as bytes)"
             }
     }
 }

@@ -13,6 +13,17 @@ import Testing
     import Glibc
 #endif
 
+/// Speaks first, as a MySQL or SMTP server does, then echoes.
+private final class Greeter: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(NIOAny(ByteBuffer(string: "220 ready\r\n")), promise: nil)
+    }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.writeAndFlush(data, promise: nil)
+    }
+}
+
 /// Writes back whatever it reads: the upstream end of a tunnel.
 private final class Echo: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
@@ -22,14 +33,64 @@ private final class Echo: ChannelInboundHandler, Sendable {
 }
 
 @Suite struct ProtocolSnifferTests {
-    @Test(arguments: [
-        ([UInt8](), ProtocolSniffer.Verdict.undecided), ([0x16, 0x03, 0x01], .tls),
-        (Array("GET / HTTP/1.1".utf8), .http1),
+    static let firstBytes: [([UInt8], ProtocolSniffer.Verdict)] = [
+        ([], .undecided), ([0x16, 0x03, 0x01], .tls), (Array("GET / HTTP/1.1".utf8), .http1),
         (Array("PRI * HTTP".utf8), .undecided), (Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8), .http2),
-        (Array("POST /x".utf8), .http1), (Array("P".utf8), .undecided),
-    ])
+        (Array("POST /x".utf8), .http1), (Array("P".utf8), .undecided), (Array("GET".utf8), .undecided),
+        (Array("*1\r\n$4\r\nPING\r\n".utf8), .other), ([0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f], .other),
+        (Array("get / HTTP/1.1".utf8), .other), (Array(" / HTTP/1.1".utf8), .other),
+        (Array(repeating: UInt8(ascii: "A"), count: 40), .other),
+    ]
+
+    @Test(arguments: firstBytes)
     func firstBytesTellTheProtocol(bytes: [UInt8], verdict: ProtocolSniffer.Verdict) {
         #expect(ProtocolSniffer.verdict(bytes) == verdict)
+    }
+
+    /// A client of another protocol (here Redis's, then PostgreSQL's SSLRequest) is relayed
+    /// as bytes; one that waits for the server to speak first gets the greeting once the
+    /// listener stops waiting for it.
+    @Test func otherProtocolsAndServerFirstClientsAreRelayedAsBytes() async throws {
+        let greeter = try await ServerBootstrap(group: testGroup)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Greeter()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { greeter.close(promise: nil) }
+        let port = try #require(greeter.localAddress?.port)
+        var configuration = ProxyConfiguration()
+        configuration.serverFirstWait = .milliseconds(200)
+        let harness = try await ProxyHarness.start(
+            .reverse(service: "cache", upstream: UpstreamURL(scheme: "http", host: "127.0.0.1", port: port)),
+            configuration: configuration)
+        defer { harness.remove() }
+        let silent = try await RawConnection.open(port: harness.port, group: testGroup)
+        #expect(try await silent.read(until: "ready\r\n", timeout: 10) == "220 ready\r\n")
+        try await silent.send("PING\r\n")
+        #expect(try await silent.read(until: "PING\r\n", timeout: 10) == "PING\r\n")
+        let redis = try await RawConnection.open(port: harness.port, group: testGroup)
+        try await redis.send("*1\r\n$4\r\nPING\r\n")
+        #expect(try await redis.read(until: "PING\r\n", timeout: 10) == "220 ready\r\n*1\r\n$4\r\nPING\r\n")
+        #expect(harness.proxy.coverage.tunnelled == ["127.0.0.1:\(port)": 2])
+        #expect(try await harness.finish().isEmpty)
+    }
+
+    /// An HTTP client that connects early and speaks late (a warmed connection pool, or a busy
+    /// machine) is still recorded: the upstream, asked meanwhile, does not speak first.
+    @Test func anHTTPClientThatSpeaksLateIsStillRecorded() async throws {
+        let upstream = try await TestUpstream.start()
+        var configuration = ProxyConfiguration()
+        configuration.serverFirstWait = .milliseconds(100)
+        let harness = try await ProxyHarness.reverse(to: upstream, configuration: configuration)
+        defer { harness.remove() }
+        let connection = try await RawConnection.open(port: harness.port, group: testGroup)
+        try await Task.sleep(nanoseconds: 800_000_000)
+        try await connection.send("GET /orders/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let answer = try await connection.readToEnd(timeout: 10)
+        #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+        #expect(try await harness.finish().map(\.request.path) == ["/orders/1"])
+        #expect(harness.proxy.coverage.tunnelled.isEmpty)
+        await upstream.stop()
     }
 
     /// A TLS or HTTP/2 client behind a reverse listener is relayed to the upstream untouched,
