@@ -278,7 +278,8 @@ struct RecordCommand: AsyncParsableCommand {
     func interceptPatterns() throws -> [HostPattern] {
         try interceptTLS.map { text in
             guard let pattern = HostPattern(text) else {
-                throw UsageError("--intercept-tls '\(text)': expected a host name or a glob such as *.example.com")
+                throw UsageError(
+                    "--intercept-tls '\(text)': expected a host name or a glob such as *.example.com, without a port")
             }
             return pattern
         }

@@ -5,7 +5,7 @@ public struct HostPattern: Sendable, Equatable, CustomStringConvertible {
     public let description: String
     private let characters: [UInt8]
 
-    /// Parses a pattern; nil when it holds anything a host name (or IP literal) cannot.
+    /// Parses a pattern; nil when it holds anything a host name (or IP literal) cannot, a port included.
     public init?(_ text: String) {
         let lower = text.lowercased()
         guard !lower.isEmpty, lower.utf8.count <= 255 else { return nil }
@@ -19,6 +19,9 @@ public struct HostPattern: Sendable, Equatable, CustomStringConvertible {
                 return nil
             }
         }
+        // One colon is a port (`api.test:443`), which a host pattern never matches: refuse it
+        // rather than match nothing. IPv6 literals have several.
+        guard lower.utf8.filter({ $0 == UInt8(ascii: ":") }).count != 1 else { return nil }
         description = lower
         characters = Array(HostName.bare(lower).utf8)
     }

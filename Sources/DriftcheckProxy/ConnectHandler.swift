@@ -2,13 +2,11 @@ import DriftcheckCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import NIOSSL
 
 /// Takes over a client connection after `CONNECT host:port`: relays it to the host as a plain
 /// tunnel, or — when the host matches `--intercept-tls` — terminates its TLS and records it.
 final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
 
     private let address: ListenAddress
     private let services: ProxyServices
@@ -89,27 +87,21 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Terminates the tunnel's TLS with a certificate for its host and records what it carries:
     /// the connection continues as one to a reverse listener for `https://host:port`.
     private func intercept(_ context: ChannelHandlerContext, _ interceptor: Interceptor) {
-        let tls: NIOSSLContext
+        let handlers: [ChannelHandler]
         do {
-            tls = try interceptor.context(for: address.host)
+            handlers = try interceptor.pipeline(
+                host: address.host, service: ServiceName.forHost(address.host, port: address.port),
+                upstream: UpstreamURL(scheme: "https", host: address.host, port: address.port), services: services)
         } catch {
             refuse(context, "cannot issue a certificate for \(address.host): \(error)")
             return
         }
         let client = context.channel
-        let upstream = UpstreamURL(scheme: "https", host: address.host, port: address.port, basePath: "")
-        let recording = ProxyServerHandler.pipeline(
-            route: .reverse(service: ServiceName.forHost(address.host, port: address.port), upstream: upstream),
-            services: services)
         do {
             let sync = client.pipeline.syncOperations
             sync.removeHandler(encoder, promise: nil)
             client.writeAndFlush(ByteBuffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"), promise: nil)
-            try sync.addHandlers(
-                [
-                    NIOSSLServerHandler(context: tls),
-                    InterceptedHandshake(destination: address.description, recorder: services.recorder),
-                ] + recording, position: .after(decoder))
+            try sync.addHandlers(handlers, position: .after(decoder))
             // Bytes the client sent after CONNECT (an eager ClientHello) go on to the TLS handler.
             sync.removeHandler(decoder, promise: nil)
             client.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
@@ -121,16 +113,7 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func refuse(_ context: ChannelHandlerContext, _ reason: String) {
-        let message = "driftcheck: \(reason)\n"
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.add(name: "content-length", value: String(message.utf8.count))
-        headers.add(name: "connection", value: "close")
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badGateway, headers: headers))),
-            promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: message)))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        ProxyAnswer.write(.badGateway, message: "driftcheck: \(reason)", close: true, context)
         context.close(promise: nil)
     }
 }

@@ -38,6 +38,23 @@ final class Interceptor: Sendable {
     }
 }
 
+extension Interceptor {
+    /// The handlers that terminate a connection's TLS with a certificate for `host` (also
+    /// covering `more`) and record what it carries as `service`, sent on to `upstream` over TLS.
+    func pipeline(
+        host: String, more: [String] = [], service: String, upstream: UpstreamURL, services: ProxyServices
+    ) throws -> [ChannelHandler] {
+        let tls = try context(for: host, more: more)
+        var secure = upstream
+        secure.scheme = "https"
+        let destination = ListenAddress(host: upstream.host, port: upstream.port).description
+        return [
+            NIOSSLServerHandler(context: tls),
+            InterceptedHandshake(destination: destination, recorder: services.recorder),
+        ] + ProxyServerHandler.pipeline(route: .reverse(service: service, upstream: secure), services: services)
+    }
+}
+
 /// Sits behind the TLS server handler of an intercepted tunnel until its handshake ends: a
 /// client that refuses the driftcheck certificate (pinning, a trust store of its own) is
 /// counted with the reason, so the summary shows what was not recorded and why.

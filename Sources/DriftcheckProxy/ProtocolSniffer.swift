@@ -1,7 +1,6 @@
 import DriftcheckCore
 import NIOCore
 import NIOPosix
-import NIOSSL
 
 /// First handler on a reverse listener: looks at a connection's first bytes. HTTP/1.1 goes on
 /// to the recording pipeline; a TLS ClientHello or an HTTP/2 prior-knowledge preface (a
@@ -53,6 +52,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     private let services: ProxyServices
     /// The HTTP/1.1 handlers to take out when the connection becomes a tunnel.
     private let httpHandlers: [RemovableChannelHandler]
+    /// `host:port` of the upstream, as the coverage summary names it.
+    private var destination: String { ListenAddress(host: upstream.host, port: upstream.port).description }
     private var buffered: ByteBuffer?
     private var serverFirst: Scheduled<Void>?
     /// A connection to the upstream opened while the client is silent: if the upstream speaks
@@ -136,7 +137,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
                 peer.pipeline.syncOperations.handler(type: GreetingProbe.self))
             try GlueHandler.join(sync, at: .after(self), to: peer)
             client.writeAndFlush(greeting, promise: nil)
-            services.recorder.tunnelled("\(HostName.bracketed(upstream.host)):\(upstream.port)")
+            services.recorder.tunnelled(destination)
             sync.removeHandler(context: context, promise: nil)
         } catch {
             peer.close(promise: nil)
@@ -178,18 +179,12 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     private func intercept(_ context: ChannelHandlerContext, first: ByteBuffer) {
         guard let interceptor = services.interceptor else { return }
         let local = context.channel.localAddress?.ipAddress
-        let destination = "\(HostName.bracketed(upstream.host)):\(upstream.port)"
         do {
-            let tls = try interceptor.context(for: upstream.host, more: local.map { [$0] } ?? [])
+            let handlers = try interceptor.pipeline(
+                host: upstream.host, more: local.map { [$0] } ?? [], service: service, upstream: upstream,
+                services: services)
             let sync = context.pipeline.syncOperations
             for handler in httpHandlers { sync.removeHandler(handler, promise: nil) }
-            var secure = upstream
-            secure.scheme = "https"
-            let handlers: [ChannelHandler] =
-                [
-                    NIOSSLServerHandler(context: tls),
-                    InterceptedHandshake(destination: destination, recorder: services.recorder),
-                ] + ProxyServerHandler.pipeline(route: .reverse(service: service, upstream: secure), services: services)
             try sync.addHandlers(handlers, position: .after(self))
             context.fireChannelRead(wrapInboundOut(first))
             sync.removeHandler(context: context, promise: nil)
@@ -204,7 +199,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         client.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
         let recorder = services.recorder
         let configuration = services.configuration
-        let destination = "\(HostName.bracketed(upstream.host)):\(upstream.port)"
+        let destination = self.destination
         let handlers = httpHandlers
         let loop = context.eventLoop
         ClientBootstrap(group: loop)

@@ -14,6 +14,21 @@ protocol UpstreamSource: AnyObject {
     func release(_ connection: UpstreamConnection)
 }
 
+/// A response of the proxy's own (an error it answers itself): one line of plain text.
+enum ProxyAnswer {
+    static func write(_ status: HTTPResponseStatus, message: String, close: Bool, _ context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-length", value: String(message.utf8.count + 1))
+        if close { headers.add(name: "connection", value: "close") }
+        let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        context.write(
+            NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: message + "\n")))), promise: nil)
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+    }
+}
+
 /// What the handlers of every client connection share: one per event loop.
 // Unchecked: the upstream pool it holds is used on its own loop only, as `UpstreamPool` says.
 final class ProxyServices: @unchecked Sendable {
@@ -336,14 +351,7 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     // MARK: Responses of the proxy's own
 
     private func respond(_ status: HTTPResponseStatus, message: String, close: Bool, _ context: ChannelHandlerContext) {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.add(name: "content-length", value: String(message.utf8.count + 1))
-        if close { headers.add(name: "connection", value: "close") }
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: message + "\n")))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        ProxyAnswer.write(status, message: message, close: close, context)
     }
 
     // MARK: Flow control

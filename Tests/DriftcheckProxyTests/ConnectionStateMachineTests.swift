@@ -398,6 +398,7 @@ final class Rig {
     @Test func aResponseEndWithoutAHeadIsNotARecordedResponse() {
         var machine = ConnectionStateMachine(route: route, maxBody: 1024)
         guard case .connect(let exchange) = machine.clientRead(.head(head), now: now) else {
+            Issue.record("a head did not start an exchange")
             return
         }
         _ = machine.upstreamConnected(connection(), for: exchange, now: now)
