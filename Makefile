@@ -1,6 +1,6 @@
 # driftcheck: `make demo` and `make test` work on a fresh Debian machine with Swift installed.
 SWIFT ?= swift
-APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev libbrotli-dev libxml2-dev sqlite3 openssl
+APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev libbrotli-dev libxml2-dev sqlite3 openssl libpq-dev
 # Real peers the tests check against: WireMock's jar (PyPI `wiremock`, run with Java 17) and httpbin.
 PYTHON_PACKAGES := wiremock httpbin gunicorn mitmproxy brotli
 BENCH_PACKAGES := wrk nginx-light

@@ -24,9 +24,12 @@ let package = Package(
             name: "DriftcheckStore",
             dependencies: [
                 "DriftcheckCore", "CZlib", "CBrotli", .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The team store: recordings in PostgreSQL through libpq (docs/decisions.md, "The team store").
+        .target(name: "DriftcheckPostgres", dependencies: ["DriftcheckCore", "DriftcheckStore", "CLibPQ"]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .target(
             name: "DriftcheckProxy",
             dependencies: [
@@ -89,7 +92,8 @@ let package = Package(
             dependencies: [
                 "DriftcheckCore", "DriftcheckStore", "DriftcheckProxy", "DriftcheckProcess", "DriftcheckDemo",
                 "DriftcheckReplay", "DriftcheckMocks", "DriftcheckReports", "DriftcheckYAML", "DriftcheckCompare",
-                "DriftcheckCA", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "DriftcheckCA", "DriftcheckPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -121,7 +125,7 @@ let package = Package(
         .testTarget(
             name: "DriftcheckStoreTests",
             dependencies: [
-                "DriftcheckStore", "DriftcheckTestSupport",
+                "DriftcheckStore", "DriftcheckPostgres", "DriftcheckTestSupport", "DriftcheckProcess",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
@@ -134,7 +138,9 @@ let package = Package(
         ),
         .testTarget(
             name: "DriftcheckCLITests",
-            dependencies: ["DriftcheckCLI", "DriftcheckStore", "DriftcheckProcess", "DriftcheckTestSupport"]
+            dependencies: [
+                "DriftcheckCLI", "DriftcheckStore", "DriftcheckPostgres", "DriftcheckProcess", "DriftcheckTestSupport",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

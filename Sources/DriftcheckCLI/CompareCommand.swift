@@ -195,7 +195,7 @@ struct Comparison {
     }
 
     /// The store to read: `--store`, or a scratch store filled from `--har`/`--contracts`.
-    func recordings() throws -> (RecordingStore, String?) {
+    func recordings() throws -> (any RecordingStore, String?) {
         var files = options.har
         if let directory = options.contracts {
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
@@ -208,7 +208,7 @@ struct Comparison {
         }
         guard !files.isEmpty else { return (try options.storeOptions.openExisting(), nil) }
         let scratch = NSTemporaryDirectory() + "driftcheck-contracts-\(UUID().uuidString.prefix(8))"
-        let store = try RecordingStore(path: scratch + "/recordings.sqlite")
+        let store = try SQLiteStore(path: scratch + "/recordings.sqlite")
         let policy = try ConfigFile.load(explicit: options.config).redaction()
         for file in files {
             try store.insert(

@@ -52,7 +52,7 @@ struct DemoCommand: AsyncParsableCommand {
         guard let upstream = UpstreamURL.parse(dependency.baseURL) else { throw UsageError("demo: bad upstream URL") }
 
         let session = try RecordingSession(
-            storePath: storePath, mode: "demo", command: nil, redaction: RedactionPolicy(),
+            store: storePath, mode: "demo", command: nil, redaction: RedactionPolicy(),
             configuration: ProxyConfiguration())
         let listener = try await session.listen(
             ListenAddress(host: "127.0.0.1", port: 0), route: .reverse(service: "orders", upstream: upstream))
@@ -73,11 +73,11 @@ struct DemoCommand: AsyncParsableCommand {
         requests.append(ClientRequest("GET", "/health"))
         let responses = try await LoopbackHTTPClient.send(requests, port: listener.port, group: group)
         Terminal.say("sent \(responses.count) requests through the recorder")
-        let statistics = await session.stop()
+        let (statistics, _) = await session.stop()
         await dependency.stop()
         Terminal.say(RecordingSession.summary(statistics, store: storePath))
 
-        let summaries = try RecordingStore(path: storePath).summaries()
+        let summaries = try SQLiteStore(path: storePath).summaries()
         print(ListCommand.table(summaries), terminator: "")
         print("\n$ driftcheck compare \(mocksPath) --store \(storePath)\n")
         // The same library call `compare` makes; the demo's mocks live in a temporary directory.
@@ -85,7 +85,7 @@ struct DemoCommand: AsyncParsableCommand {
         do {
             report = try await ComparisonPipeline.run(
                 ComparisonInput(
-                    store: try RecordingStore(path: storePath), mocks: try MockDirectory.load(mocksPath), now: Date()))
+                    store: try SQLiteStore(path: storePath), mocks: try MockDirectory.load(mocksPath), now: Date()))
         } catch let failure as ComparisonFailure {
             throw UsageError("demo: \(failure.description)")
         }

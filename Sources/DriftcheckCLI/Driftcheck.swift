@@ -1,5 +1,6 @@
 import ArgumentParser
 import DriftcheckCore
+import DriftcheckPostgres
 import DriftcheckStore
 import Foundation
 
@@ -18,7 +19,7 @@ public struct Driftcheck: AsyncParsableCommand {
         version: driftcheckVersion,
         subcommands: [
             RecordCommand.self, CompareCommand.self, GateCommand.self, ListCommand.self, ExportCommand.self,
-            ImportCommand.self, DemoCommand.self, CACommand.self,
+            ImportCommand.self, PushCommand.self, PullCommand.self, DemoCommand.self, CACommand.self,
         ]
     )
 
@@ -102,15 +103,53 @@ enum Terminal {
 
 /// Options every command that reads or writes recordings takes.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: "The recordings store (SQLite), created on first use.")
-    var store: String = ".driftcheck/recordings.sqlite"
+    static let defaultPath = ".driftcheck/recordings.sqlite"
 
-    /// Opens an existing store for reading, without creating one.
-    func openExisting() throws -> RecordingStore {
-        guard FileManager.default.fileExists(atPath: store) else {
-            throw UsageError("\(store): no such store (record something first, or pass --store)")
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The recordings store: a SQLite file, created on first use, or a postgres:// URL (default: $DRIFTCHECK_STORE, else \(defaultPath)).",
+            valueName: "path|url"))
+    var store: String?
+
+    /// `--store`, else `DRIFTCHECK_STORE`, else the default file.
+    var location: String {
+        if let store { return store }
+        if let variable = ProcessInfo.processInfo.environment["DRIFTCHECK_STORE"], !variable.isEmpty { return variable }
+        return Self.defaultPath
+    }
+
+    /// Opens an existing store for reading, without creating a file.
+    func openExisting() throws -> any RecordingStore {
+        try Stores.open(location, create: false)
+    }
+
+    /// Opens the store, creating it when missing.
+    func open() throws -> any RecordingStore {
+        try Stores.open(location, create: true)
+    }
+}
+
+/// Where a store location leads: a `postgres://` URL to the team store, anything else to a file.
+enum Stores {
+    static func open(_ location: String, create: Bool) throws -> any RecordingStore {
+        if PostgresStore.isURL(location) { return try PostgresStore(url: location) }
+        if !create && !FileManager.default.fileExists(atPath: location) {
+            throw UsageError("\(location): no such store (record something first, or pass --store)")
         }
-        return try RecordingStore(path: store)
+        return try SQLiteStore(path: location)
+    }
+
+    /// The local file a recorder writes through when its store is remote: one per store URL, so
+    /// what one run could not send is sent by the next.
+    static func outboxPath(for url: String) -> String {
+        // FNV-1a: a stable name, not a secret (the URL's password is left out first).
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in PostgresStore.redacted(url).utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return ".driftcheck/outbox-\(String(hash, radix: 16)).sqlite"
     }
 }
 

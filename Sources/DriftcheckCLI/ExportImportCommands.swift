@@ -99,14 +99,14 @@ struct ImportCommand: AsyncParsableCommand {
         }
         let policy = try configOptions.redaction()
         let exchanges = try files.flatMap { try Self.read($0, service: service) }
-        let store = try RecordingStore(path: storeOptions.store)
+        let store = try storeOptions.open()
         let session = try store.beginSession(
             mode: "import", command: files.joined(separator: " "), toolVersion: driftcheckVersion)
         // Foreign HAR files hold live credentials: redact before anything is written.
         try store.insert(exchanges.map(ExchangeSanitizer(redaction: policy).sanitize), session: session)
         try store.endSession(session)
         try store.close()
-        Terminal.say("imported \(exchanges.count) exchanges into \(storeOptions.store)")
+        Terminal.say("imported \(exchanges.count) exchanges into \(store.location)")
     }
 
     static func read(_ path: String, service: String?) throws -> [Exchange] {

@@ -189,7 +189,7 @@ struct RecordCommand: AsyncParsableCommand {
 
         let mode = !command.isEmpty ? "wrapped" : upstreams.isEmpty ? "forward" : "reverse"
         let session = try RecordingSession(
-            storePath: storeOptions.store, mode: mode, command: command.isEmpty ? nil : command.joined(separator: " "),
+            store: storeOptions.location, mode: mode, command: command.isEmpty ? nil : command.joined(separator: " "),
             redaction: redaction, configuration: proxyConfiguration)
         var exitCode: Int32 = 0
         do {
@@ -217,13 +217,8 @@ struct RecordCommand: AsyncParsableCommand {
             _ = await session.stop()
             throw error
         }
-        let statistics = await session.stop()
-        Terminal.say(RecordingSession.summary(statistics, store: storeOptions.store))
-        if statistics.dropped > 0 {
-            Terminal.warning(
-                "\(statistics.dropped) exchanges were not recorded (\(statistics.error ?? "the store could not keep up"))"
-            )
-        }
+        let (statistics, report) = await session.stop()
+        session.summarize(statistics, report)
         if exitCode != 0 { throw ExitReason.command(exitCode) }
     }
 

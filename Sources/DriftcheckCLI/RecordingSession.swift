@@ -1,4 +1,5 @@
 import DriftcheckCore
+import DriftcheckPostgres
 import DriftcheckProxy
 import DriftcheckStore
 import Foundation
@@ -7,7 +8,12 @@ import NIOPosix
 
 /// A running recorder: the store, its writer and the proxy's listeners, stopped as one.
 final class RecordingSession {
-    let store: RecordingStore
+    /// The store as the user named it.
+    let location: String
+    /// The file the writer fills: the store itself, or the outbox of a remote store.
+    let store: SQLiteStore
+    /// Sends the outbox to a remote store while recording.
+    let outbox: Outbox?
     let writer: StoreWriter
     let proxy: RecordingProxy
     let group: MultiThreadedEventLoopGroup
@@ -15,10 +21,26 @@ final class RecordingSession {
     private(set) var listeners: [(address: ListenAddress, label: String)] = []
 
     init(
-        storePath: String, mode: String, command: String?, redaction: RedactionPolicy,
+        store location: String, mode: String, command: String?, redaction: RedactionPolicy,
         configuration: ProxyConfiguration
     ) throws {
-        store = try RecordingStore(path: storePath)
+        self.location = location
+        if PostgresStore.isURL(location) {
+            // A URL that is wrong, or a database that is not ours, stops here; a server that does
+            // not answer does not stop recording.
+            do {
+                try PostgresStore(url: location).close()
+            } catch StoreError.unreachable(let path, let detail) {
+                Terminal.warning(
+                    "\(path): cannot reach the store (\(detail)); recording into \(Stores.outboxPath(for: location)) and sending when it answers"
+                )
+            }
+            store = try SQLiteStore(path: Stores.outboxPath(for: location))
+            outbox = Outbox(local: store) { try PostgresStore(url: location) }
+        } else {
+            store = try SQLiteStore(path: location)
+            outbox = nil
+        }
         sessionID = try store.beginSession(mode: mode, command: command, toolVersion: driftcheckVersion)
         let writer = StoreWriter(store: store, session: sessionID, redaction: redaction) { message in
             Terminal.error("\(message); the proxy keeps forwarding but records nothing more")
@@ -52,16 +74,33 @@ final class RecordingSession {
         return bound
     }
 
-    /// Stops accepting, finishes exchanges in flight, flushes the store and closes it.
-    func stop() async -> StoreWriter.Statistics {
+    /// Stops accepting, finishes exchanges in flight, flushes the store (and the outbox, trying
+    /// for up to `sendFor` seconds) and closes it.
+    func stop(sendFor: Double = 10) async -> (StoreWriter.Statistics, Outbox.Report?) {
         let drained = await proxy.shutdown()
         for line in proxy.coverage.lines { Terminal.say("  \(line)") }
         if !drained { Terminal.warning("some exchanges were still in flight at shutdown and were not recorded") }
         let statistics = writer.finish()
         try? store.endSession(sessionID)
+        let report = outbox?.finish(deadline: Date().addingTimeInterval(sendFor))
         try? store.close()
         try? await group.shutdownGracefully()
-        return statistics
+        return (statistics, report)
+    }
+
+    /// The closing lines of a recording: what was recorded where, and what still waits to be sent.
+    func summarize(_ statistics: StoreWriter.Statistics, _ report: Outbox.Report?) {
+        Terminal.say(Self.summary(statistics, store: PostgresStore.redacted(location)))
+        if statistics.dropped > 0 {
+            Terminal.warning(
+                "\(statistics.dropped) exchanges were not recorded (\(statistics.error ?? "the store could not keep up"))"
+            )
+        }
+        if let report, report.waiting > 0 {
+            Terminal.warning(
+                "\(report.waiting) exchange\(report.waiting == 1 ? "" : "s") wait in \(store.path) (\(report.error ?? "not sent yet")); the next record with this store, or 'driftcheck push --store \(store.path) --to URL', sends them"
+            )
+        }
     }
 
     static func summary(_ statistics: StoreWriter.Statistics, store: String) -> String {

@@ -8,7 +8,7 @@ import Synchronization
 /// Everything one comparison needs; the CLI maps its options to this.
 public struct ComparisonInput: Sendable {
     /// Where the recordings are.
-    public var store: RecordingStore
+    public var store: any RecordingStore
     /// Services to compare; empty for every recorded one.
     public var services: [String]
     /// How each service's mock is reached.
@@ -26,7 +26,7 @@ public struct ComparisonInput: Sendable {
     public var now: Date
 
     public init(
-        store: RecordingStore, services: [String] = [], mocks: [String: MockTarget], policy: Policy = Policy(),
+        store: any RecordingStore, services: [String] = [], mocks: [String: MockTarget], policy: Policy = Policy(),
         parallel: Int = 1, timeout: Double = 30, replayHeaders: HeaderFields = HeaderFields(), explain: Bool = false,
         now: Date
     ) {
@@ -178,7 +178,8 @@ public enum ComparisonPipeline {
     /// (a replay, say). The next page is read and prepared while `body` works on this one, so
     /// both cores work; pages are still prepared one after another, in order.
     static func forEachPage<Prepared: Sendable>(
-        _ store: RecordingStore, service: String, prepare: @escaping @Sendable ([Exchange]) async throws -> Prepared,
+        _ store: any RecordingStore, service: String,
+        prepare: @escaping @Sendable ([Exchange]) async throws -> Prepared,
         each body: (Prepared) throws -> Void
     ) async throws {
         let size = pageSize

@@ -9,7 +9,7 @@ let path =
     CommandLine.arguments.count > 2
     ? CommandLine.arguments[2] : NSTemporaryDirectory() + "bench-store-\(getpid()).sqlite"
 try? FileManager.default.removeItem(atPath: path)
-let store = try RecordingStore(path: path)
+let store = try SQLiteStore(path: path)
 // A queue as large as the run: this measures how fast the writer drains, not the drop policy.
 let writer = StoreWriter(
     store: store, session: nil, redaction: RedactionPolicy(), capacity: count, byteCapacity: Int.max)

@@ -95,7 +95,7 @@ extension PeerProcesses {
             defer { httpbin.signalGroup(SIGKILL) }
             let store = directory.file("recordings.sqlite")
             try await Self.record(into: store, httpbin: port, directory)
-            #expect(try RecordingStore(path: store).count() == 7)
+            #expect(try SQLiteStore(path: store).count() == 7)
 
             // 1. WireMock mappings, evaluated by the built-in engine.
             let wiremock = try await Self.findings(
@@ -219,7 +219,7 @@ extension PeerProcesses {
             let mapping = try directory.write("mocks/orders/mappings/broken.json", "{\"request\": ")
             _ = try directory.write("mocks/payments/mock.yml", "url: [not, a, url]\n")
             let store = directory.file("s.sqlite")
-            try RecordingStore(path: store).insert(
+            try SQLiteStore(path: store).insert(
                 [
                     Exchange(
                         service: "orders", request: RecordedRequest(method: "GET", host: "o", port: 80, path: "/"),
@@ -287,7 +287,7 @@ extension PeerProcesses {
             defer { directory.remove() }
             let store = directory.file("s.sqlite")
             let old = Date().addingTimeInterval(-40 * 86_400)
-            try RecordingStore(path: store).insert(
+            try SQLiteStore(path: store).insert(
                 [
                     Exchange(
                         service: "httpbin", request: RecordedRequest(method: "GET", host: "h", port: 80, path: "/uuid"),

@@ -52,7 +52,7 @@ extension PeerProcesses {
 
             let imported = directory.file("imported.sqlite")
             #expect(try await DriftcheckBinary.run(["import", har, "--store", imported], in: directory).status == 0)
-            #expect(try RecordingStore(path: imported).count() == 21)
+            #expect(try SQLiteStore(path: imported).count() == 21)
 
             let mocks = Fixtures.path("demo/mocks")
             var reports: [[String]] = []
@@ -190,7 +190,7 @@ extension PeerProcesses {
             }
             let stored =
                 FileManager.default.fileExists(atPath: directory.file("s.sqlite"))
-                ? try RecordingStore(path: directory.file("s.sqlite")).count() : 0
+                ? try SQLiteStore(path: directory.file("s.sqlite")).count() : 0
             #expect(stored == 0)
         }
 
@@ -232,7 +232,7 @@ extension PeerProcesses {
             let result = try await DriftcheckBinary.run(
                 ["import", har, "--service", "httpbin", "--store", store], in: directory)
             #expect(result.status == 0, "\(result.output)")
-            let exchanges = try RecordingStore(path: store).exchanges()
+            let exchanges = try SQLiteStore(path: store).exchanges()
             // The readiness probe went through mitmproxy too.
             #expect(exchanges.count >= 4)
             #expect(Set(exchanges.map(\.service)) == ["httpbin"])

@@ -27,7 +27,7 @@ import Testing
         let status = await running.process.wait()
         #expect(status == 0, "\(running.output)")
         #expect(running.output.contains("recorded 50 exchanges in \(store)"))
-        let reopened = try RecordingStore(path: store)
+        let reopened = try SQLiteStore(path: store)
         #expect(try reopened.count() == 50)
         #expect(try reopened.summaries().map(\.endpoint) == ["GET /orders/{id}"])
         await upstream.stop()
@@ -77,7 +77,7 @@ import Testing
         #expect(result.output.contains("(orders → \(orders.baseURL))"))
         #expect(result.output.contains("(payments → http://payments.shop.invalid:81)"))
 
-        let stored = try RecordingStore(path: store).exchanges()
+        let stored = try SQLiteStore(path: store).exchanges()
         #expect(Set(stored.map(\.service)) == ["orders", "127.0.0.2-\(elsewhere.port)"])
         #expect(stored.first { $0.service == "orders" }?.request.path == "/orders/3")
         await orders.stop()
@@ -171,7 +171,7 @@ import Testing
                 environment[name].flatMap { if case .string(let v) = $0 { v } else { nil } }?.hasPrefix(
                     "http://127.0.0.1:") == true, "\(name)")
         }
-        let stored = try RecordingStore(path: store).exchanges()
+        let stored = try SQLiteStore(path: store).exchanges()
         #expect(
             Set(stored.map { "\($0.service) \($0.request.path)" }) == [
                 "payments /echo/payments", "inventory /echo/stock", "orders /orders/3", "api /v1/charges",
@@ -299,7 +299,7 @@ import Testing
         running.process.signalGroup(SIGINT)
         #expect(await running.process.wait() == 0)
         #expect(running.output.contains("1 failed upstream call"))
-        let stored = try RecordingStore(path: store)
+        let stored = try SQLiteStore(path: store)
         #expect(try stored.count() == 1)
         #expect(try stored.exchanges(includeFailures: false).isEmpty)
     }
@@ -310,7 +310,7 @@ import Testing
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let store = directory.file("s.sqlite")
-        let recordings = try RecordingStore(path: store)
+        let recordings = try SQLiteStore(path: store)
         let base = Date(timeIntervalSince1970: 1_790_000_000)
         let exchanges = ["/orders/1", "/orders/2", "/orders"].enumerated().map { index, path in
             Exchange(
@@ -342,7 +342,7 @@ import Testing
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("GET /orders/{id}"))
         #expect(result.output.contains("POST /orders"))
-        let stored = try RecordingStore(path: store).exchanges()
+        let stored = try SQLiteStore(path: store).exchanges()
         #expect(stored.count == 21)
         let bytes = try Data(contentsOf: URL(fileURLWithPath: store))
         #expect(!String(decoding: bytes, as: UTF8.self).contains("demo-secret-token"))
@@ -363,7 +363,7 @@ import Testing
         let response = try await slow
         #expect(response.status == 200)
         #expect(await running.process.wait() == 0)
-        let stored = try RecordingStore(path: store).exchanges()
+        let stored = try SQLiteStore(path: store).exchanges()
         #expect(stored.map(\.request.path) == ["/slow/1500"])
         #expect(stored.first?.response?.status == 200)
         await upstream.stop()
@@ -432,13 +432,13 @@ import Testing
             if insecure {
                 #expect(response.status == 200)
                 #expect(response.text == #"{"secure":true}"#)
-                let stored = try RecordingStore(path: store).exchanges()
+                let stored = try SQLiteStore(path: store).exchanges()
                 #expect(stored.first?.request.scheme == "https")
                 #expect(stored.first?.response?.status == 200)
             } else {
                 // A self-signed certificate is not trusted by default.
                 #expect(response.status == 502)
-                #expect(try RecordingStore(path: store).exchanges(includeFailures: false).isEmpty)
+                #expect(try SQLiteStore(path: store).exchanges(includeFailures: false).isEmpty)
             }
         }
     }
@@ -464,7 +464,7 @@ import Testing
             port: port, group: testGroup)
         running.process.signalGroup(SIGINT)
         #expect(await running.process.wait() == 0)
-        let stored = try #require(try RecordingStore(path: store).exchanges().first)
+        let stored = try #require(try SQLiteStore(path: store).exchanges().first)
         #expect(normalizedMarkers(stored.request.headers["x-tenant-key"]) == "<redacted>")
         #expect(
             normalizedMarkers(String(decoding: stored.request.body.bytes, as: UTF8.self))
@@ -536,7 +536,7 @@ import Testing
         await load.value
         let integrity = try runSQLite(store, "PRAGMA integrity_check;")
         #expect(integrity == "ok")
-        let stored = try RecordingStore(path: store).count()
+        let stored = try SQLiteStore(path: store).count()
         #expect(stored > 0)
         // An exchange is stored when the proxy has sent it, which can be just before its
         // client has read it: at most one per worker ahead of the clients' count.
@@ -566,7 +566,7 @@ func startRecorder(for upstream: LoopbackHTTPServer, in directory: TemporaryDire
 /// A store holding one recorded `GET path` of service `orders`.
 func storeWithOneExchange(in directory: TemporaryDirectory, path: String = "/orders/1") throws -> String {
     let store = directory.file("s.sqlite")
-    let recordings = try RecordingStore(path: store)
+    let recordings = try SQLiteStore(path: store)
     try recordings.insert(
         [
             Exchange(

@@ -53,7 +53,7 @@ import Testing
         running.process.signalGroup(SIGINT)
         #expect(await running.process.wait() == 0)
         assertClean(running.output, "the recorder's output")
-        #expect(try RecordingStore(path: store).count() == 3)
+        #expect(try SQLiteStore(path: store).count() == 3)
 
         let har = directory.file("contract.har")
         let exported = try await DriftcheckBinary.run(

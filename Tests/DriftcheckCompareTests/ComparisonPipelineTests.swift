@@ -26,7 +26,7 @@ import Testing
     /// A store with three orders and an old health check, and mocks for `orders` that drift.
     static func fixture() throws -> (TemporaryDirectory, RecordingStore, [String: MockTarget]) {
         let directory = try TemporaryDirectory()
-        let store = try RecordingStore(path: directory.file("recordings.sqlite"))
+        let store = try SQLiteStore(path: directory.file("recordings.sqlite"))
         try store.insert(
             [
                 exchange("/orders/1", #"{"id":1,"total":2.5,"status":"PAID"}"#),

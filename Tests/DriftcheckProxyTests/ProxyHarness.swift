@@ -12,7 +12,7 @@ import NIOPosix
 /// through the real writer into a real SQLite file.
 final class ProxyHarness: Sendable {
     let directory: TemporaryDirectory
-    let store: RecordingStore
+    let store: SQLiteStore
     let writer: StoreWriter
     let proxy: RecordingProxy
     let port: Int
@@ -25,10 +25,10 @@ final class ProxyHarness: Sendable {
     static func start(
         _ route: ListenerRoute, configuration: ProxyConfiguration = ProxyConfiguration(),
         redaction: RedactionPolicy = RedactionPolicy(), storeBytes: (soft: Int, hard: Int)? = nil,
-        prepareStore: (RecordingStore) throws -> Void = { _ in }
+        prepareStore: (SQLiteStore) throws -> Void = { _ in }
     ) async throws -> ProxyHarness {
         let directory = try TemporaryDirectory()
-        let store = try RecordingStore(path: directory.file("recordings.sqlite"))
+        let store = try SQLiteStore(path: directory.file("recordings.sqlite"))
         try prepareStore(store)
         let messages = NIOLockedValueBox<[String]>([])
         let report: @Sendable (String) -> Void = { message in messages.withLockedValue { $0.append(message) } }
@@ -57,7 +57,7 @@ final class ProxyHarness: Sendable {
     static func reverse(
         to upstream: LoopbackHTTPServer, service: String = "orders",
         configuration: ProxyConfiguration = ProxyConfiguration(), redaction: RedactionPolicy = RedactionPolicy(),
-        storeBytes: (soft: Int, hard: Int)? = nil, prepareStore: (RecordingStore) throws -> Void = { _ in }
+        storeBytes: (soft: Int, hard: Int)? = nil, prepareStore: (SQLiteStore) throws -> Void = { _ in }
     ) async throws -> ProxyHarness {
         try await start(
             .reverse(service: service, upstream: UpstreamURL.parse(upstream.baseURL)!), configuration: configuration,
@@ -65,7 +65,7 @@ final class ProxyHarness: Sendable {
     }
 
     private init(
-        directory: TemporaryDirectory, store: RecordingStore, writer: StoreWriter, proxy: RecordingProxy, port: Int,
+        directory: TemporaryDirectory, store: SQLiteStore, writer: StoreWriter, proxy: RecordingProxy, port: Int,
         waits: NIOLockedValueBox<Int>, messages: NIOLockedValueBox<[String]>
     ) {
         self.waits = waits

@@ -27,9 +27,9 @@ func sampleExchange(
             ("X-Quote", #"a "quoted" \ value"#), ("X-Control", "tab\there\u{01}\u{1F}end"), ("X-Unicode", "café ✓ 😀"),
             ("X-Empty", ""),
         ])
-        let text = RecordingStore.encode(fields)
+        let text = HeaderColumn.encode(fields)
         #expect(try JSONValue.parse(text) != nil)
-        #expect(RecordingStore.decodeHeaders(text) == fields)
+        #expect(HeaderColumn.decode(text) == fields)
         #expect(text.contains(#"\u0001"#) && text.contains(#"\u001f"#) && text.contains(#"\t"#))
     }
 
@@ -37,7 +37,7 @@ func sampleExchange(
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.file("nested/recordings.sqlite")
-        let store = try RecordingStore(path: path)
+        let store = try SQLiteStore(path: path)
         let session = try store.beginSession(mode: "reverse", command: nil, toolVersion: "test")
         var truncated = sampleExchange(path: "/big")
         truncated.request.body = CapturedBody(bytes: Data("abc".utf8), size: 5_000_000)
@@ -65,7 +65,7 @@ func sampleExchange(
         #expect(try store.exchanges(service: "nobody").isEmpty)
         try store.close()
 
-        let reopened = try RecordingStore(path: path)
+        let reopened = try SQLiteStore(path: path)
         #expect(try reopened.count() == 3)
         let pragmas = try reopened.pool.read { db in
             (
@@ -73,15 +73,15 @@ func sampleExchange(
                 try String.fetchOne(db, sql: "PRAGMA journal_mode")
             )
         }
-        #expect(pragmas.0 == RecordingStore.formatVersion)
-        #expect(pragmas.1 == RecordingStore.applicationID)
+        #expect(pragmas.0 == SQLiteStore.formatVersion)
+        #expect(pragmas.1 == SQLiteStore.applicationID)
         #expect(pragmas.2 == "wal")
     }
 
     @Test func summarisesTemplatedEndpoints() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let store = try RecordingStore(path: directory.file("s.sqlite"))
+        let store = try SQLiteStore(path: directory.file("s.sqlite"))
         try store.insert(
             [
                 sampleExchange(path: "/orders/1", at: Date(timeIntervalSince1970: 100)),
@@ -103,7 +103,7 @@ func sampleExchange(
         let path = try directory.write("notes.sqlite", String(repeating: "not a database at all\n", count: 100))
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect {
-            try RecordingStore(path: path)
+            try SQLiteStore(path: path)
         } throws: { error in
             guard case StoreError.notAStore(let named, _) = error else { return false }
             return named == path && "\(error)".hasPrefix(path)
@@ -117,7 +117,7 @@ func sampleExchange(
         let path = directory.file("other.sqlite")
         try runSQLite(path, "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
         #expect {
-            try RecordingStore(path: path)
+            try SQLiteStore(path: path)
         } throws: { error in
             if case StoreError.notAStore = error { return true }
             return false
@@ -129,38 +129,68 @@ func sampleExchange(
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.file("s.sqlite")
-        try RecordingStore(path: path).close()
+        try SQLiteStore(path: path).close()
         try runSQLite(path, "PRAGMA user_version = 99;")
         #expect {
-            try RecordingStore(path: path)
+            try SQLiteStore(path: path)
         } throws: { error in
-            if case StoreError.newerFormat(_, 99) = error { return true }
+            if case StoreError.newerFormat(_, 99, _) = error { return true }
             return false
         }
     }
 
-    @Test func aVersionOneStoreMigratesAndKeepsItsExchanges() throws {
+    @Test func aVersionTwoStoreMigratesKeepsItsExchangesAndGainsIdentities() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.file("s.sqlite")
-        let store = try RecordingStore(path: path)
-        try store.insert([sampleExchange()], session: nil)
-        try store.close()
-        // What a build before the path index left behind.
-        try runSQLite(path, "DROP INDEX exchange_by_path; PRAGMA user_version = 1;")
-        let reopened = try RecordingStore(path: path)
-        #expect(try reopened.count() == 1)
-        #expect(try runSQLite(path, "PRAGMA user_version;") == "2")
-        #expect(
-            try runSQLite(path, "SELECT name FROM sqlite_master WHERE name = 'exchange_by_path';") == "exchange_by_path"
-        )
+        // A store as builds before content hashes left it, with one exchange stored twice.
+        let row = """
+            INSERT INTO exchange (session_id, service, method, scheme, host, port, path, query, request_headers,
+                request_body, request_body_size, status, response_headers, response_body, response_body_size,
+                failure, started_at, duration)
+            VALUES (1, 'orders', 'GET', 'http', 'orders.shop', 8080, '/orders/1', 'expand=items',
+                '[["Accept","application/json"]]', X'', 0, 200, '[["Content-Type","application/json"]]',
+                CAST('{"id":1}' AS BLOB), 8, NULL, 1790000000, 0.0125);
+            """
+        try runSQLite(
+            path,
+            """
+            PRAGMA application_id = \(SQLiteStore.applicationID);
+            CREATE TABLE session (id INTEGER PRIMARY KEY, started_at REAL NOT NULL, ended_at REAL, mode TEXT NOT NULL,
+                command TEXT, tool_version TEXT NOT NULL);
+            CREATE TABLE exchange (id INTEGER PRIMARY KEY, session_id INTEGER REFERENCES session(id),
+                service TEXT NOT NULL, method TEXT NOT NULL, scheme TEXT NOT NULL, host TEXT NOT NULL,
+                port INTEGER NOT NULL, path TEXT NOT NULL, query TEXT, request_headers TEXT NOT NULL,
+                request_body BLOB NOT NULL, request_body_size INTEGER NOT NULL, status INTEGER, response_headers TEXT,
+                response_body BLOB, response_body_size INTEGER, failure TEXT, started_at REAL NOT NULL,
+                duration REAL NOT NULL);
+            CREATE INDEX exchange_by_service ON exchange(service, id);
+            CREATE INDEX exchange_by_path ON exchange(service, path, id);
+            INSERT INTO session VALUES (1, 1790000000, 1790000100, 'reverse', NULL, '0.0.9');
+            \(row) \(row)
+            UPDATE exchange SET path = '/orders/2' WHERE id = 2;
+            \(row)
+            PRAGMA user_version = 2;
+            """)
+        let store = try SQLiteStore(path: path)
+        #expect(try runSQLite(path, "PRAGMA user_version;") == "3")
+        // The third row duplicated the first to the last bit: one exchange, kept once.
+        #expect(try store.exchanges().map(\.request.path) == ["/orders/1", "/orders/2"])
+        var first = try store.exchanges()[0]
+        first.id = nil
+        #expect(first == sampleExchange())
+        let page = try store.transferPage(after: 0, limit: 10, filter: TransferFilter())
+        #expect(page.map(\.contentHash) == (try store.exchanges()).map(ContentHash.of))
+        let uid = try #require(page.first?.session)
+        #expect(try store.sessions(uids: [uid]).first?.toolVersion == "0.0.9")
+        #expect(try store.insert([sampleExchange()], session: nil) == 0)
     }
 
     @Test func reportsACorruptStoreByName() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.file("s.sqlite")
-        let store = try RecordingStore(path: path)
+        let store = try SQLiteStore(path: path)
         try store.insert(
             (0..<200).map { sampleExchange(path: "/orders/\($0)", body: String(repeating: "x", count: 2000)) },
             session: nil)
@@ -171,7 +201,7 @@ func sampleExchange(
         try handle.write(contentsOf: Data(repeating: 0xA5, count: 64 * 1024))
         try handle.close()
         #expect {
-            let reopened = try RecordingStore(path: path)
+            let reopened = try SQLiteStore(path: path)
             _ = try reopened.exchanges()
         } throws: { error in
             guard let storeError = error as? StoreError else { return false }
