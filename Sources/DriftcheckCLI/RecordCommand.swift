@@ -20,6 +20,13 @@ struct RecordCommand: AsyncParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With a postgres:// store: the local file exchanges wait in until the server has them (default .driftcheck/outbox-HASH.sqlite).",
+            valueName: "path"))
+    var outbox: String?
+
     @OptionGroup var configOptions: ConfigOptions
 
     @Option(name: .long, help: ArgumentHelp("A listen address HOST:PORT (repeatable).", valueName: "host:port"))
@@ -189,7 +196,8 @@ struct RecordCommand: AsyncParsableCommand {
 
         let mode = !command.isEmpty ? "wrapped" : upstreams.isEmpty ? "forward" : "reverse"
         let session = try RecordingSession(
-            store: storeOptions.location, mode: mode, command: command.isEmpty ? nil : command.joined(separator: " "),
+            store: storeOptions.location, outbox: outbox, mode: mode,
+            command: command.isEmpty ? nil : command.joined(separator: " "),
             redaction: redaction, configuration: proxyConfiguration)
         var exitCode: Int32 = 0
         do {

@@ -21,7 +21,8 @@ final class RecordingSession {
     private(set) var listeners: [(address: ListenAddress, label: String)] = []
 
     init(
-        store location: String, mode: String, command: String?, redaction: RedactionPolicy,
+        store location: String, outbox outboxPath: String? = nil, mode: String, command: String?,
+        redaction: RedactionPolicy,
         configuration: ProxyConfiguration
     ) throws {
         self.location = location
@@ -32,10 +33,10 @@ final class RecordingSession {
                 try PostgresStore(url: location).close()
             } catch StoreError.unreachable(let path, let detail) {
                 Terminal.warning(
-                    "\(path): cannot reach the store (\(detail)); recording into \(Stores.outboxPath(for: location)) and sending when it answers"
+                    "\(path): cannot reach the store (\(detail)); recording into \(outboxPath ?? Stores.outboxPath(for: location)) and sending when it answers"
                 )
             }
-            store = try SQLiteStore(path: Stores.outboxPath(for: location))
+            store = try SQLiteStore(path: outboxPath ?? Stores.outboxPath(for: location))
             outbox = Outbox(local: store) { try PostgresStore(url: location) }
         } else {
             store = try SQLiteStore(path: location)

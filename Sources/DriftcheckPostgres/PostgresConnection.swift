@@ -33,8 +33,9 @@ final class PostgresConnection {
             throw StoreError.unreachable(path: location, detail: detail)
         }
         handle = connection
-        // Readable errors whatever the server's locale and verbosity.
+        // Readable errors whatever the server's verbosity; the server's notices are not for users.
         _ = PQsetErrorVerbosity(handle, PQERRORS_DEFAULT)
+        _ = PQsetNoticeProcessor(handle, { _, _ in }, nil)
     }
 
     deinit { PQfinish(handle) }
@@ -191,7 +192,7 @@ final class PostgresRows {
 
 private func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
     let copies = strings.map { strdup($0) }
-    defer { copies.forEach { free($0) } }
+    defer { for copy in copies { free(copy) } }
     return body(copies.map { UnsafePointer($0) } + [nil])
 }
 
@@ -202,6 +203,6 @@ private func withBuffers<R>(_ datas: [Data?], _ body: ([UnsafePointer<CChar>?]) 
         data.copyBytes(to: buffer.assumingMemoryBound(to: UInt8.self), count: data.count)
         return buffer
     }
-    defer { copies.forEach { $0?.deallocate() } }
+    defer { for copy in copies { copy?.deallocate() } }
     return body(copies.map { $0.map { UnsafePointer($0.assumingMemoryBound(to: CChar.self)) } })
 }

@@ -36,6 +36,7 @@ public final class PostgresStore: RecordingStore, @unchecked Sendable {
         location = Self.redacted(url)
         connection = try PostgresConnection(url: url, location: location)
         try migrate()
+        try run { try Self.makeIncoming($0) }
     }
 
     /// True when the connection is encrypted.
@@ -220,13 +221,13 @@ public final class PostgresStore: RecordingStore, @unchecked Sendable {
                 let found = try connection.query("SELECT id FROM driftcheck.session WHERE uid = $1", [.text(uid)])
                 if found.count > 0 { ids[uid] = found.int64(0, 0) }
             }
-            return try Self.copy(rows.map { ($0.exchange, $0.contentHash, $0.session.flatMap { ids[$0] }) }, connection)
+            return try copy(rows.map { ($0.exchange, $0.contentHash, $0.session.flatMap { ids[$0] }) }, connection)
         }
     }
 
     private func write(_ rows: [(Exchange, Data, Int64?)]) throws -> Int {
         guard !rows.isEmpty else { return 0 }
-        return try transaction { connection in try Self.copy(rows, connection) }
+        return try transaction { connection in try copy(rows, connection) }
     }
 
     static let copiedColumns = """
@@ -236,26 +237,31 @@ public final class PostgresStore: RecordingStore, @unchecked Sendable {
 
     /// Binary COPY into a temporary table, then one INSERT that skips hashes already stored:
     /// COPY alone cannot skip duplicates.
-    private static func copy(_ rows: [(Exchange, Data, Int64?)], _ connection: PostgresConnection) throws -> Int {
+    private func copy(_ rows: [(Exchange, Data, Int64?)], _ connection: PostgresConnection) throws -> Int {
         guard !rows.isEmpty else { return 0 }
+        try connection.copyIn(
+            "COPY incoming (\(Self.copiedColumns)) FROM STDIN (FORMAT binary)", data: BinaryCopy.encode(rows))
+        return try connection.query(
+            """
+            INSERT INTO driftcheck.exchange (\(Self.copiedColumns))
+            SELECT \(Self.copiedColumns) FROM incoming ORDER BY ord
+            ON CONFLICT (content_hash) DO NOTHING
+            """
+        ).affected
+    }
+
+    /// The connection's staging table, made outside any transaction so that no rollback drops
+    /// it: emptied at every commit, gone with the connection.
+    private static func makeIncoming(_ connection: PostgresConnection) throws {
         try connection.execute(
             """
-            CREATE TEMP TABLE IF NOT EXISTS incoming (
+            CREATE TEMP TABLE incoming (
                 ord bigserial, session_id bigint, content_hash bytea, service text, method text, scheme text,
                 host text, port integer, path text, query text, request_headers text, request_body bytea,
                 request_body_size bigint, status integer, response_headers text, response_body bytea,
                 response_body_size bigint, failure text, started_at double precision, duration double precision
             ) ON COMMIT DELETE ROWS
             """)
-        try connection.copyIn(
-            "COPY incoming (\(copiedColumns)) FROM STDIN (FORMAT binary)", data: BinaryCopy.encode(rows))
-        return try connection.query(
-            """
-            INSERT INTO driftcheck.exchange (\(copiedColumns))
-            SELECT \(copiedColumns) FROM incoming ORDER BY ord
-            ON CONFLICT (content_hash) DO NOTHING
-            """
-        ).affected
     }
 
     // MARK: Reading

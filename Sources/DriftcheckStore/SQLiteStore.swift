@@ -436,7 +436,11 @@ public final class SQLiteStore: RecordingStore {
                         WHERE e.id > ?\(conditions) ORDER BY e.id LIMIT ?
                         """, arguments: [afterID] + arguments + [limit]
                 ).map { row in
-                    StoredExchange(exchange: Self.exchange(from: row), contentHash: row[18], session: row[19])
+                    let exchange = Self.exchange(from: row)
+                    // Rows written by other tools (benchmarks, SQL by hand) may lack a hash.
+                    let hash: Data? = row[18]
+                    return StoredExchange(
+                        exchange: exchange, contentHash: hash ?? ContentHash.of(exchange), session: row[19])
                 }
             }
         }

@@ -109,9 +109,10 @@ public enum DriftcheckBinary {
         }
     }
 
-    /// Starts the binary with `arguments`.
+    /// Starts the binary with `arguments`; with `inside`, its working directory is `directory`.
     public static func start(
-        _ arguments: [String], in directory: TemporaryDirectory, environment: [String: String] = [:]
+        _ arguments: [String], in directory: TemporaryDirectory, environment: [String: String] = [:],
+        inside: Bool = false
     )
         throws -> Running
     {
@@ -119,15 +120,19 @@ public enum DriftcheckBinary {
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
         env["NO_COLOR"] = "1"
-        let process = try ChildProcess.spawn([path] + arguments, environment: env, outputPath: output)
+        let process = try ChildProcess.spawn(
+            [path] + arguments, environment: env, directory: inside ? directory.path : nil, outputPath: output)
         return Running(process: process, outputPath: output)
     }
 
     /// Runs the binary to completion: exit status and everything it printed.
-    public static func run(_ arguments: [String], in directory: TemporaryDirectory, environment: [String: String] = [:])
+    public static func run(
+        _ arguments: [String], in directory: TemporaryDirectory, environment: [String: String] = [:],
+        inside: Bool = false
+    )
         async throws -> (status: Int32, output: String)
     {
-        let running = try start(arguments, in: directory, environment: environment)
+        let running = try start(arguments, in: directory, environment: environment, inside: inside)
         let status = await running.process.wait()
         return (status, running.output)
     }
