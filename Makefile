@@ -1,11 +1,15 @@
 # driftcheck: `make demo` and `make test` work on a fresh Debian machine with Swift installed.
 SWIFT ?= swift
+STORE ?= sqlite
 APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev libbrotli-dev libxml2-dev sqlite3 openssl libpq-dev
 # Real peers the tests check against: WireMock's jar (PyPI `wiremock`, run with Java 17) and httpbin.
 PYTHON_PACKAGES := wiremock httpbin gunicorn mitmproxy brotli
 BENCH_PACKAGES := wrk nginx-light
+# The team store's tests start their own PostgreSQL servers (initdb, pg_ctl) and generate TLS
+# certificates for them.
+PEER_PACKAGES := postgresql openssl
 
-.PHONY: deps peers demo test eval lint format bench bench-compare bench-store callgrind soak fuzz build clean
+.PHONY: deps peers demo test eval lint format bench bench-compare bench-push bench-store callgrind soak fuzz build clean
 
 # Installs the system libraries the build links against, only when one is missing.
 deps:
@@ -14,6 +18,7 @@ deps:
 # Python peers and a JRE, only when missing.
 peers:
 	@command -v java >/dev/null 2>&1 || scripts/ensure-packages.sh openjdk-17-jre-headless
+	@scripts/ensure-packages.sh $(PEER_PACKAGES)
 	@scripts/ensure-python.sh $(PYTHON_PACKAGES)
 
 build: deps
@@ -44,8 +49,14 @@ bench: deps peers
 	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
 	scripts/bench.sh
 
+# STORE=postgres also compares from a PostgreSQL server started for the run.
 bench-compare: deps
-	scripts/bench-compare.sh
+	STORE=$(STORE) scripts/bench-compare.sh
+
+# 1,000,000 exchanges pushed to a PostgreSQL server started for the run, pushed again, pulled back.
+bench-push: deps
+	@scripts/ensure-packages.sh postgresql
+	scripts/bench-push.sh
 
 bench-store: deps
 	scripts/bench-store.sh

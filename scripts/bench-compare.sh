@@ -3,10 +3,14 @@
 #   1. the built-in WireMock engine over the demo's fixture mocks (in process), and
 #   2. the same mappings served by the real WireMock 2.35 jar over HTTP (replayed with libcurl,
 #      --parallel 1 and --parallel $PARALLEL), when Java and the PyPI `wiremock` package are present.
+# With STORE=postgres, the same recordings are also pushed into a PostgreSQL server started here
+# and compared from it against the built-in engine, next to the SQLite run.
 # Prints wall time, exchanges/s and peak RSS of driftcheck for each, and the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/postgres.sh
 N=${N:-100000}
+STORE=${STORE:-sqlite}
 PARALLEL=${PARALLEL:-4}
 swift build -c release --product driftcheck >&2
 bin=$(swift build -c release --show-bin-path)/driftcheck
@@ -14,15 +18,17 @@ work=$(mktemp -d /tmp/driftcheck-bench-compare.XXXXXX)
 wiremock_pid=
 cleanup() {
   [ -n "$wiremock_pid" ] && kill "$wiremock_pid" 2>/dev/null || true
+  postgres_stop "$work/pg"
   rm -rf "$work"
 }
 trap cleanup EXIT
 scripts/generate-store.sh "$bin" "$N" "$work/store.sqlite"
 
 # Runs one comparison; appends "label<TAB>seconds<TAB>peak KiB" to the results.
+store_arg="$work/store.sqlite"
 measure() {
   local label=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/time" "$bin" compare "$@" --store "$work/store.sqlite" --format json \
+  /usr/bin/time -f "%e %M" -o "$work/time" "$bin" compare "$@" --store "$store_arg" --format json \
     --output "$work/report-$label.json" 2> "$work/log-$label" > /dev/null || true
   grep -q "exchanges compared" "$work/log-$label" || { cat "$work/log-$label" >&2; return 1; }
   printf '%s\t%s\t%s\n' "$label" $(cat "$work/time") >> "$work/results"
@@ -30,6 +36,16 @@ measure() {
 }
 : > "$work/results"
 measure engine fixtures/demo/mocks
+if [ "$STORE" = postgres ]; then
+  chmod 755 "$work"
+  postgres_start "$work/pg"
+  "$bin" push --store "$work/store.sqlite" --to "$POSTGRES_URL" >&2
+  store_arg=$POSTGRES_URL
+  measure engine-postgres fixtures/demo/mocks
+  store_arg="$work/store.sqlite"
+  cmp -s "$work/report-engine.json" "$work/report-engine-postgres.json" \
+    && echo "reports: SQLite and PostgreSQL identical" >&2 || echo "reports: SQLite and PostgreSQL DIFFER" >&2
+fi
 
 jar=$(python3 -c 'import wiremock, os, glob; print(glob.glob(os.path.dirname(wiremock.__file__) + "/server/*.jar")[0])' 2>/dev/null || true)
 if [ -n "$jar" ] && command -v java > /dev/null; then
@@ -76,7 +92,9 @@ base = None
 for label, seconds, kib in rows:
     seconds, kib = float(seconds), int(kib)
     base = base or seconds
-    what = "built-in WireMock engine" if label == "engine" else f"WireMock 2.35 over HTTP, --parallel {label.split('-')[1]}"
+    what = ("built-in WireMock engine" if label == "engine"
+            else "built-in WireMock engine, recordings read from PostgreSQL" if label == "engine-postgres"
+            else f"WireMock 2.35 over HTTP, --parallel {label.split('-')[1]}")
     print(f"compare {n} exchanges against the {what}: {seconds:.2f} s ({n / seconds:,.0f} exchanges/s), "
           f"peak RSS {kib / 1024:.0f} MiB, {seconds / base:.2f}x the engine's time")
 print("target: < 10 s against the built-in engine")

@@ -73,23 +73,23 @@ struct DemoCommand: AsyncParsableCommand {
         requests.append(ClientRequest("GET", "/health"))
         let responses = try await LoopbackHTTPClient.send(requests, port: listener.port, group: group)
         Terminal.say("sent \(responses.count) requests through the recorder")
-        let (statistics, _) = await session.stop()
+        let (statistics, report) = await session.stop()
         await dependency.stop()
-        Terminal.say(RecordingSession.summary(statistics, store: storePath))
+        session.summarize(statistics, report)
 
-        let summaries = try SQLiteStore(path: storePath).summaries()
+        let store = try Stores.open(storePath, create: true)
+        let summaries = try store.summaries()
         print(ListCommand.table(summaries), terminator: "")
         print("\n$ driftcheck compare \(mocksPath) --store \(storePath)\n")
         // The same library call `compare` makes; the demo's mocks live in a temporary directory.
-        let report: Report
+        let comparison: Report
         do {
-            report = try await ComparisonPipeline.run(
-                ComparisonInput(
-                    store: try SQLiteStore(path: storePath), mocks: try MockDirectory.load(mocksPath), now: Date()))
+            comparison = try await ComparisonPipeline.run(
+                ComparisonInput(store: store, mocks: try MockDirectory.load(mocksPath), now: Date()))
         } catch let failure as ComparisonFailure {
             throw UsageError("demo: \(failure.description)")
         }
         let color = format == .text && isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
-        print(ReportWriter.write(report, format: format, failOn: .never, color: color), terminator: "")
+        print(ReportWriter.write(comparison, format: format, failOn: .never, color: color), terminator: "")
     }
 }

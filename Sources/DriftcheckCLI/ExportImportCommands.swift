@@ -26,28 +26,14 @@ struct ExportCommand: AsyncParsableCommand {
     func run() async throws {
         guard har != nil || wiremock != nil else { throw UsageError("export needs --har FILE or --wiremock MOCKS") }
         let store = try storeOptions.openExisting()
-        var exchanges = try store.exchanges(includeFailures: false)
-        if !service.isEmpty { exchanges = exchanges.filter { service.contains($0.service) } }
         // The store is redacted already; redacting again costs little and guards older stores.
-        let policy = try configOptions.redaction()
-        exchanges = exchanges.map(ExchangeSanitizer(redaction: policy).sanitize)
+        let sanitizer = ExchangeSanitizer(redaction: try configOptions.redaction())
+        let names = try store.services().map(\.name).filter { service.isEmpty || service.contains($0) }
         var catalogs: [String: EndpointCatalog] = [:]
-        for name in Set(exchanges.map(\.service)) { catalogs[name] = try store.catalog(service: name) }
-        if let har {
-            let text = HAR.encode(exchanges, creatorVersion: driftcheckVersion) {
-                catalogs[$0.service]?.endpoint(of: $0.request)
-            }
-            if har == "-" {
-                print(text, terminator: "")
-            } else {
-                do { try text.write(toFile: har, atomically: true, encoding: .utf8) } catch {
-                    throw UsageError("--har \(har): cannot write the file")
-                }
-                Terminal.say("wrote \(exchanges.count) exchanges to \(har)")
-            }
-        }
+        for name in names { catalogs[name] = try store.catalog(service: name) }
+        if let har { try writeHAR(har, store: store, services: names, catalogs: catalogs, sanitizer: sanitizer) }
         if let wiremock {
-            for name in Array(Set(exchanges.map(\.service))).sorted() {
+            for name in names.sorted() {
                 guard ServiceName.isValid(name) else {
                     Terminal.warning("service '\(name)' is not a usable directory name; skipped")
                     continue
@@ -58,8 +44,12 @@ struct ExportCommand: AsyncParsableCommand {
                 } catch {
                     throw UsageError("--wiremock \(wiremock): cannot create \(directory)")
                 }
-                let mappings = WireMockExport.mappings(
-                    for: exchanges.filter { $0.service == name }, catalog: catalogs[name] ?? .heuristic)
+                // Mappings are inferred from all of a service's exchanges: one service in memory at a time.
+                var exchanges: [Exchange] = []
+                try store.forEachPage(filter: TransferFilter(services: [name]), includeFailures: false) {
+                    exchanges += $0.map(sanitizer.sanitize)
+                }
+                let mappings = WireMockExport.mappings(for: exchanges, catalog: catalogs[name] ?? .heuristic)
                 for (file, mapping) in mappings {
                     let path = (directory as NSString).appendingPathComponent(file)
                     do {
@@ -71,6 +61,48 @@ struct ExportCommand: AsyncParsableCommand {
                 Terminal.say("wrote \(mappings.count) mappings to \(directory)")
             }
         }
+    }
+
+    /// Streams the HAR page by page, to stdout or to a temporary file renamed into place.
+    func writeHAR(
+        _ har: String, store: any RecordingStore, services: [String], catalogs: [String: EndpointCatalog],
+        sanitizer: ExchangeSanitizer
+    ) throws {
+        let temporary = har == "-" ? nil : har + ".tmp-\(getpid())"
+        let output: FileHandle
+        if let temporary {
+            guard FileManager.default.createFile(atPath: temporary, contents: nil),
+                let handle = FileHandle(forWritingAtPath: temporary)
+            else { throw UsageError("--har \(har): cannot write the file") }
+            output = handle
+        } else {
+            output = FileHandle.standardOutput
+        }
+        var writer = HAR.Writer(creatorVersion: driftcheckVersion)
+        do {
+            if !services.isEmpty {
+                try store.forEachPage(filter: TransferFilter(services: services), includeFailures: false) { page in
+                    var text = ""
+                    for exchange in page.map(sanitizer.sanitize) {
+                        text += writer.add(
+                            exchange, endpoint: catalogs[exchange.service]?.endpoint(of: exchange.request))
+                    }
+                    try output.write(contentsOf: Data(text.utf8))
+                }
+            }
+            try output.write(contentsOf: Data(writer.end().utf8))
+            if let temporary {
+                try output.close()
+                guard rename(temporary, har) == 0 else { throw UsageError("--har \(har): cannot write the file") }
+            }
+        } catch let error as StoreError {
+            if let temporary { unlink(temporary) }
+            throw error
+        } catch {
+            if let temporary { unlink(temporary) }
+            throw UsageError("--har \(har): cannot write the file")
+        }
+        if temporary != nil { Terminal.say("wrote \(writer.entries) exchanges to \(har)") }
     }
 }
 

@@ -17,22 +17,51 @@ public enum HAR {
     public static func encode(
         _ exchanges: [Exchange], creatorVersion: String, endpoint: (Exchange) -> String? = { _ in nil }
     ) -> String {
-        let entries = exchanges.compactMap { exchange -> JSONValue? in
-            guard case .object(var members)? = entry(exchange) else { return nil }
-            if let name = endpoint(exchange) { members.append(("_endpoint", .string(name))) }
-            return .object(members)
+        var writer = Writer(creatorVersion: creatorVersion)
+        var text = ""
+        for exchange in exchanges { text += writer.add(exchange, endpoint: endpoint(exchange)) }
+        return text + writer.end()
+    }
+
+    /// The same bytes as `encode`, written entry by entry: an export holds one page of
+    /// exchanges at a time, not the whole file.
+    public struct Writer {
+        let creatorVersion: String
+        public private(set) var entries = 0
+
+        public init(creatorVersion: String) { self.creatorVersion = creatorVersion }
+
+        private func log(_ entries: JSONValue) -> JSONValue {
+            .object([
+                (
+                    "log",
+                    .object([
+                        ("version", .string("1.2")),
+                        ("creator", .object([("name", .string("driftcheck")), ("version", .string(creatorVersion))])),
+                        ("entries", entries),
+                    ])
+                )
+            ])
         }
-        let log: JSONValue = .object([
-            (
-                "log",
-                .object([
-                    ("version", .string("1.2")),
-                    ("creator", .object([("name", .string("driftcheck")), ("version", .string(creatorVersion))])),
-                    ("entries", .array(entries)),
-                ])
-            )
-        ])
-        return log.prettyPrinted() + "\n"
+
+        /// The text to append for `exchange` (nothing for a failure, which has no HAR form).
+        public mutating func add(_ exchange: Exchange, endpoint: String?) -> String {
+            guard case .object(var members)? = HAR.entry(exchange) else { return "" }
+            if let endpoint { members.append(("_endpoint", .string(endpoint))) }
+            let body = "      " + JSONValue.object(members).prettyPrinted(indent: "      ")
+            defer { entries += 1 }
+            guard entries == 0 else { return ",\n" + body }
+            // Everything before the first entry, cut from the document with one placeholder entry.
+            let document = log(.array([.object([("_", .null)])])).prettyPrinted()
+            let head = document.range(of: "\"entries\": [\n")!.upperBound
+            return String(document[..<head]) + body
+        }
+
+        /// The text that closes the document.
+        public func end() -> String {
+            guard entries > 0 else { return log(.array([])).prettyPrinted() + "\n" }
+            return "\n    ]\n  }\n}\n"
+        }
     }
 
     static func number(_ value: Int) -> JSONValue { .number(String(value)) }

@@ -170,6 +170,22 @@ extension RecordingStore {
         try exchanges(service: nil, includeFailures: includeFailures)
     }
 
+    /// Hands `body` the exchanges `filter` admits, a page at a time, in recorded order: memory
+    /// holds one page however large the store.
+    public func forEachPage(
+        filter: TransferFilter = TransferFilter(), includeFailures: Bool, pageSize: Int = 2000,
+        _ body: ([Exchange]) throws -> Void
+    ) throws {
+        var after: Int64 = 0
+        while true {
+            let page = try transferPage(after: after, limit: pageSize, filter: filter)
+            guard let last = page.last?.exchange.id else { return }
+            after = last
+            let exchanges = page.map(\.exchange)
+            try body(includeFailures ? exchanges : exchanges.filter { $0.response != nil })
+        }
+    }
+
     /// The endpoint templates of `service`, learned from every path it recorded and from the
     /// routes its mocks declare: the one answer to "which endpoint is this request" for `list`,
     /// `compare`, reports and exports alike.
