@@ -37,7 +37,7 @@ struct TransferOptions: ParsableArguments {
         let terminal = isatty(STDERR_FILENO) == 1
         var lastDrawn = Date.distantPast
         let result = try StoreTransfer.copy(from: source, to: target, filter: filter, countFirst: terminal) {
-            progress in
+            progress, _ in
             guard terminal, Date().timeIntervalSince(lastDrawn) > 0.1 else { return }
             lastDrawn = Date()
             FileHandle.standardError.write(Data("\r\u{1B}[K\(Self.bar(progress, verb: verb))".utf8))

@@ -14,12 +14,15 @@ enum PostgresParameter {
 final class PostgresConnection {
     /// Where errors say they happened: the URL without its password.
     let location: String
+    private let secrets: [String]
     private let handle: OpaquePointer
 
     /// Connects to `url`, a libpq connection URI; every libpq parameter in it (sslmode,
     /// sslrootcert, connect_timeout, …) and libpq's environment (PGPASSWORD, ~/.pgpass) apply.
-    init(url: String, location: String) throws {
+    /// `secrets` are hidden from every message (libpq may quote the URL it could not parse).
+    init(url: String, location: String, secrets: [String]) throws {
         self.location = location
+        self.secrets = secrets
         // Earlier keywords are defaults: the URL's own settings override them.
         let keywords = ["connect_timeout", "application_name", "dbname"]
         let values = ["10", "driftcheck", url]
@@ -28,7 +31,8 @@ final class PostgresConnection {
         }
         guard let connection else { throw StoreError.unreachable(path: location, detail: "out of memory") }
         guard PQstatus(connection) == CONNECTION_OK else {
-            let detail = Self.message(PQerrorMessage(connection))
+            var detail = Self.message(PQerrorMessage(connection))
+            for secret in secrets { detail = detail.replacingOccurrences(of: secret, with: "***") }
             PQfinish(connection)
             throw StoreError.unreachable(path: location, detail: detail)
         }

@@ -20,21 +20,42 @@ public final class PostgresStore: RecordingStore, @unchecked Sendable {
         text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
     }
 
-    /// `url` with its password (in the authority or the query) replaced by `***`.
+    /// `url` with its password (in the authority or the query) replaced by `***`; done on the
+    /// text, so a URL too broken to parse is hidden as well.
     public static func redacted(_ url: String) -> String {
-        guard var components = URLComponents(string: url) else { return url }
-        if components.password != nil { components.password = "***" }
-        components.queryItems = components.queryItems?.map { item in
-            item.name == "password" ? URLQueryItem(name: item.name, value: "***") : item
+        var text = url
+        for secret in secrets(in: url) { text = text.replacingOccurrences(of: secret, with: "***") }
+        return text
+    }
+
+    /// The password as it appears in `url`: after `user:` in the authority, and `password=`
+    /// values in the query (raw and percent-decoded, since libpq may quote either).
+    static func secrets(in url: String) -> [String] {
+        var found: [String] = []
+        if let scheme = url.range(of: "://") {
+            let rest = url[scheme.upperBound...]
+            let authorityEnd = rest.firstIndex { "/?#".contains($0) } ?? rest.endIndex
+            let authority = rest[..<authorityEnd]
+            if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
+                found.append(String(authority[authority.index(after: colon)..<at]))
+            }
         }
-        return components.string ?? url
+        if let query = url.firstIndex(of: "?") {
+            for pair in url[url.index(after: query)...].split(separator: "&") where pair.hasPrefix("password=") {
+                found.append(String(pair.dropFirst("password=".count).prefix { $0 != "#" }))
+            }
+        }
+        found = found.filter { !$0.isEmpty }
+        found += found.compactMap { $0.removingPercentEncoding }.filter { !found.contains($0) }
+        // Longest first, so a password that contains another is hidden whole.
+        return found.sorted { $0.count > $1.count }
     }
 
     /// Connects and migrates the schema; a database whose `driftcheck` schema is someone else's,
     /// or was written by a newer driftcheck, is refused.
     public init(url: String) throws {
         location = Self.redacted(url)
-        connection = try PostgresConnection(url: url, location: location)
+        connection = try PostgresConnection(url: url, location: location, secrets: Self.secrets(in: url))
         try migrate()
         try run { try Self.makeIncoming($0) }
     }

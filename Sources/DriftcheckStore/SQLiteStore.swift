@@ -503,10 +503,18 @@ public final class SQLiteStore: RecordingStore {
         }
     }
 
-    /// Forgets the exchanges up to row `id`: an outbox does this once they reached their store.
-    public func deleteExchanges(through id: Int64) throws {
+    /// Forgets exchanges that reached another store: an outbox does this once they are there.
+    /// Each is named by row id and content hash, so a row that took a deleted one's id is kept.
+    public func deleteExchanges(_ rows: [StoredExchange]) throws {
         try guarded {
-            try pool.write { db in try db.execute(sql: "DELETE FROM exchange WHERE id <= ?", arguments: [id]) }
+            try pool.write { db in
+                let statement = try db.cachedStatement(
+                    sql: "DELETE FROM exchange WHERE id = ? AND (content_hash = ? OR content_hash IS NULL)")
+                for row in rows {
+                    guard let id = row.exchange.id else { continue }
+                    try statement.execute(arguments: [id, row.contentHash])
+                }
+            }
         }
     }
 

@@ -19,11 +19,13 @@ public enum StoreTransfer {
         public init() {}
     }
 
-    /// Copies what `filter` admits, calling `progress` after each page.
+    /// Copies what `filter` admits, calling `progress` after each page (with the page, once the
+    /// target has committed it).
     @discardableResult
     public static func copy(
         from source: any RecordingStore, to target: any RecordingStore, filter: TransferFilter = TransferFilter(),
-        pageSize: Int = 2000, countFirst: Bool = false, progress: (Progress) -> Void = { _ in }
+        pageSize: Int = 2000, countFirst: Bool = false,
+        progress: (Progress, [StoredExchange]) throws -> Void = { _, _ in }
     ) throws -> Progress {
         var state = Progress()
         if countFirst { state.total = try source.transferCount(filter: filter) }
@@ -37,7 +39,7 @@ public enum StoreTransfer {
             sent.formUnion(uids)
             state.read += page.count
             state.lastID = last
-            progress(state)
+            try progress(state, page)
         }
         return state
     }
@@ -120,9 +122,11 @@ public final class Outbox: @unchecked Sendable {
                 target = try connect()
                 remote = target
             }
-            try StoreTransfer.copy(from: local, to: target) { progress in
-                // Deleting per page keeps the file small however long the server was away.
-                try? local.deleteExchanges(through: progress.lastID)
+            try StoreTransfer.copy(from: local, to: target) { progress, page in
+                // Deleting per page keeps the file small however long the server was away. Rows
+                // are deleted by id and hash, never by range: another recorder sharing this
+                // outbox may have emptied it meanwhile, and SQLite then reuses small ids.
+                try local.deleteExchanges(page)
                 condition.lock()
                 report.shipped += progress.read - shippedInPass
                 shippedInPass = progress.read

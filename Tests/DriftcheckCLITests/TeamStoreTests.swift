@@ -125,6 +125,16 @@ func teamCounts(_ server: PostgresServer, _ url: String) async throws -> String 
                 "postgres://who:***@127.0.0.1:\(port)/db: cannot reach the store"
             ),
             (["list", "--store", server.url("no_such_db")], "database \"no_such_db\" does not exist"),
+            // libpq quotes what it cannot parse; the password is hidden there too.
+            (["list", "--store", "postgres://who:secret%ZZ@127.0.0.1:1/db"], "invalid percent-encoded token: \"***\""),
+            (["list", "--store", "postgres://who:secret@[::1"], "postgres://who:***@[::1: cannot reach the store"),
+            (
+                [
+                    "gate", Fixtures.path("demo/mocks"), "--store",
+                    "postgres://127.0.0.1:1/db?password=secret&sslmode=bogus",
+                ],
+                "invalid sslmode value"
+            ),
             (
                 ["push", "--to", server.url(), "--since", "last tuesday"],
                 "--since 'last tuesday': not a date, an ISO 8601 time or an age like 7d"
