@@ -95,11 +95,17 @@ public struct RecordedResponse: Sendable, Hashable {
     public var status: Int
     public var headers: HeaderFields
     public var body: CapturedBody
+    /// Fields after the body (HTTP/2 trailers: gRPC's `grpc-status` and `grpc-message`).
+    public var trailers: HeaderFields
 
-    public init(status: Int, headers: HeaderFields = HeaderFields(), body: CapturedBody = .empty) {
+    public init(
+        status: Int, headers: HeaderFields = HeaderFields(), body: CapturedBody = .empty,
+        trailers: HeaderFields = HeaderFields()
+    ) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.trailers = trailers
     }
 }
 

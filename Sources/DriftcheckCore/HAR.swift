@@ -110,12 +110,14 @@ public enum HAR {
         let content: [(key: String, value: JSONValue)] =
             [("size", number(response.body.size)), ("mimeType", .string(response.headers["content-type"] ?? ""))]
             + (response.body.bytes.isEmpty ? [] : text(response.body))
-        let responseMembers: [(key: String, value: JSONValue)] = [
+        var responseMembers: [(key: String, value: JSONValue)] = [
             ("status", number(response.status)), ("statusText", .string("")), ("httpVersion", .string("HTTP/1.1")),
             ("cookies", .array([])), ("headers", headers(response.headers)), ("content", .object(content)),
             ("redirectURL", .string(response.headers["location"] ?? "")), ("headersSize", number(-1)),
             ("bodySize", number(response.body.size)),
         ]
+        // HAR has no trailers: HTTP/2's (gRPC's status) travel as a custom field, in header form.
+        if !response.trailers.fields.isEmpty { responseMembers.append(("_trailers", headers(response.trailers))) }
         var members: [(key: String, value: JSONValue)] = [
             ("startedDateTime", .string(exchange.startedAt.formatted(timestamp))),
             ("time", milliseconds(exchange.duration)), ("request", .object(requestMembers)),
@@ -234,7 +236,8 @@ public enum HAR {
         let content = response["content"]
         let recordedResponse = RecordedResponse(
             status: status, headers: headerFields(response["headers"]),
-            body: body(content, declaredSize: int(content?["size"]).flatMap { $0 >= 0 ? $0 : nil }))
+            body: body(content, declaredSize: int(content?["size"]).flatMap { $0 >= 0 ? $0 : nil }),
+            trailers: headerFields(response["_trailers"]))
         let started = string(entry["startedDateTime"]).flatMap {
             (try? Date($0, strategy: timestamp)) ?? (try? Date($0, strategy: Date.ISO8601FormatStyle()))
         }

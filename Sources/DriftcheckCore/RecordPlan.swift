@@ -39,10 +39,11 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
         self.basePath = basePath
     }
 
-    /// Parses an absolute `http://` or `https://` URL.
+    /// Parses an absolute `http://`, `https://` or `h2c://` (cleartext HTTP/2, as gRPC uses
+    /// in clusters) URL.
     public static func parse(_ text: String) -> UpstreamURL? {
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-            scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+            ["http", "https", "h2c"].contains(scheme), let host = components.host, !host.isEmpty
         else { return nil }
         var base = components.percentEncodedPath
         while base.hasSuffix("/") { base.removeLast() }
@@ -51,6 +52,8 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var isTLS: Bool { scheme == "https" }
+    /// HTTP/2 with prior knowledge, without TLS.
+    public var isH2C: Bool { scheme == "h2c" }
     public var description: String {
         let defaultPort = isTLS ? 443 : 80
         let hostPart = host.contains(":") ? "[\(host)]" : host

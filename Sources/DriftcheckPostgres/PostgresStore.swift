@@ -9,7 +9,7 @@ import Foundation
 // Unchecked: the one connection is used under `lock`.
 public final class PostgresStore: RecordingStore, @unchecked Sendable {
     /// The newest schema version this build reads and writes.
-    public static let formatVersion = 1
+    public static let formatVersion = 2
 
     public let location: String
     private let connection: PostgresConnection
@@ -150,7 +150,9 @@ public final class PostgresStore: RecordingStore, @unchecked Sendable {
         CREATE INDEX exchange_by_service ON driftcheck.exchange(service, id);
         CREATE INDEX exchange_by_endpoint ON driftcheck.exchange(service, method, path);
         CREATE INDEX exchange_by_time ON driftcheck.exchange(started_at);
-        """
+        """,
+        // Version 2: response trailers (HTTP/2, gRPC's status).
+        "ALTER TABLE driftcheck.exchange ADD COLUMN response_trailers text",
     ]
 
     private func migrate() throws {
@@ -253,7 +255,8 @@ public final class PostgresStore: RecordingStore, @unchecked Sendable {
 
     static let copiedColumns = """
         session_id, content_hash, service, method, scheme, host, port, path, query, request_headers, request_body, \
-        request_body_size, status, response_headers, response_body, response_body_size, failure, started_at, duration
+        request_body_size, status, response_headers, response_body, response_body_size, failure, started_at, duration, \
+        response_trailers
         """
 
     /// Binary COPY into a temporary table, then one INSERT that skips hashes already stored:
@@ -280,7 +283,8 @@ public final class PostgresStore: RecordingStore, @unchecked Sendable {
                 ord bigserial, session_id bigint, content_hash bytea, service text, method text, scheme text,
                 host text, port integer, path text, query text, request_headers text, request_body bytea,
                 request_body_size bigint, status integer, response_headers text, response_body bytea,
-                response_body_size bigint, failure text, started_at double precision, duration double precision
+                response_body_size bigint, failure text, started_at double precision, duration double precision,
+                response_trailers text
             ) ON COMMIT DELETE ROWS
             """)
     }
@@ -290,7 +294,7 @@ public final class PostgresStore: RecordingStore, @unchecked Sendable {
     static let exchangeColumns = """
         e.id, e.service, e.method, e.scheme, e.host, e.port, e.path, e.query, e.request_headers, e.request_body, \
         e.request_body_size, e.status, e.response_headers, e.response_body, e.response_body_size, e.failure, \
-        e.started_at, e.duration
+        e.started_at, e.duration, e.response_trailers
         """
 
     static func exchange(_ rows: PostgresRows, _ row: Int) -> Exchange {
@@ -307,7 +311,8 @@ public final class PostgresStore: RecordingStore, @unchecked Sendable {
                 RecordedResponse(
                     status: rows.optionalInt(row, 11) ?? 0, headers: HeaderColumn.decode(rows.optionalText(row, 12)),
                     body: CapturedBody(
-                        bytes: rows.optionalBytes(row, 13) ?? Data(), size: rows.optionalInt(row, 14) ?? 0)))
+                        bytes: rows.optionalBytes(row, 13) ?? Data(), size: rows.optionalInt(row, 14) ?? 0),
+                    trailers: HeaderColumn.decode(rows.optionalText(row, 18))))
         }
         return Exchange(
             id: rows.int64(row, 0), service: rows.text(row, 1), request: request, result: result,
@@ -429,8 +434,8 @@ public final class PostgresStore: RecordingStore, @unchecked Sendable {
                 """, parameters)
             return (0..<rows.count).map { row in
                 StoredExchange(
-                    exchange: Self.exchange(rows, row), contentHash: rows.bytes(row, 18),
-                    session: rows.optionalText(row, 19))
+                    exchange: Self.exchange(rows, row), contentHash: rows.bytes(row, 19),
+                    session: rows.optionalText(row, 20))
             }
         }
     }
@@ -479,7 +484,7 @@ enum BinaryCopy {
         for (exchange, hash, session) in rows {
             let request = exchange.request
             let response = exchange.response
-            append(Int16(19), to: &out)
+            append(Int16(20), to: &out)
             field(session.map(integer8), &out)
             field(hash, &out)
             field(text(exchange.service), &out)
@@ -503,6 +508,8 @@ enum BinaryCopy {
             }
             field(integer8(Int64(bitPattern: exchange.startedAt.timeIntervalSince1970.bitPattern)), &out)
             field(integer8(Int64(bitPattern: exchange.duration.bitPattern)), &out)
+            let trailers = response?.trailers.fields.isEmpty == false ? response?.trailers : nil
+            field(trailers.map { text(HeaderColumn.encode($0)) }, &out)
         }
         append(Int16(-1), to: &out)
         return out

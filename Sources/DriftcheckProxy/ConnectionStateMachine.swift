@@ -62,7 +62,9 @@ final class InFlight {
 
     func exchange(result: ExchangeResult, now: NIODeadline) -> Exchange {
         let request = RecordedRequest(
-            method: routed.clientHead.method.rawValue, scheme: target.scheme, host: target.host, port: target.port,
+            // h2c is how the bytes travelled, not part of the URL: recorded (and exported) as http.
+            method: routed.clientHead.method.rawValue, scheme: target.scheme == "h2c" ? "http" : target.scheme,
+            host: target.host, port: target.port,
             path: routed.path, query: routed.query,
             headers: HeaderFields(fields: routed.clientHead.headers.map { .init($0.name, $0.value) }),
             body: requestBody.captured)
@@ -310,7 +312,7 @@ struct ConnectionStateMachine {
         case .body(let buffer):
             exchange.responseBody.append(buffer, limit: maxBody)
             return .writeBody(buffer)
-        case .end:
+        case .end(let trailers):
             guard let head = exchange.responseHead else { return .none }
             let keepClient = exchange.clientKeepsAlive
             state = keepClient ? .idle : .closed
@@ -318,7 +320,8 @@ struct ConnectionStateMachine {
             let response = RecordedResponse(
                 status: Int(head.status.code),
                 headers: HeaderFields(fields: head.headers.map { .init($0.name, $0.value) }),
-                body: exchange.responseBody.captured)
+                body: exchange.responseBody.captured,
+                trailers: HeaderFields(fields: trailers?.map { .init($0.name, $0.value) } ?? []))
             return .complete(
                 exchange, connection, response, reuseUpstream: exchange.requestComplete && head.isKeepAlive,
                 keepClient: keepClient)

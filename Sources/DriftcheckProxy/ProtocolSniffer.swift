@@ -167,9 +167,35 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         case .tls where services.interceptor?.matches(upstream.host) == true:
             decided = true
             intercept(context, first: incoming)
+        case .http2 where upstream.scheme != "https":
+            decided = true
+            serveHTTP2(context, first: incoming)
         case .tls, .http2, .other:
             decided = true
             tunnel(context, first: incoming)
+        }
+    }
+
+    /// h2c with prior knowledge: an HTTP/2 server in place of the HTTP/1.1 handlers, once they
+    /// have left (the decoder leaves a tick later, and must not see HTTP/2 frames).
+    private func serveHTTP2(_ context: ChannelHandlerContext, first: ByteBuffer) {
+        let sync = context.pipeline.syncOperations
+        let removals = httpHandlers.map { handler -> EventLoopFuture<Void> in
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            sync.removeHandler(handler, promise: promise)
+            return promise.futureResult
+        }
+        EventLoopFuture.andAllComplete(removals, on: context.eventLoop).assumeIsolated().whenComplete { _ in
+            do {
+                try HTTP2Recording.serve(
+                    sync, after: self, route: .reverse(service: self.service, upstream: self.upstream),
+                    services: self.services)
+                context.fireChannelRead(self.wrapInboundOut(first))
+                context.fireChannelReadComplete()
+                sync.removeHandler(context: context, promise: nil)
+            } catch {
+                context.close(promise: nil)
+            }
         }
     }
 

@@ -32,16 +32,39 @@ enum ProxyAnswer {
 /// What the handlers of every client connection share: one per event loop.
 // Unchecked: the upstream pool it holds is used on its own loop only, as `UpstreamPool` says.
 final class ProxyServices: @unchecked Sendable {
+    /// HTTP/1.1 connections.
     let upstreams: UpstreamSource
+    /// HTTP/2 connections: for `h2c://` upstreams, and for `http://` ones when the client spoke h2c.
+    let http2Upstreams: UpstreamSource?
     let configuration: ProxyConfiguration
     let recorder: Recorder
     let interceptor: Interceptor?
+    /// Whether the clients served speak HTTP/2, so that `http://` upstreams are spoken to in h2c too.
+    let prefersHTTP2: Bool
 
-    init(upstreams: UpstreamSource, configuration: ProxyConfiguration, recorder: Recorder, interceptor: Interceptor?) {
+    init(
+        upstreams: UpstreamSource, http2Upstreams: UpstreamSource? = nil, configuration: ProxyConfiguration,
+        recorder: Recorder, interceptor: Interceptor?, prefersHTTP2: Bool = false
+    ) {
         self.upstreams = upstreams
+        self.http2Upstreams = http2Upstreams
         self.configuration = configuration
         self.recorder = recorder
         self.interceptor = interceptor
+        self.prefersHTTP2 = prefersHTTP2
+    }
+
+    /// The same services for the streams of an HTTP/2 client.
+    lazy var http2Streams = ProxyServices(
+        upstreams: upstreams, http2Upstreams: http2Upstreams, configuration: configuration, recorder: recorder,
+        interceptor: interceptor, prefersHTTP2: true)
+
+    /// Where connections to `target` come from.
+    func source(for target: UpstreamTarget) -> UpstreamSource {
+        if let http2Upstreams, target.scheme == "h2c" || (prefersHTTP2 && target.scheme == "http") {
+            return http2Upstreams
+        }
+        return upstreams
     }
 }
 
@@ -62,8 +85,9 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
 
     private var machine: ConnectionStateMachine
     private let services: ProxyServices
-    private let encoder: HTTPResponseEncoder
-    private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
+    /// The HTTP/1.1 codec, for handing a CONNECT over; nil on an HTTP/2 stream.
+    private let encoder: HTTPResponseEncoder?
+    private let decoder: ByteToMessageHandler<HTTPRequestDecoder>?
 
     private var context: ChannelHandlerContext?
     private var readingPaused = false
@@ -76,8 +100,8 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private var timer: Scheduled<Void>?
 
     init(
-        route: ListenerRoute, services: ProxyServices, encoder: HTTPResponseEncoder,
-        decoder: ByteToMessageHandler<HTTPRequestDecoder>
+        route: ListenerRoute, services: ProxyServices, encoder: HTTPResponseEncoder?,
+        decoder: ByteToMessageHandler<HTTPRequestDecoder>?
     ) {
         machine = ConnectionStateMachine(route: route, maxBody: services.configuration.maxBody)
         self.services = services
@@ -111,12 +135,13 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
         case .connect(let exchange):
             services.recorder.exchangeStarted()
             // The common keep-alive case needs no pause: an idle upstream connection is at hand.
-            if let connection = takeParked(exchange.target) ?? services.upstreams.takeIdle(exchange.target) {
+            let source = services.source(for: exchange.target)
+            if let connection = takeParked(exchange.target) ?? source.takeIdle(exchange.target) {
                 perform(machine.upstreamConnected(connection, for: exchange, now: context.eventLoop.now), context)
                 return
             }
             syncReading(context)
-            services.upstreams.acquire(exchange.target).assumeIsolated().whenComplete { result in
+            source.acquire(exchange.target).assumeIsolated().whenComplete { result in
                 guard let context = self.context else {
                     if case .success(let connection) = result { connection.channel.close(promise: nil) }
                     return
@@ -130,6 +155,12 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
                 }
             }
         case .tunnel(let address):
+            guard let encoder, let decoder else {
+                respond(
+                    .methodNotAllowed, message: "driftcheck: CONNECT is not accepted over HTTP/2", close: true, context)
+                context.close(promise: nil)
+                return
+            }
             handOver(
                 to: ConnectHandler(address: address, services: services, encoder: encoder, decoder: decoder), context)
         case .respondAndClose(let status, let message):
@@ -233,7 +264,10 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
         case .writeBody(let buffer):
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .complete(let exchange, let connection, let response, let reuseUpstream, let keepClient):
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            let trailers =
+                response.trailers.fields.isEmpty
+                ? nil : HTTPHeaders(response.trailers.fields.map { ($0.name, $0.value) })
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
             connection.handler.delegate = nil
             if reuseUpstream { park(connection, context) } else { connection.channel.close(promise: nil) }
             record(exchange, .response(response), context)
@@ -337,7 +371,7 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
             connection.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
             connection.channel.read()
         }
-        if let previous = parked { services.upstreams.release(previous) }
+        if let previous = parked { services.source(for: previous.target).release(previous) }
         parked = connection
     }
 
@@ -345,7 +379,7 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private func unpark() {
         guard let connection = parked else { return }
         parked = nil
-        services.upstreams.release(connection)
+        services.source(for: connection.target).release(connection)
     }
 
     // MARK: Responses of the proxy's own

@@ -180,7 +180,8 @@ public final class RecordingProxy: Sendable {
         services.withLockedValue { services in
             if let known = services[ObjectIdentifier(loop)] { return known }
             let made = ProxyServices(
-                upstreams: pool(for: loop), configuration: configuration, recorder: recorder, interceptor: interceptor)
+                upstreams: pool(for: loop), http2Upstreams: HTTP2UpstreamPool(loop: loop, configuration: configuration),
+                configuration: configuration, recorder: recorder, interceptor: interceptor)
             services[ObjectIdentifier(loop)] = made
             return made
         }

@@ -61,7 +61,10 @@ enum RequestRouting {
         let (path, query) = Self.split(recordedTarget)
 
         var headers = head.headers
+        // HTTP/2 forbids hop-by-hop fields but one: `te: trailers`, which gRPC servers require.
+        let trailersWanted = head.version.major == 2 && headers["te"].contains { $0.lowercased() == "trailers" }
         HopByHop.strip(&headers)
+        if trailersWanted { headers.add(name: "te", value: "trailers") }
         headers.remove(name: "proxy-authorization")
         let expectContinue = headers["expect"].contains { $0.lowercased() == "100-continue" }
         headers.remove(name: "expect")

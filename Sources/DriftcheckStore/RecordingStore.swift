@@ -271,6 +271,11 @@ public enum ContentHash {
             add(responseHeaders)
             add(bytes: response.body.bytes)
             add(integer: Int64(response.body.size))
+            // Only when present, so that hashes given before trailers were stored stay valid.
+            if !response.trailers.fields.isEmpty {
+                add(integer: -3)
+                add(HeaderColumn.encode(response.trailers))
+            }
         case .failure(let failure):
             add(integer: -2)
             add(failure.stored)

@@ -6,7 +6,7 @@ import GRDBSQLite
 /// The SQLite file recordings live in: WAL, schema versioned by `PRAGMA user_version`.
 public final class SQLiteStore: RecordingStore {
     /// The newest store format this build reads and writes (see docs/store-format.md).
-    public static let formatVersion = 3
+    public static let formatVersion = 4
     /// `PRAGMA application_id` of every driftcheck store: "DRFT".
     public static let applicationID: Int32 = 0x4452_4654
 
@@ -147,7 +147,7 @@ public final class SQLiteStore: RecordingStore {
             var after: Int64 = 0
             while true {
                 let rows = try Row.fetchAll(
-                    db, sql: "SELECT \(exchangeColumns) FROM exchange WHERE id > ? ORDER BY id LIMIT 1000",
+                    db, sql: "SELECT \(versionTwoColumns), NULL FROM exchange WHERE id > ? ORDER BY id LIMIT 1000",
                     arguments: [after])
                 guard let last = rows.last else { break }
                 for row in rows {
@@ -168,6 +168,10 @@ public final class SQLiteStore: RecordingStore {
                     CREATE UNIQUE INDEX exchange_by_hash ON exchange(content_hash);
                     CREATE INDEX exchange_by_time ON exchange(started_at);
                     """)
+        },
+        // Version 4: response trailers (HTTP/2, gRPC's status).
+        { db in
+            try db.execute(sql: "ALTER TABLE exchange ADD COLUMN response_trailers TEXT")
         },
     ]
 
@@ -227,8 +231,9 @@ public final class SQLiteStore: RecordingStore {
             sql: """
                 INSERT INTO exchange (session_id, service, method, scheme, host, port, path, query,
                     request_headers, request_body, request_body_size, status, response_headers,
-                    response_body, response_body_size, failure, started_at, duration, content_hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    response_body, response_body_size, failure, started_at, duration, content_hash,
+                    response_trailers)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (content_hash) DO NOTHING
                 """)
         // Bound with SQLite's own calls: building GRDB's argument arrays of existentials
@@ -260,8 +265,9 @@ public final class SQLiteStore: RecordingStore {
                 bind(raw, 13, responseHeaders)
                 sqlite3_bind_int64(raw, 15, Int64(response.body.size))
                 sqlite3_bind_null(raw, 16)
+                bind(raw, 20, response.trailers.fields.isEmpty ? nil : HeaderColumn.encode(response.trailers))
             } else {
-                for index in [12, 13, 14, 15] as [Int32] { sqlite3_bind_null(raw, index) }
+                for index in [12, 13, 14, 15, 20] as [Int32] { sqlite3_bind_null(raw, index) }
                 if case .failure(let failure) = exchange.result { bind(raw, 16, failure.stored) }
             }
             sqlite3_bind_double(raw, 17, exchange.startedAt.timeIntervalSince1970)
@@ -438,9 +444,9 @@ public final class SQLiteStore: RecordingStore {
                 ).map { row in
                     let exchange = Self.exchange(from: row)
                     // Rows written by other tools (benchmarks, SQL by hand) may lack a hash.
-                    let hash: Data? = row[18]
+                    let hash: Data? = row[19]
                     return StoredExchange(
-                        exchange: exchange, contentHash: hash ?? ContentHash.of(exchange), session: row[19])
+                        exchange: exchange, contentHash: hash ?? ContentHash.of(exchange), session: row[20])
                 }
             }
         }
@@ -540,7 +546,10 @@ public final class SQLiteStore: RecordingStore {
 
     /// The columns `exchange(from:)` reads, by position: looking columns up by name showed
     /// in profiles of the comparer, which reads every row.
-    static let exchangeColumns = """
+    static let exchangeColumns = versionTwoColumns + ", response_trailers"
+
+    /// The columns before trailers were stored, for the migrations that read rows of that age.
+    static let versionTwoColumns = """
         id, service, method, scheme, host, port, path, query, request_headers, request_body, request_body_size, \
         status, response_headers, response_body, response_body_size, failure, started_at, duration
         """
@@ -567,7 +576,8 @@ public final class SQLiteStore: RecordingStore {
             result = .response(
                 RecordedResponse(
                     status: row[11] ?? 0, headers: HeaderColumn.decode(row[12]),
-                    body: CapturedBody(bytes: row[13] ?? Data(), size: row[14] ?? 0)))
+                    body: CapturedBody(bytes: row[13] ?? Data(), size: row[14] ?? 0),
+                    trailers: HeaderColumn.decode(row[18])))
         }
         return Exchange(
             id: row[0], service: row[1], request: request, result: result,

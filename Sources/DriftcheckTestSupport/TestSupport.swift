@@ -252,3 +252,44 @@ public struct HTTPSUpstream: Sendable {
 
     public func stop() { process.signalGroup(SIGKILL) }
 }
+
+/// A real gRPC server (grpcio, `fixtures/grpc/grpc_server.py`) on a free loopback port; `drift`
+/// makes it a drifted stub (see the script).
+public struct GRPCServer: Sendable {
+    public let process: ChildProcess
+    public let port: Int
+
+    public static func start(in directory: TemporaryDirectory, drift: [String] = []) async throws -> GRPCServer {
+        let port = try freeLoopbackPort()
+        let log = directory.file("grpc-server-\(port).log")
+        let process = try ChildProcess.spawn(
+            ["python3", Fixtures.path("grpc/grpc_server.py"), String(port)] + drift,
+            environment: ProcessInfo.processInfo.environment, outputPath: log)
+        let started = await eventually(timeout: 60) {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("listening on")
+        }
+        guard started else {
+            process.signalGroup(SIGKILL)
+            throw ClientError(
+                description:
+                    "the gRPC server did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        }
+        return GRPCServer(process: process, port: port)
+    }
+
+    public func stop() { process.signalGroup(SIGKILL) }
+
+    /// Runs `fixtures/grpc/grpc_client.py` against `target`; its output lines.
+    public static func client(_ target: String, _ arguments: [String], in directory: TemporaryDirectory) async throws
+        -> [String]
+    {
+        let log = directory.file("grpc-client-\(UUID().uuidString.prefix(6)).log")
+        let process = try ChildProcess.spawn(
+            ["python3", Fixtures.path("grpc/grpc_client.py"), target] + arguments,
+            environment: ProcessInfo.processInfo.environment, outputPath: log)
+        let status = await process.wait()
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        guard status == 0 else { throw ClientError(description: "the gRPC client failed (\(status)): \(output)") }
+        return output.split(separator: "\n").map(String.init).filter { $0.hasPrefix("{") || $0.hasPrefix("ok ") }
+    }
+}

@@ -173,7 +173,7 @@ func sampleExchange(
             PRAGMA user_version = 2;
             """)
         let store = try SQLiteStore(path: path)
-        #expect(try runSQLite(path, "PRAGMA user_version;") == "3")
+        #expect(try runSQLite(path, "PRAGMA user_version;") == "\(SQLiteStore.formatVersion)")
         // The third row duplicated the first to the last bit: one exchange, kept once.
         #expect(try store.exchanges().map(\.request.path) == ["/orders/1", "/orders/2"])
         var first = try store.exchanges()[0]

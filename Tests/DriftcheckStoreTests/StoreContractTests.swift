@@ -42,7 +42,7 @@ func contractExchanges() -> [Exchange] {
         RecordedResponse(
             status: 204,
             headers: HeaderFields([("X-Quote", #"a "b" \ c"#), ("X-Unicode", "café ✓ 😀"), ("X-Empty", "")]),
-            body: CapturedBody()))
+            body: CapturedBody(), trailers: HeaderFields([("grpc-status", "5"), ("grpc-message", "not found: é")])))
     var truncated = sampleExchange(path: "/big", at: Date(timeIntervalSince1970: 1_790_000_001))
     truncated.request.body = CapturedBody(bytes: Data("abc".utf8), size: 5_000_000)
     truncated.request.query = ""

@@ -1,0 +1,166 @@
+import DriftcheckCore
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+
+/// HTTP/2 on a reverse listener: a client that opens with the prior-knowledge preface (gRPC
+/// clients in and out of clusters) gets an HTTP/2 server whose every stream is one exchange,
+/// recorded by the same handler and state machine as an HTTP/1.1 request; each stream goes on
+/// as a stream of one HTTP/2 connection per upstream origin and event loop.
+enum HTTP2Recording {
+    /// Limits a hostile client meets: header lists, concurrent streams, frame glitches.
+    static func connectionConfiguration() -> NIOHTTP2Handler.ConnectionConfiguration {
+        var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+        configuration.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: 64 << 10),
+            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+        ]
+        return configuration
+    }
+
+    /// Makes the connection an HTTP/2 server right after `sniffer`.
+    static func serve(
+        _ sync: ChannelPipeline.SynchronousOperations, after sniffer: ChannelHandler, route: ListenerRoute,
+        services: ProxyServices
+    ) throws {
+        let streamServices = services.http2Streams
+        let handler = NIOHTTP2Handler(
+            mode: .server, eventLoop: sync.eventLoop, connectionConfiguration: connectionConfiguration()
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandlers([
+                    TrailersOnlyResponses(), HTTP2FramePayloadToHTTP1ServerCodec(),
+                    ProxyServerHandler(route: route, services: streamServices, encoder: nil, decoder: nil),
+                ])
+            }
+        }
+        try sync.addHandler(handler, position: .after(sniffer))
+    }
+}
+
+/// Keeps gRPC's Trailers-Only answers whole. An upstream that fails a call sends one HEADERS
+/// frame with `grpc-status` and END_STREAM; through the HTTP/1-shaped exchange it would leave as
+/// HEADERS and then an empty DATA frame ending the stream, which gRPC clients read as a
+/// malformed answer. A HEADERS frame that carries `grpc-status` is held, and sent with
+/// END_STREAM when nothing but the end follows it.
+final class TrailersOnlyResponses: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    private var held: (HTTP2Frame.FramePayload.Headers, EventLoopPromise<Void>?)?
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let payload = unwrapOutboundIn(data)
+        if case .headers(let headers) = payload, !headers.endStream, held == nil,
+            headers.headers.first(name: "grpc-status") != nil
+        {
+            held = (headers, promise)
+            return
+        }
+        if let (headers, heldPromise) = held {
+            held = nil
+            if case .data(let data) = payload, data.endStream, case .byteBuffer(let buffer) = data.data,
+                buffer.readableBytes == 0
+            {
+                var whole = headers
+                whole.endStream = true
+                heldPromise?.futureResult.cascade(to: promise)
+                context.write(wrapOutboundOut(.headers(whole)), promise: heldPromise ?? promise)
+                return
+            }
+            context.write(wrapOutboundOut(.headers(headers)), promise: heldPromise)
+        }
+        context.write(data, promise: promise)
+    }
+}
+
+/// HTTP/2 connections to upstream origins, one per origin on this event loop; each exchange is
+/// a new stream on it.
+// Unchecked for the same reason as `UpstreamPool`: every access is on `loop`.
+final class HTTP2UpstreamPool: UpstreamSource, @unchecked Sendable {
+    let loop: EventLoop
+    let configuration: ProxyConfiguration
+    private var connections: [UpstreamTarget: EventLoopFuture<NIOHTTP2Handler.StreamMultiplexer>] = [:]
+    /// The open connection behind each entry of `connections`.
+    private var channels: [UpstreamTarget: Channel] = [:]
+
+    init(loop: EventLoop, configuration: ProxyConfiguration) {
+        self.loop = loop
+        self.configuration = configuration
+    }
+
+    // Streams are not reused: an exchange always opens a new one.
+    func takeIdle(_ target: UpstreamTarget) -> UpstreamConnection? { nil }
+
+    func acquire(_ target: UpstreamTarget) -> EventLoopFuture<UpstreamConnection> {
+        loop.preconditionInEventLoop()
+        let connection = connections[target] ?? connect(target)
+        connections[target] = connection
+        return connection.flatMap { multiplexer in
+            let handler = UpstreamHandler()
+            return multiplexer.createStreamChannel { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandlers([
+                        HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http), handler,
+                    ])
+                }
+            }.map { UpstreamConnection(channel: $0, handler: handler, target: target) }
+        }.flatMapErrorThrowing { error in
+            // A connection that cannot open streams (gone, or after GOAWAY) is not asked again.
+            self.connections[target] = nil
+            throw error
+        }
+    }
+
+    func release(_ connection: UpstreamConnection) {
+        connection.channel.close(promise: nil)
+    }
+
+    func closeAll() {
+        for channel in channels.values { channel.close(promise: nil) }
+        channels.removeAll()
+        connections.removeAll()
+    }
+
+    private func connect(_ target: UpstreamTarget) -> EventLoopFuture<NIOHTTP2Handler.StreamMultiplexer> {
+        let promise = loop.makePromise(of: NIOHTTP2Handler.StreamMultiplexer.self)
+        ClientBootstrap(group: loop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: configuration.address(for: target.host), port: target.port)
+            .whenComplete { result in
+                switch result {
+                case .failure(let error):
+                    promise.fail(error)
+                case .success(let channel):
+                    do {
+                        let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                            mode: .client, connectionConfiguration: HTTP2Recording.connectionConfiguration(),
+                            streamConfiguration: NIOHTTP2Handler.StreamConfiguration()
+                        ) { pushed in
+                            // Upstreams may not push: such a stream is closed at once.
+                            pushed.close()
+                        }
+                        self.channels[target] = channel
+                        channel.closeFuture.whenComplete { _ in
+                            self.loop.execute { self.forget(target, channel) }
+                        }
+                        promise.succeed(multiplexer)
+                    } catch {
+                        channel.close(promise: nil)
+                        promise.fail(error)
+                    }
+                }
+            }
+        return promise.futureResult
+    }
+
+    /// A closed connection leaves the pool, unless a newer one has taken its place.
+    private func forget(_ target: UpstreamTarget, _ channel: Channel) {
+        guard channels[target] === channel else { return }
+        channels[target] = nil
+        connections[target] = nil
+    }
+}
