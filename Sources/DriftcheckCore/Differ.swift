@@ -136,7 +136,8 @@ public struct Differ: Sendable {
         let identity: Int
     }
 
-    public static func prepareLearning(_ exchange: Exchange, catalog: EndpointCatalog) -> PreparedLearning {
+    public static func prepareLearning(_ recorded: Exchange, catalog: EndpointCatalog) -> PreparedLearning {
+        let exchange = GRPC.view(recorded)
         guard let response = exchange.response else {
             return PreparedLearning(exchange: exchange, endpoint: "", body: nil, signature: nil, identity: 0)
         }
@@ -160,7 +161,10 @@ public struct Differ: Sendable {
         let mockBody: JSONValue?
     }
 
-    public static func prepareJudging(_ item: ReplayedExchange, catalog: EndpointCatalog) -> PreparedJudging {
+    public static func prepareJudging(_ replayed: ReplayedExchange, catalog: EndpointCatalog) -> PreparedJudging {
+        var item = replayed
+        item.exchange = GRPC.view(item.exchange)
+        if case .response(let answer) = item.answer { item.answer = .response(GRPC.view(answer)) }
         var mockBody: JSONValue?
         if case .response(let answer) = item.answer { mockBody = json(answer.body, headers: answer.headers) }
         return PreparedJudging(
@@ -262,11 +266,14 @@ public struct Differ: Sendable {
             case .response(let answer):
                 response = answer
             }
+            // A gRPC call's status is named: `UNAVAILABLE (14)`, not its HTTP equivalent.
+            let realStatus = GRPC.describe(real.headers) ?? String(real.status)
+            let mockStatus = GRPC.describe(response.headers) ?? String(response.status)
             if real.status / 100 != response.status / 100 {
                 var message =
                     real.status >= 400 && response.status < 400
-                    ? "the mock succeeds with \(response.status) where the real service fails with \(real.status)"
-                    : "the real service answers \(real.status), the mock \(response.status)"
+                    ? "the mock succeeds with \(mockStatus) where the real service fails with \(realStatus)"
+                    : "the real service answers \(realStatus), the mock \(mockStatus)"
                 // A mock that refuses what reality accepted may be refusing a stand-in.
                 let redacted = StandIns.redactedParts(item.exchange.request)
                 if real.status < 400, [401, 403, 404].contains(response.status), !redacted.isEmpty {
@@ -280,11 +287,11 @@ public struct Differ: Sendable {
                         evidence: endpointEvidence(model, distinct: model.statuses.count)), id: id)
                 return
             }
-            if real.status != response.status {
+            if real.status != response.status || real.headers["grpc-status"] != response.headers["grpc-status"] {
                 context.add(
                     Finding(
                         service: service, endpoint: endpoint, kind: .statusCode, path: "status",
-                        message: "the real service answers \(real.status), the mock \(response.status)",
+                        message: "the real service answers \(realStatus), the mock \(mockStatus)",
                         real: .number(String(real.status)), mock: .number(String(response.status)),
                         evidence: endpointEvidence(model, distinct: model.statuses.count)), id: id)
                 return
@@ -303,6 +310,20 @@ public struct Differ: Sendable {
             Differ.compareHeaders(
                 endpoint, id: id, real: real.headers, mock: response.headers, model: model, context,
                 evidence: endpointEvidence(model, distinct: nil))
+            // A streamed call answered with more or fewer messages than reality sent.
+            if GRPC.isView(real.headers), case .array(let realMessages)? = prepared.realBody,
+                case .array(let mockMessages)? = prepared.mockBody, realMessages.count != mockMessages.count
+            {
+                let fewer = mockMessages.count < realMessages.count
+                context.add(
+                    Finding(
+                        service: service, endpoint: endpoint, kind: fewer ? .missingField : .phantomField,
+                        path: "$[\(min(realMessages.count, mockMessages.count))]",
+                        message:
+                            "the real service sends \(realMessages.count) message\(realMessages.count == 1 ? "" : "s") on this call, the mock \(mockMessages.count)",
+                        real: .number(String(realMessages.count)), mock: .number(String(mockMessages.count)),
+                        evidence: endpointEvidence(model, distinct: nil)), id: id)
+            }
             guard let mockBody = prepared.mockBody,
                 let node = model.shape(status: real.status, variant: Differ.variant(of: item.exchange.request))
             else { return }

@@ -37,7 +37,8 @@ public struct MockProcessSpec: Sendable, Equatable {
         guard let url = map["url"] as? String,
             UpstreamURL.parse(url.replacingOccurrences(of: "${PORT}", with: "1")) != nil
         else {
-            throw MockConfigurationError("\(path): url: must be an http:// URL, e.g. http://127.0.0.1:3000")
+            throw MockConfigurationError(
+                "\(path): url: must be an http://, https:// or h2c:// URL, e.g. http://127.0.0.1:3000")
         }
         if map["command"] != nil && !(map["command"] is String) {
             throw MockConfigurationError("\(path): command: must be a string")

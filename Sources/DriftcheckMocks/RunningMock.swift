@@ -66,7 +66,15 @@ public final class RunningMock: Sendable {
             // An answer counts once our command is seen still running after it: a command that
             // failed to bind must not be mistaken for ready because something else holds the port.
             if answered && waitpid(process.pid, nil, WNOHANG) == 0 { return mock }
-            answered = (try? probe.send(readyRequest)) != nil
+            do {
+                _ = try probe.send(readyRequest)
+                answered = true
+            } catch let unreachable as MockUnreachable {
+                // A gRPC server refuses a plain GET with RST_STREAM: still an answer.
+                answered = unreachable.spokeHTTP2
+            } catch {
+                answered = false
+            }
             var status: Int32 = 0
             if waitpid(process.pid, &status, WNOHANG) == process.pid {
                 let code = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)

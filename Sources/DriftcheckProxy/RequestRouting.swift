@@ -58,6 +58,10 @@ enum RequestRouting {
             return .reject(.badRequest, "driftcheck: invalid request target")
         }
         let recordedTarget = isAbsolute ? (Self.originForm(of: head.uri) ?? "/") : head.uri
+        var clientHead = head
+        // HTTP/2 has no Transfer-Encoding: NIO's HTTP/1 view of a stream adds `chunked` to a
+        // body without a length, which the client never sent.
+        if head.version.major == 2 { clientHead.headers.remove(name: "transfer-encoding") }
         let (path, query) = Self.split(recordedTarget)
 
         var headers = head.headers
@@ -71,7 +75,7 @@ enum RequestRouting {
         headers.replaceOrAdd(name: "host", value: target.authority)
         return .exchange(
             Routed(
-                service: service, target: target, clientHead: head,
+                service: service, target: target, clientHead: clientHead,
                 upstreamHead: HTTPRequestHead(
                     version: .http1_1, method: head.method, uri: originForm, headers: headers),
                 path: path, query: query, expectContinue: expectContinue))

@@ -7,6 +7,8 @@ public struct MockUnreachable: Error, CustomStringConvertible, Sendable {
     public var service: String
     public var url: String
     public var reason: String
+    /// An HTTP/2 server answered, by refusing the stream (a gRPC server asked `GET /` does).
+    public var spokeHTTP2 = false
     public var description: String { "\(service): the mock at \(url) could not be reached: \(reason)" }
 }
 
@@ -28,7 +30,13 @@ public final class CurlClient {
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
         self.timeout = timeout
+        // h2c:// names cleartext HTTP/2 with prior knowledge (gRPC mocks); curl speaks it to http://.
+        isH2C = base.lowercased().hasPrefix("h2c://")
+        requestBase = isH2C ? "http://" + base.dropFirst("h2c://".count) : base
     }
+
+    private let isH2C: Bool
+    private let requestBase: String
 
     deinit { curl_easy_cleanup(handle) }
 
@@ -50,7 +58,7 @@ public final class CurlClient {
     /// and case, body with its Content-Length — adding nothing, and returns the answer.
     public func send(_ request: RecordedRequest) throws -> RecordedResponse {
         curl_easy_reset(handle)
-        let url = baseURL + request.target
+        let url = requestBase + request.target
         let sink = ResponseSink()
         let unmanaged = Unmanaged.passRetained(sink)
         defer { unmanaged.release() }
@@ -58,6 +66,10 @@ public final class CurlClient {
         var headerList: UnsafeMutablePointer<curl_slist>?
         for field in request.headers where !Self.skipped.contains(field.name.lowercased()) {
             headerList = curl_slist_append(headerList, "\(field.name): \(field.value)")
+        }
+        // The one hop-by-hop field HTTP/2 allows, and gRPC servers require.
+        if isH2C, request.headers["te"]?.lowercased() == "trailers" {
+            headerList = curl_slist_append(headerList, "TE: trailers")
         }
         // An empty value stops curl from adding its own Expect: 100-continue, Accept: */* or a
         // form Content-Type the client never sent.
@@ -82,6 +94,15 @@ public final class CurlClient {
                     driftcheck_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
                     driftcheck_curl_setopt_long(handle, CURLOPT_PROXY_TRANSFER_MODE, 0)
                     driftcheck_curl_setopt_string(handle, CURLOPT_PROXY, "")
+                    if isH2C {
+                        driftcheck_curl_setopt_long(
+                            handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE))
+                        // libcurl 7.88 fails a request on an h2c connection kept from the handle's
+                        // previous request after curl_easy_reset ("Error in the HTTP2 framing
+                        // layer"): one connection per call.
+                        driftcheck_curl_setopt_long(handle, CURLOPT_FRESH_CONNECT, 1)
+                        driftcheck_curl_setopt_long(handle, CURLOPT_FORBID_REUSE, 1)
+                    }
                     if let acceptEncoding {
                         _ = acceptEncoding.withCString {
                             driftcheck_curl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, $0)
@@ -123,28 +144,39 @@ public final class CurlClient {
             }
         }
         guard code == CURLE_OK else {
-            throw MockUnreachable(service: service, url: baseURL, reason: String(cString: curl_easy_strerror(code)))
+            throw MockUnreachable(
+                service: service, url: baseURL, reason: String(cString: curl_easy_strerror(code)),
+                spokeHTTP2: code == CURLE_HTTP2_STREAM)
         }
         var status = 0
         driftcheck_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         return RecordedResponse(
-            status: status, headers: HeaderFields(sink.headers), body: CapturedBody(bytes: sink.body))
+            status: status, headers: HeaderFields(sink.headers), body: CapturedBody(bytes: sink.body),
+            trailers: HeaderFields(sink.trailers))
     }
 }
 
 private final class ResponseSink {
     var headers: [(String, String)] = []
+    /// Header lines after the blank line that ends the head: trailers.
+    var trailers: [(String, String)] = []
     var body = Data()
+    private var headDone = false
 
     func header(_ line: String) {
         let trimmed = ASCII.trimmed(line)
         if trimmed.hasPrefix("HTTP/") {
             // A new status line (after a 100 Continue) starts the headers over.
             headers.removeAll()
+            headDone = false
+            return
+        }
+        if trimmed.isEmpty {
+            headDone = true
             return
         }
         guard let colon = trimmed.firstIndex(of: ":") else { return }
-        headers.append(
-            (String(trimmed[..<colon]), String(ASCII.trimmed(trimmed[trimmed.index(after: colon)...]))))
+        let field = (String(trimmed[..<colon]), String(ASCII.trimmed(trimmed[trimmed.index(after: colon)...])))
+        if headDone { trailers.append(field) } else { headers.append(field) }
     }
 }

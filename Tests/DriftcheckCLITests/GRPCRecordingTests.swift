@@ -99,3 +99,57 @@ func grpcFrames(_ body: Data) -> [Data] {
         #expect(ids.allSatisfy { $0 == "0" } && ids.count == 1000)
     }
 }
+
+@Suite struct GRPCComparisonTests {
+    /// Recorded from a real grpcio service; compared against itself (no finding) and against a
+    /// drifted grpcio stub that `mock.yml` starts, with the exact findings expected.
+    @Test func aDriftedGRPCStubIsCaughtAndTheRealServiceIsNot() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await GRPCServer.start(in: directory)
+        defer { server.stop() }
+        let store = directory.file("grpc.sqlite")
+        let recorder = try DriftcheckBinary.start(
+            [
+                "record", "--store", store, "--upstream", "recs=h2c://127.0.0.1:\(server.port)", "--listen",
+                "127.0.0.1:0",
+            ],
+            in: directory)
+        let port = try await recorder.listeners(1)[0]
+        _ = try await GRPCServer.client("127.0.0.1:\(port)", ["all", "3"], in: directory)
+        recorder.process.signalGroup(SIGINT)
+        #expect(await recorder.process.wait() == 0)
+
+        let itself = try await DriftcheckBinary.run(
+            ["compare", "--mock", "recs=h2c://127.0.0.1:\(server.port)", "--store", store, "--format", "json"],
+            in: directory)
+        #expect(itself.status == 0, "\(itself.output)")
+        #expect(itself.output.contains(#""exchanges": 12"#) && itself.output.contains(#""findings": []"#))
+
+        let reportPath = directory.file("report.json")
+        let drifted = try await DriftcheckBinary.run(
+            ["compare", Fixtures.path("grpc/mocks"), "--store", store, "--format", "json", "--output", reportPath],
+            in: directory)
+        let text = try String(contentsOfFile: reportPath, encoding: .utf8)
+        let report = try #require(try JSONValue.parse(Data(text.utf8)), "\(drifted.output)")
+        guard case .array(let findings)? = report["findings"] else {
+            Issue.record("no findings in \(drifted.output)")
+            return
+        }
+        let summary = findings.map { finding -> String in
+            guard case .string(let endpoint)? = finding["endpoint"], case .string(let kind)? = finding["kind"],
+                case .string(let path)? = finding["path"]
+            else { return "?" }
+            return "\(endpoint) \(kind) \(path)"
+        }
+        #expect(
+            summary.sorted() == [
+                "POST /shop.v1.Recommendations/Get missing-field $[*]['#3']",
+                "POST /shop.v1.Recommendations/Get phantom-field $[*]['#7']",
+                "POST /shop.v1.Recommendations/Get status status",
+                "POST /shop.v1.Recommendations/List missing-field $[2]",
+            ])
+        #expect(text.contains("the real service answers OK (0), the mock UNAVAILABLE (14)"))
+        #expect(text.contains("the real service sends 3 messages on this call, the mock 2"))
+    }
+}

@@ -108,7 +108,7 @@ import Testing
             Issue.record("an unreachable mock compared")
         } catch {
             guard case .mockUnreachable(let failure) = error else {
-                Issue.record("wrong failure: \(error)")
+                Issue.record("wrong failure: \(type(of: error)) \(error)")
                 return
             }
             #expect(failure.service == "orders")
@@ -124,7 +124,7 @@ import Testing
             Issue.record("a broken mapping compared")
         } catch {
             guard case .configuration(let message) = error else {
-                Issue.record("wrong failure: \(error)")
+                Issue.record("wrong failure: \(type(of: error)) \(error)")
                 return
             }
             #expect(message.contains("bad.json"))
