@@ -22,6 +22,21 @@ func grpcFrames(_ body: Data) -> [Data] {
     return frames
 }
 
+/// Records what the grpcio client does (`arguments`) through `driftcheck record` into `store`;
+/// the client's output.
+func recordGRPC(_ server: GRPCServer, into store: String, calling arguments: [String], in directory: TemporaryDirectory)
+    async throws -> [String]
+{
+    let recorder = try DriftcheckBinary.start(
+        ["record", "--store", store, "--upstream", "recs=h2c://127.0.0.1:\(server.port)", "--listen", "127.0.0.1:0"],
+        in: directory)
+    let port = try await recorder.listeners(1)[0]
+    let output = try await GRPCServer.client("127.0.0.1:\(port)", arguments, in: directory)
+    recorder.process.signalGroup(SIGINT)
+    #expect(await recorder.process.wait() == 0, "\(recorder.output)")
+    return output
+}
+
 @Suite struct GRPCRecordingTests {
     /// A real grpcio client and server, `driftcheck record` between them over h2c: every call
     /// kind answered exactly as without the recorder, and stored with every message in order.
@@ -82,17 +97,8 @@ func grpcFrames(_ body: Data) -> [Data] {
         let server = try await GRPCServer.start(in: directory)
         defer { server.stop() }
         let store = directory.file("grpc.sqlite")
-        let recorder = try DriftcheckBinary.start(
-            [
-                "record", "--store", store, "--upstream", "recs=h2c://127.0.0.1:\(server.port)", "--listen",
-                "127.0.0.1:0",
-            ],
-            in: directory)
-        let port = try await recorder.listeners(1)[0]
-        let result = try await GRPCServer.client("127.0.0.1:\(port)", ["load", "1000", "10"], in: directory)
+        let result = try await recordGRPC(server, into: store, calling: ["load", "1000", "10"], in: directory)
         #expect(result == ["ok 1000"])
-        recorder.process.signalGroup(SIGINT)
-        #expect(await recorder.process.wait() == 0)
         let stored = try SQLiteStore(path: store)
         #expect(try stored.count() == 1000)
         let ids = try stored.exchanges().compactMap(\.response).map { $0.trailers["grpc-status"] }
@@ -109,16 +115,7 @@ func grpcFrames(_ body: Data) -> [Data] {
         let server = try await GRPCServer.start(in: directory)
         defer { server.stop() }
         let store = directory.file("grpc.sqlite")
-        let recorder = try DriftcheckBinary.start(
-            [
-                "record", "--store", store, "--upstream", "recs=h2c://127.0.0.1:\(server.port)", "--listen",
-                "127.0.0.1:0",
-            ],
-            in: directory)
-        let port = try await recorder.listeners(1)[0]
-        _ = try await GRPCServer.client("127.0.0.1:\(port)", ["all", "3"], in: directory)
-        recorder.process.signalGroup(SIGINT)
-        #expect(await recorder.process.wait() == 0)
+        _ = try await recordGRPC(server, into: store, calling: ["all", "3"], in: directory)
 
         let itself = try await DriftcheckBinary.run(
             ["compare", "--mock", "recs=h2c://127.0.0.1:\(server.port)", "--store", store, "--format", "json"],
