@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${SECONDS_PER_TARGET:-600}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(json-differ endpoint har wiremock config matchers mock-yml)
+[ ${#targets[@]} -eq 0 ] && targets=(json-differ endpoint har wiremock config matchers mock-yml grpc)
 mkdir -p .build-fuzz
 failed=0
 core=(Sources/DriftcheckCore/*.swift)
@@ -19,6 +19,7 @@ for target in "${targets[@]}"; do
     json-differ) sources=("${core[@]}" fuzz/JSONDifferFuzz.swift) ;;
     endpoint) sources=("${core[@]}" fuzz/EndpointFuzz.swift) ;;
     har) sources=("${core[@]}" fuzz/HARFuzz.swift) ;;
+    grpc) sources=("${core[@]}" fuzz/GRPCFuzz.swift) ;;
     wiremock) sources=("${core[@]}" "${matchers[@]}" Sources/DriftcheckWireMock/WireMockMatching.swift Sources/DriftcheckWireMock/WireMockResponse.swift fuzz/WireMockFuzz.swift) ;;
     mock-yml) sources=("${core[@]}" Sources/DriftcheckYAML/SafeYAML.swift Sources/DriftcheckWireMock/MockConfigurationError.swift Sources/DriftcheckMocks/MockDirectory.swift fuzz/MockYmlFuzz.swift) ;;
     matchers) sources=("${core[@]}" "${matchers[@]}" Sources/DriftcheckWireMock/WireMockMatching.swift fuzz/MatchersFuzz.swift) ;;

@@ -1,4 +1,5 @@
 import DriftcheckCore
+import DriftcheckProcess
 import DriftcheckStore
 import DriftcheckTestSupport
 import Foundation
@@ -148,5 +149,54 @@ func recordGRPC(_ server: GRPCServer, into store: String, calling arguments: [St
             ])
         #expect(text.contains("the real service answers OK (0), the mock UNAVAILABLE (14)"))
         #expect(text.contains("the real service sends 3 messages on this call, the mock 2"))
+    }
+}
+
+@Suite struct HostileHTTP2Tests {
+    /// Each attack (fixtures/grpc/hostile_h2.py) is refused as HTTP/2 says it should be, the
+    /// recorder goes on serving real calls, and everything stored reads back.
+    @Test func hostileClientsAreRefusedAndTheProxyKeepsServing() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await GRPCServer.start(in: directory)
+        defer { server.stop() }
+        let store = directory.file("grpc.sqlite")
+        let recorder = try DriftcheckBinary.start(
+            [
+                "record", "--store", store, "--upstream", "recs=h2c://127.0.0.1:\(server.port)", "--listen",
+                "127.0.0.1:0",
+            ],
+            in: directory)
+        let port = try await recorder.listeners(1)[0]
+        // What each attack gets: a GOAWAY with the RFC 9113 error code, or an answer upstream gave.
+        let expected: [(String, [String])] = [
+            ("malformed", ["goaway 6"]),  // FRAME_SIZE_ERROR
+            ("hpack-bomb", ["goaway 6", "goaway 1", "rst 11", "goaway 11"]),
+            ("rst-flood", ["goaway 11"]),  // ENHANCE_YOUR_CALM
+            ("huge-claim", ["answered"]),  // forwarded; the stored body is not read as messages
+            ("endless", ["goaway 1", "goaway 3", "rst 3"]),  // the client overran its window
+        ]
+        for (attack, outcomes) in expected {
+            let log = directory.file("hostile-\(attack).log")
+            let process = try ChildProcess.spawn(
+                ["python3", Fixtures.path("grpc/hostile_h2.py"), String(port), attack],
+                environment: ProcessInfo.processInfo.environment, outputPath: log)
+            _ = await process.wait()
+            let result = (try? String(contentsOfFile: log, encoding: .utf8))?.trimmingCharacters(
+                in: .whitespacesAndNewlines)
+            #expect(outcomes.contains(result ?? ""), "\(attack): \(result ?? "nothing")")
+            let call = try await GRPCServer.client("127.0.0.1:\(port)", ["unary"], in: directory)
+            #expect(call.count == 1 && call[0].contains("SKU-c0-1"), "after \(attack)")
+        }
+        recorder.process.signalGroup(SIGINT)
+        #expect(await recorder.process.wait() == 0, "\(recorder.output)")
+        let exchanges = try SQLiteStore(path: store).exchanges()
+        let answered = exchanges.compactMap(\.response)
+        // The five real calls and the huge claim at least (a flooded stream may have been answered
+        // before its reset); every answer carries a gRPC status.
+        #expect(answered.count >= 6)
+        #expect(answered.filter { GRPC.status(of: $0) == 0 }.count >= 5)
+        #expect(answered.allSatisfy { GRPC.status(of: $0) != nil })
+        #expect(exchanges.allSatisfy { $0.request.path == "/shop.v1.Recommendations/Get" })
     }
 }
