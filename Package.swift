@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -71,10 +72,18 @@ let package = Package(
             ]
         ),
         .target(name: "DriftcheckProcess", dependencies: ["CDriftcheckShims"]),
+        // gRPC descriptors: FileDescriptorSets read with swift-protobuf's descriptor types, into
+        // the core's ProtoSchema (no generated code, no build plugin).
+        .target(
+            name: "DriftcheckGRPC",
+            dependencies: ["DriftcheckCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
         // The comparison as a library call: recordings and mocks in, a report out.
         .target(
             name: "DriftcheckCompare",
-            dependencies: ["DriftcheckCore", "DriftcheckStore", "DriftcheckMocks", "DriftcheckReplay"]
+            dependencies: [
+                "DriftcheckCore", "DriftcheckStore", "DriftcheckMocks", "DriftcheckReplay", "DriftcheckGRPC",
+            ]
         ),
         // A built-in dependency to record, and a small HTTP client to drive it: for `demo` and tests.
         .target(

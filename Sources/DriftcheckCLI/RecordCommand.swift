@@ -1,6 +1,7 @@
 import ArgumentParser
 import DriftcheckCA
 import DriftcheckCore
+import DriftcheckGRPC
 import DriftcheckProcess
 import DriftcheckProxy
 import Foundation
@@ -118,6 +119,13 @@ struct RecordCommand: AsyncParsableCommand {
 
     @OptionGroup var caOptions: CAOptions
 
+    @Option(
+        name: .customLong("proto-descriptors"),
+        help: ArgumentHelp(
+            "A FileDescriptorSet (protoc --include_imports --descriptor_set_out, buf build -o) for gRPC messages by name (repeatable).",
+            valueName: "file"))
+    var protoDescriptors: [String] = []
+
     @Argument(
         parsing: .postTerminator,
         help: ArgumentHelp("The command to run with its traffic recorded.", valueName: "command"))
@@ -194,11 +202,13 @@ struct RecordCommand: AsyncParsableCommand {
             throw UsageError("cannot start '\(program)': no such executable")
         }
 
+        let descriptorSets = try protoDescriptors.map(Self.readDescriptorSet)
         let mode = !command.isEmpty ? "wrapped" : upstreams.isEmpty ? "forward" : "reverse"
         let session = try RecordingSession(
             store: storeOptions.location, outbox: outbox, mode: mode,
             command: command.isEmpty ? nil : command.joined(separator: " "),
             redaction: redaction, configuration: proxyConfiguration)
+        for set in descriptorSets { try session.store.addDescriptorSet(set) }
         var exitCode: Int32 = 0
         do {
             var reverseListeners: [UpstreamSpec: ListenAddress] = [:]
@@ -231,6 +241,19 @@ struct RecordCommand: AsyncParsableCommand {
     }
 
     // MARK: Options
+
+    /// A descriptor set's bytes, once they are known to describe at least one service.
+    static func readDescriptorSet(_ path: String) throws -> Data {
+        guard let bytes = FileManager.default.contents(atPath: path) else {
+            throw UsageError("--proto-descriptors \(path): cannot read the file")
+        }
+        do {
+            _ = try DescriptorSets.schema(bytes)
+        } catch {
+            throw UsageError("--proto-descriptors \(path): \(error)")
+        }
+        return bytes
+    }
 
     func redactionPolicy() throws -> RedactionPolicy {
         try configOptions.redaction(headers: redactHeader, fields: redactField)

@@ -1,4 +1,5 @@
 import DriftcheckCore
+import DriftcheckGRPC
 import DriftcheckMocks
 import DriftcheckReplay
 import DriftcheckStore
@@ -138,9 +139,12 @@ public enum ComparisonPipeline {
         let analysis = Differ.ServiceAnalysis(
             service: service, explain: input.explain, thresholds: input.policy.evidence)
         let catalog = try store.catalog(service: service, declared: session.engines[service]?.declaredRoutes ?? [])
+        // gRPC messages decode by name when descriptors were recorded; otherwise by field number.
+        let schema = DescriptorSets.schema(merging: try store.descriptorSets())
         var newest: [String: Date] = [:]
         try await forEachPage(
-            store, service: service, prepare: { $0.map { Differ.prepareLearning($0, catalog: catalog) } },
+            store, service: service,
+            prepare: { $0.map { Differ.prepareLearning($0, catalog: catalog, schema: schema) } },
             each: { page in
                 for prepared in page {
                     analysis.learn(prepared)
@@ -153,7 +157,7 @@ public enum ComparisonPipeline {
             store, service: service,
             prepare: { page in
                 try await session.replay(service: service, exchanges: page, workers: workers, progress: progress)
-                    .map { Differ.prepareJudging($0, catalog: catalog) }
+                    .map { Differ.prepareJudging($0, catalog: catalog, schema: schema) }
             },
             each: { replayed in
                 for item in replayed { analysis.judge(item) }

@@ -136,8 +136,10 @@ public struct Differ: Sendable {
         let identity: Int
     }
 
-    public static func prepareLearning(_ recorded: Exchange, catalog: EndpointCatalog) -> PreparedLearning {
-        let exchange = GRPC.view(recorded)
+    public static func prepareLearning(
+        _ recorded: Exchange, catalog: EndpointCatalog, schema: ProtoSchema? = nil
+    ) -> PreparedLearning {
+        let exchange = GRPC.view(recorded, schema: schema)
         guard let response = exchange.response else {
             return PreparedLearning(exchange: exchange, endpoint: "", body: nil, signature: nil, identity: 0)
         }
@@ -161,10 +163,14 @@ public struct Differ: Sendable {
         let mockBody: JSONValue?
     }
 
-    public static func prepareJudging(_ replayed: ReplayedExchange, catalog: EndpointCatalog) -> PreparedJudging {
+    public static func prepareJudging(
+        _ replayed: ReplayedExchange, catalog: EndpointCatalog, schema: ProtoSchema? = nil
+    ) -> PreparedJudging {
         var item = replayed
-        item.exchange = GRPC.view(item.exchange)
-        if case .response(let answer) = item.answer { item.answer = .response(GRPC.view(answer)) }
+        item.exchange = GRPC.view(item.exchange, schema: schema)
+        if case .response(let answer) = item.answer {
+            item.answer = .response(GRPC.view(answer, answerTo: replayed.exchange.request, schema: schema))
+        }
         var mockBody: JSONValue?
         if case .response(let answer) = item.answer { mockBody = json(answer.body, headers: answer.headers) }
         return PreparedJudging(

@@ -56,8 +56,11 @@ public enum GRPC {
         return messages
     }
 
-    /// `response` as the differ compares it (unchanged when it is not gRPC).
-    public static func view(_ response: RecordedResponse) -> RecordedResponse {
+    /// `response` as the differ compares it (unchanged when it is not gRPC); messages of
+    /// `messageType` are decoded with `schema`, others without one.
+    public static func view(
+        _ response: RecordedResponse, messageType: String? = nil, schema: ProtoSchema? = nil
+    ) -> RecordedResponse {
         guard isGRPC(response.headers) else { return response }
         var view = response
         // A proxy's own error (502 and the like) is an HTTP answer, not a call's status.
@@ -75,19 +78,30 @@ public enum GRPC {
             return view
         }
         let decoded: [JSONValue] = messages.map { message in
-            message.compressed ? .string("<compressed message>") : ProtobufWire.json(message.bytes) ?? .null
+            if message.compressed { return .string("<compressed message>") }
+            if let schema, let messageType { return schema.json(message.bytes, type: messageType) ?? .null }
+            return ProtobufWire.json(message.bytes) ?? .null
         }
         let bytes = Data(JSONValue.array(decoded).serialized().utf8)
         view.body = CapturedBody(bytes: bytes)
         return view
     }
 
-    /// `exchange` with its answer seen through `view`.
-    public static func view(_ exchange: Exchange) -> Exchange {
+    /// `exchange` with its answer seen through `view`, decoded by the method's output type when
+    /// `schema` knows the method.
+    public static func view(_ exchange: Exchange, schema: ProtoSchema? = nil) -> Exchange {
         guard let response = exchange.response, isGRPC(response.headers) else { return exchange }
         var copy = exchange
-        copy.result = .response(view(response))
+        copy.result = .response(view(response, answerTo: exchange.request, schema: schema))
         return copy
+    }
+
+    /// An answer to `request` seen through `view`.
+    public static func view(_ response: RecordedResponse, answerTo request: RecordedRequest, schema: ProtoSchema?)
+        -> RecordedResponse
+    {
+        let type = schema?.methods[request.path]?.output
+        return view(response, messageType: type, schema: type == nil ? nil : schema)
     }
 
     /// The call's status for people: `UNAVAILABLE (14)`.

@@ -9,7 +9,7 @@ import Foundation
 // Unchecked: the one connection is used under `lock`.
 public final class PostgresStore: RecordingStore, @unchecked Sendable {
     /// The newest schema version this build reads and writes.
-    public static let formatVersion = 2
+    public static let formatVersion = 3
 
     public let location: String
     private let connection: PostgresConnection
@@ -153,6 +153,11 @@ public final class PostgresStore: RecordingStore, @unchecked Sendable {
         """,
         // Version 2: response trailers (HTTP/2, gRPC's status).
         "ALTER TABLE driftcheck.exchange ADD COLUMN response_trailers text",
+        // Version 3: protobuf descriptor sets, for decoding gRPC messages by name.
+        """
+        CREATE TABLE driftcheck.descriptor_set (
+            id bigserial PRIMARY KEY, content_hash bytea NOT NULL UNIQUE, bytes bytea NOT NULL)
+        """,
     ]
 
     private func migrate() throws {
@@ -466,6 +471,21 @@ public final class PostgresStore: RecordingStore, @unchecked Sendable {
                     mode: rows.text(row, 3),
                     command: rows.optionalText(row, 4), toolVersion: rows.text(row, 5))
             }
+        }
+    }
+
+    public func descriptorSets() throws -> [Data] {
+        try run { connection in
+            let rows = try connection.query("SELECT bytes FROM driftcheck.descriptor_set ORDER BY id")
+            return (0..<rows.count).map { rows.bytes($0, 0) }
+        }
+    }
+
+    public func addDescriptorSet(_ bytes: Data) throws {
+        _ = try run { connection in
+            try connection.query(
+                "INSERT INTO driftcheck.descriptor_set (content_hash, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                [.bytes(ContentHash.of(bytes)), .bytes(bytes)])
         }
     }
 

@@ -158,6 +158,10 @@ public protocol RecordingStore: AnyObject, Sendable {
     @discardableResult
     func receive(_ rows: [StoredExchange], sessions: [StoredSession]) throws -> Int
 
+    /// Protobuf descriptor sets recorded with gRPC traffic (`record --proto-descriptors`), each once.
+    func descriptorSets() throws -> [Data]
+    func addDescriptorSet(_ bytes: Data) throws
+
     func close() throws
 }
 
@@ -284,6 +288,11 @@ public enum ContentHash {
         add(integer: Int64(bitPattern: exchange.duration.bitPattern))
         return Data(hasher.finalize())
     }
+}
+
+extension ContentHash {
+    /// The identity of a blob stored once (a descriptor set).
+    public static func of(_ bytes: Data) -> Data { Data(SHA256.hash(data: bytes)) }
 }
 
 /// Headers as both stores keep them: a JSON array of `[name, value]` pairs in wire order.

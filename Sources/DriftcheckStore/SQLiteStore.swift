@@ -6,7 +6,7 @@ import GRDBSQLite
 /// The SQLite file recordings live in: WAL, schema versioned by `PRAGMA user_version`.
 public final class SQLiteStore: RecordingStore {
     /// The newest store format this build reads and writes (see docs/store-format.md).
-    public static let formatVersion = 4
+    public static let formatVersion = 5
     /// `PRAGMA application_id` of every driftcheck store: "DRFT".
     public static let applicationID: Int32 = 0x4452_4654
 
@@ -172,6 +172,13 @@ public final class SQLiteStore: RecordingStore {
         // Version 4: response trailers (HTTP/2, gRPC's status).
         { db in
             try db.execute(sql: "ALTER TABLE exchange ADD COLUMN response_trailers TEXT")
+        },
+        // Version 5: protobuf descriptor sets, for decoding gRPC messages by name.
+        { db in
+            try db.execute(
+                sql:
+                    "CREATE TABLE descriptor_set (id INTEGER PRIMARY KEY, content_hash BLOB UNIQUE, bytes BLOB NOT NULL)"
+            )
         },
     ]
 
@@ -558,6 +565,22 @@ public final class SQLiteStore: RecordingStore {
     static let prefixedExchangeColumns = exchangeColumns.split(separator: ",").map {
         "e." + $0.trimmingCharacters(in: .whitespacesAndNewlines)
     }.joined(separator: ", ")
+
+    public func descriptorSets() throws -> [Data] {
+        try guarded {
+            try pool.read { db in try Data.fetchAll(db, sql: "SELECT bytes FROM descriptor_set ORDER BY id") }
+        }
+    }
+
+    public func addDescriptorSet(_ bytes: Data) throws {
+        try guarded {
+            try pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO descriptor_set (content_hash, bytes) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    arguments: [ContentHash.of(bytes), bytes])
+            }
+        }
+    }
 
     /// Every session, for an outbox's last word on its sessions' end times.
     public func allSessions() throws -> [StoredSession] {

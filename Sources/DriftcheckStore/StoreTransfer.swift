@@ -29,6 +29,9 @@ public enum StoreTransfer {
     ) throws -> Progress {
         var state = Progress()
         if countFirst { state.total = try source.transferCount(filter: filter) }
+        // Descriptor sets are few and small: all of them go along, so that gRPC exchanges
+        // decode by name wherever they are.
+        for set in try source.descriptorSets() { try target.addDescriptorSet(set) }
         var sent = Set<String>()
         while true {
             let page = try source.transferPage(after: state.lastID, limit: pageSize, filter: filter)

@@ -1,4 +1,5 @@
 import DriftcheckCore
+import DriftcheckDemo
 import DriftcheckProcess
 import DriftcheckStore
 import DriftcheckTestSupport
@@ -25,12 +26,13 @@ func grpcFrames(_ body: Data) -> [Data] {
 
 /// Records what the grpcio client does (`arguments`) through `driftcheck record` into `store`;
 /// the client's output.
-func recordGRPC(_ server: GRPCServer, into store: String, calling arguments: [String], in directory: TemporaryDirectory)
-    async throws -> [String]
-{
+func recordGRPC(
+    _ server: GRPCServer, into store: String, calling arguments: [String], in directory: TemporaryDirectory,
+    options: [String] = []
+) async throws -> [String] {
     let recorder = try DriftcheckBinary.start(
-        ["record", "--store", store, "--upstream", "recs=h2c://127.0.0.1:\(server.port)", "--listen", "127.0.0.1:0"],
-        in: directory)
+        ["record", "--store", store, "--upstream", "recs=h2c://127.0.0.1:\(server.port)", "--listen", "127.0.0.1:0"]
+            + options, in: directory)
     let port = try await recorder.listeners(1)[0]
     let output = try await GRPCServer.client("127.0.0.1:\(port)", arguments, in: directory)
     recorder.process.signalGroup(SIGINT)
@@ -107,7 +109,70 @@ func recordGRPC(_ server: GRPCServer, into store: String, calling arguments: [St
     }
 }
 
+/// The fixture's FileDescriptorSet, as `protoc --include_imports --descriptor_set_out` writes it.
+func shopDescriptorSet(in directory: TemporaryDirectory) async throws -> String {
+    let path = directory.file("shop.dsc")
+    let process = try ChildProcess.spawn(
+        [
+            "python3", "-m", "grpc_tools.protoc", "-I", Fixtures.path("grpc"), "--include_imports",
+            "--descriptor_set_out=\(path)", Fixtures.path("grpc/shop.proto"),
+        ], environment: ProcessInfo.processInfo.environment, outputPath: directory.file("protoc.log"))
+    guard await process.wait() == 0 else { throw ClientError(description: "protoc failed") }
+    return path
+}
+
+/// `endpoint kind path` of every finding in a JSON report.
+func findingKeys(_ reportPath: String) throws -> [String] {
+    let report = try JSONValue.parse(Data(try String(contentsOfFile: reportPath, encoding: .utf8).utf8))
+    guard case .array(let findings)? = report["findings"] else { return [] }
+    return findings.map { finding -> String in
+        guard case .string(let endpoint)? = finding["endpoint"], case .string(let kind)? = finding["kind"],
+            case .string(let path)? = finding["path"]
+        else { return "?" }
+        return "\(endpoint) \(kind) \(path)"
+    }.sorted()
+}
+
 @Suite struct GRPCComparisonTests {
+    /// With the service's descriptors recorded, messages compare by field name and enums by
+    /// value name: the stub's PLATINUM tier is caught, and an absent proto3 scalar is its zero
+    /// value rather than a missing field.
+    @Test func descriptorsNameFieldsAndEnums() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await GRPCServer.start(in: directory)
+        defer { server.stop() }
+        let descriptors = try await shopDescriptorSet(in: directory)
+        let store = directory.file("grpc.sqlite")
+        _ = try await recordGRPC(
+            server, into: store, calling: ["all", "3"], in: directory, options: ["--proto-descriptors", descriptors])
+        let reportPath = directory.file("report.json")
+        let drifted = try await DriftcheckBinary.run(
+            ["compare", Fixtures.path("grpc/mocks"), "--store", store, "--format", "json", "--output", reportPath],
+            in: directory)
+        #expect(
+            try findingKeys(reportPath) == [
+                "POST /shop.v1.Recommendations/Get phantom-field $[*]['#7']",
+                "POST /shop.v1.Recommendations/Get status status",
+                "POST /shop.v1.Recommendations/List enum $[*].tier",
+                "POST /shop.v1.Recommendations/List missing-field $[2]",
+            ], "\(drifted.output)")
+        #expect(try String(contentsOfFile: reportPath, encoding: .utf8).contains(#"the mock sends \"TIER_PLATINUM\""#))
+        // The descriptors travel with the recordings: a HAR-free pull keeps them.
+        let copy = directory.file("copy.sqlite")
+        let pull = try await DriftcheckBinary.run(["pull", "--from", store, "--store", copy], in: directory)
+        #expect(pull.status == 0)
+        #expect(try SQLiteStore(path: copy).descriptorSets() == SQLiteStore(path: store).descriptorSets())
+        let bad = try await DriftcheckBinary.run(
+            ["record", "--proto-descriptors", Fixtures.path("grpc/shop.proto"), "--upstream", "a=http://127.0.0.1:1"],
+            in: directory)
+        #expect(
+            bad.status == 2
+                && bad.output.contains(
+                    "--proto-descriptors \(Fixtures.path("grpc/shop.proto")): not a FileDescriptorSet")
+        )
+    }
+
     /// Recorded from a real grpcio service; compared against itself (no finding) and against a
     /// drifted grpcio stub that `mock.yml` starts, with the exact findings expected.
     @Test func aDriftedGRPCStubIsCaughtAndTheRealServiceIsNot() async throws {
@@ -129,24 +194,13 @@ func recordGRPC(_ server: GRPCServer, into store: String, calling arguments: [St
             ["compare", Fixtures.path("grpc/mocks"), "--store", store, "--format", "json", "--output", reportPath],
             in: directory)
         let text = try String(contentsOfFile: reportPath, encoding: .utf8)
-        let report = try #require(try JSONValue.parse(Data(text.utf8)), "\(drifted.output)")
-        guard case .array(let findings)? = report["findings"] else {
-            Issue.record("no findings in \(drifted.output)")
-            return
-        }
-        let summary = findings.map { finding -> String in
-            guard case .string(let endpoint)? = finding["endpoint"], case .string(let kind)? = finding["kind"],
-                case .string(let path)? = finding["path"]
-            else { return "?" }
-            return "\(endpoint) \(kind) \(path)"
-        }
         #expect(
-            summary.sorted() == [
+            try findingKeys(reportPath) == [
                 "POST /shop.v1.Recommendations/Get missing-field $[*]['#3']",
                 "POST /shop.v1.Recommendations/Get phantom-field $[*]['#7']",
                 "POST /shop.v1.Recommendations/Get status status",
                 "POST /shop.v1.Recommendations/List missing-field $[2]",
-            ])
+            ], "\(drifted.output)")
         #expect(text.contains("the real service answers OK (0), the mock UNAVAILABLE (14)"))
         #expect(text.contains("the real service sends 3 messages on this call, the mock 2"))
     }

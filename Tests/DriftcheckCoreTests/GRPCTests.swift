@@ -75,3 +75,64 @@ import Testing
         return out
     }
 }
+
+@Suite struct ProtoSchemaTests {
+    /// message M { int64 big = 1; repeated int32 packed = 2; sint32 signed = 3; map<string,int32> counts = 4;
+    ///   Tier tier = 5; bytes raw = 6; string name = 7; bool on = 8; double ratio = 9; M child = 10; }
+    static var schema: ProtoSchema {
+        var schema = ProtoSchema()
+        func field(
+            _ number: Int, _ name: String, _ type: ProtoSchema.FieldType, _ typeName: String? = nil,
+            repeated: Bool = false
+        )
+            -> ProtoSchema.Field
+        {
+            ProtoSchema.Field(
+                number: number, name: name, type: type, typeName: typeName, repeated: repeated,
+                implicitPresence: !repeated && type != .message)
+        }
+        schema.messages[".t.M"] = ProtoSchema.Message(
+            fields: [
+                field(1, "big", .int64), field(2, "packed", .int32, repeated: true), field(3, "signed", .sint32),
+                field(4, "counts", .message, ".t.M.CountsEntry", repeated: true),
+                field(5, "tier", .enumeration, ".t.Tier"),
+                field(6, "raw", .bytes), field(7, "name", .string), field(8, "on", .bool), field(9, "ratio", .double),
+                field(10, "child", .message, ".t.M"),
+            ], isMapEntry: false)
+        schema.messages[".t.M.CountsEntry"] = ProtoSchema.Message(
+            fields: [field(1, "key", .string), field(2, "value", .int32)], isMapEntry: true)
+        schema.enums[".t.Tier"] = [0: "TIER_UNSPECIFIED", 2: "TIER_GOLD"]
+        schema.methods["/t.S/Get"] = (".t.M", ".t.M")
+        return schema
+    }
+
+    @Test func decodesByProtobufsJSONMapping() throws {
+        let bytes: [UInt8] =
+            [0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]  // big = -1
+            + [0x12, 0x03, 0x01, 0x02, 0x03]  // packed = [1, 2, 3]
+            + [0x18, 0x03]  // signed = -2 (zigzag)
+            + [0x22, 0x07, 0x0A, 0x01, 0x61, 0x10, 0x05, 0x10, 0x06]  // counts["a"] = 6 (the last value wins)
+            + [0x28, 0x02]  // tier = GOLD
+            + [0x32, 0x02, 0x00, 0xFF]  // raw
+            + [0x52, 0x02, 0x28, 0x07]  // child { tier = 7, unknown to the enum }
+            + [0x78, 0x01]  // field 15, unknown to the schema
+        let json = try #require(Self.schema.json(Data(bytes), type: ".t.M"))
+        #expect(
+            json.serialized()
+                == ##"{"big":"-1","packed":[1,2,3],"signed":-2,"counts":{"a":6},"tier":"TIER_GOLD","raw":"AP8=","name":"","on":false,"ratio":0,"child":{"big":"0","packed":[],"signed":0,"counts":{},"tier":7,"raw":"","name":"","on":false,"ratio":0},"#15":1}"##
+        )
+    }
+
+    @Test func aGRPCAnswerIsDecodedByItsMethodsOutputType() {
+        let response = RecordedResponse(
+            status: 200, headers: HeaderFields([("content-type", "application/grpc")]),
+            body: CapturedBody(bytes: Data([0, 0, 0, 0, 2, 0x28, 0x02])), trailers: HeaderFields([("grpc-status", "0")])
+        )
+        let request = RecordedRequest(method: "POST", host: "t", port: 80, path: "/t.S/Get")
+        let view = GRPC.view(response, answerTo: request, schema: Self.schema)
+        #expect(String(decoding: view.body.bytes, as: UTF8.self).contains(#""tier":"TIER_GOLD""#))
+        let unknownMethod = RecordedRequest(method: "POST", host: "t", port: 80, path: "/t.S/Other")
+        let schemaless = GRPC.view(response, answerTo: unknownMethod, schema: Self.schema)
+        #expect(String(decoding: schemaless.body.bytes, as: UTF8.self) == ##"[{"#5":2}]"##)
+    }
+}

@@ -209,10 +209,14 @@ private func withoutIDs(_ exchanges: [Exchange]) -> [Exchange] {
         let origin = try source.open()
         let session = try origin.beginSession(mode: "wrapped", command: "npm start", toolVersion: "test")
         try origin.insert(contractExchanges(), session: session)
+        // A descriptor set is stored once, and travels with the exchanges.
+        try origin.addDescriptorSet(Data([0x0A, 0x01, 0x61]))
+        try origin.addDescriptorSet(Data([0x0A, 0x01, 0x61]))
         let copy = try target.open()
         let first = try StoreTransfer.copy(from: origin, to: copy, pageSize: 2, countFirst: true)
         #expect(first.read == 5 && first.added == 5 && first.total == 5)
         #expect(withoutIDs(try copy.exchanges()) == contractExchanges())
+        #expect(try copy.descriptorSets() == [Data([0x0A, 0x01, 0x61])])
         let hashes = { (store: any RecordingStore) in
             try store.transferPage(after: 0, limit: 100, filter: TransferFilter()).map(\.contentHash)
         }
