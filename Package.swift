@@ -76,7 +76,9 @@ let package = Package(
         // the core's ProtoSchema (no generated code, no build plugin).
         .target(
             name: "DriftcheckGRPC",
-            dependencies: ["DriftcheckCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: [
+                "DriftcheckCore", "DriftcheckReplay", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
         // The comparison as a library call: recordings and mocks in, a report out.
         .target(
@@ -151,6 +153,7 @@ let package = Package(
             name: "DriftcheckCLITests",
             dependencies: [
                 "DriftcheckCLI", "DriftcheckStore", "DriftcheckPostgres", "DriftcheckProcess", "DriftcheckTestSupport",
+                "DriftcheckGRPC",
             ]
         ),
     ],

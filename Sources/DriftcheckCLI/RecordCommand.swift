@@ -4,6 +4,7 @@ import DriftcheckCore
 import DriftcheckGRPC
 import DriftcheckProcess
 import DriftcheckProxy
+import DriftcheckStore
 import Foundation
 import NIOCore
 
@@ -209,6 +210,7 @@ struct RecordCommand: AsyncParsableCommand {
             command: command.isEmpty ? nil : command.joined(separator: " "),
             redaction: redaction, configuration: proxyConfiguration)
         for set in descriptorSets { try session.store.addDescriptorSet(set) }
+        if descriptorSets.isEmpty { reflect(upstreams, into: session.store) }
         var exitCode: Int32 = 0
         do {
             var reverseListeners: [UpstreamSpec: ListenAddress] = [:]
@@ -241,6 +243,19 @@ struct RecordCommand: AsyncParsableCommand {
     }
 
     // MARK: Options
+
+    /// Without --proto-descriptors, each h2c upstream is asked for its descriptors by server
+    /// reflection; one that does not answer is recorded all the same, its messages by number.
+    func reflect(_ upstreams: [UpstreamSpec], into store: SQLiteStore) {
+        for spec in upstreams where spec.url.isH2C {
+            guard let set = ServerReflection.descriptorSet(url: spec.url.description),
+                let schema = try? DescriptorSets.schema(set), (try? store.addDescriptorSet(set)) != nil
+            else { continue }
+            let services = Set(schema.methods.keys.compactMap { $0.split(separator: "/").first }).sorted()
+            Terminal.say(
+                "\(spec.name): message names from the server's reflection (\(services.joined(separator: ", ")))")
+        }
+    }
 
     /// A descriptor set's bytes, once they are known to describe at least one service.
     static func readDescriptorSet(_ path: String) throws -> Data {

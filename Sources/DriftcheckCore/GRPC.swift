@@ -124,7 +124,8 @@ public enum ProtobufWire {
         fields(Array(bytes), depth: 0).map(object)
     }
 
-    enum Value {
+    /// One field's value as the wire carries it.
+    public enum Value: Sendable {
         case varint(UInt64)
         case fixed64(UInt64)
         case fixed32(UInt32)
@@ -174,8 +175,8 @@ public enum ProtobufWire {
         scalar.value >= 0x20 || scalar == "\t" || scalar == "\n" || scalar == "\r"
     }
 
-    /// The fields of a message, or nil when `bytes` is not one.
-    static func fields(_ bytes: [UInt8], depth: Int) -> [(Int, Value)]? {
+    /// The fields of a message in wire order, or nil when `bytes` is not one.
+    public static func fields(_ bytes: [UInt8], depth: Int) -> [(Int, Value)]? {
         var result: [(Int, Value)] = []
         var index = 0
         func varint() -> UInt64? {

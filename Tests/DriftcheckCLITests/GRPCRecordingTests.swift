@@ -1,5 +1,6 @@
 import DriftcheckCore
 import DriftcheckDemo
+import DriftcheckGRPC
 import DriftcheckProcess
 import DriftcheckStore
 import DriftcheckTestSupport
@@ -158,6 +159,25 @@ func findingKeys(_ reportPath: String) throws -> [String] {
                 "POST /shop.v1.Recommendations/List missing-field $[2]",
             ], "\(drifted.output)")
         #expect(try String(contentsOfFile: reportPath, encoding: .utf8).contains(#"the mock sends \"TIER_PLATINUM\""#))
+        // Without a file, the real server's reflection gives the same names: the same findings,
+        // and the same JSON for every recorded answer.
+        let reflected = directory.file("reflected.sqlite")
+        _ = try await recordGRPC(server, into: reflected, calling: ["all", "3"], in: directory)
+        let reflectedReport = directory.file("reflected.json")
+        _ = try await DriftcheckBinary.run(
+            [
+                "compare", Fixtures.path("grpc/mocks"), "--store", reflected, "--format", "json", "--output",
+                reflectedReport,
+            ],
+            in: directory)
+        #expect(try findingKeys(reflectedReport) == findingKeys(reportPath))
+        let fromFile = try #require(DescriptorSets.schema(merging: SQLiteStore(path: store).descriptorSets()))
+        let fromServer = try #require(DescriptorSets.schema(merging: SQLiteStore(path: reflected).descriptorSets()))
+        for exchange in try SQLiteStore(path: store).exchanges() {
+            let named = GRPC.view(exchange, schema: fromFile).response?.body.bytes
+            #expect(named == GRPC.view(exchange, schema: fromServer).response?.body.bytes)
+            #expect(named != GRPC.view(exchange).response?.body.bytes || exchange.response?.body.bytes.isEmpty == true)
+        }
         // The descriptors travel with the recordings: a HAR-free pull keeps them.
         let copy = directory.file("copy.sqlite")
         let pull = try await DriftcheckBinary.run(["pull", "--from", store, "--store", copy], in: directory)
@@ -178,7 +198,8 @@ func findingKeys(_ reportPath: String) throws -> [String] {
     @Test func aDriftedGRPCStubIsCaughtAndTheRealServiceIsNot() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let server = try await GRPCServer.start(in: directory)
+        // No reflection and no descriptors: messages are compared by field number.
+        let server = try await GRPCServer.start(in: directory, drift: ["--no-reflection"])
         defer { server.stop() }
         let store = directory.file("grpc.sqlite")
         _ = try await recordGRPC(server, into: store, calling: ["all", "3"], in: directory)
