@@ -293,3 +293,15 @@ public struct GRPCServer: Sendable {
         return output.split(separator: "\n").map(String.init).filter { $0.hasPrefix("{") || $0.hasPrefix("ok ") }
     }
 }
+
+/// Runs blocking work (a big insert, a wait on a condition) on a thread of its own: on the
+/// two-thread cooperative pool of a 2-core machine it would stall every other test's awaits.
+public func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            do { continuation.resume(returning: try work()) } catch { continuation.resume(throwing: error) }
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+}

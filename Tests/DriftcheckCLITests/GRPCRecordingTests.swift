@@ -34,8 +34,14 @@ func recordGRPC(
     let recorder = try DriftcheckBinary.start(
         ["record", "--store", store, "--upstream", "recs=h2c://127.0.0.1:\(server.port)", "--listen", "127.0.0.1:0"]
             + options, in: directory)
-    let port = try await recorder.listeners(1)[0]
-    let output = try await GRPCServer.client("127.0.0.1:\(port)", arguments, in: directory)
+    let output: [String]
+    do {
+        let port = try await recorder.listeners(1)[0]
+        output = try await GRPCServer.client("127.0.0.1:\(port)", arguments, in: directory)
+    } catch {
+        recorder.process.signalGroup(SIGKILL)
+        throw error
+    }
     recorder.process.signalGroup(SIGINT)
     #expect(await recorder.process.wait() == 0, "\(recorder.output)")
     return output

@@ -100,7 +100,7 @@ func teamCounts(_ server: PostgresServer, _ url: String) async throws -> String 
 
         // Filters: by service, by time.
         let other = try await server.createDatabase()
-        try makeLocalStore(directory.file("mixed.sqlite"), service: "users", count: 30)
+        try await offPool { try makeLocalStore(directory.file("mixed.sqlite"), service: "users", count: 30) }
         let mixed = directory.file("mixed.sqlite")
         _ = try await DriftcheckBinary.run(["push", "--store", local, "--to", other], in: directory)
         // Items 0…29 were recorded a millisecond apart from 2026-09-21T14:13:20Z.
@@ -155,9 +155,11 @@ func teamCounts(_ server: PostgresServer, _ url: String) async throws -> String 
         let url = try await server.createDatabase()
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        for index in 0..<8 {
-            try makeLocalStore(
-                directory.file("s\(index).sqlite"), service: "svc\(index)", count: 2000, shared: 300)
+        try await offPool {
+            for index in 0..<8 {
+                try makeLocalStore(
+                    directory.file("s\(index).sqlite"), service: "svc\(index)", count: 2000, shared: 300)
+            }
         }
         let upstream = try await TestUpstream.start()
         var recorders: [DriftcheckBinary.Running] = []
@@ -213,7 +215,7 @@ func teamCounts(_ server: PostgresServer, _ url: String) async throws -> String 
         let url = try await server.createDatabase()
         let local = directory.file("big.sqlite")
         let count = 60_000
-        try makeLocalStore(local, service: "orders", count: count)
+        try await offPool { try makeLocalStore(local, service: "orders", count: count) }
         let push = try DriftcheckBinary.start(["push", "--store", local, "--to", url], in: directory)
         // Kill the server once some pages are committed and the push is still going.
         var partial = 0
@@ -222,7 +224,7 @@ func teamCounts(_ server: PostgresServer, _ url: String) async throws -> String 
             return partial > 0
         }
         #expect(started)
-        try server.kill()
+        try await offPool { try server.kill() }
         let status = await push.process.wait()
         try await server.startServer()
         let afterCrash = Int(try await server.psql(url, "SELECT count(*) FROM driftcheck.exchange")) ?? -1
@@ -262,7 +264,7 @@ func teamCounts(_ server: PostgresServer, _ url: String) async throws -> String 
         #expect(try await send(0..<50) == Array(repeating: 200, count: 50))
         #expect(await eventually { (try? await teamCounts(server, url)) == "50|50" })
 
-        try server.kill()
+        try await offPool { try server.kill() }
         let began = ContinuousClock.now
         #expect(try await send(50..<150) == Array(repeating: 200, count: 100))
         let elapsed = ContinuousClock.now - began
@@ -272,7 +274,7 @@ func teamCounts(_ server: PostgresServer, _ url: String) async throws -> String 
         #expect(await eventually(timeout: 60) { (try? await teamCounts(server, url)) == "150|150" })
 
         // Down again when recording stops: what is left waits in the outbox, and push sends it.
-        try server.kill()
+        try await offPool { try server.kill() }
         #expect(try await send(150..<170) == Array(repeating: 200, count: 20))
         recorder.process.signalGroup(SIGINT)
         #expect(await recorder.process.wait() == 0)
@@ -291,7 +293,7 @@ func teamCounts(_ server: PostgresServer, _ url: String) async throws -> String 
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let local = directory.file("local.sqlite")
-        try makeLocalStore(local, service: "orders", count: 10)
+        try await offPool { try makeLocalStore(local, service: "orders", count: 10) }
         // The server accepts only TLS over TCP (hostssl); `psql` through its socket makes the database.
         try await server.psql(
             "postgres://driftcheck@/postgres?host=\(server.directory)&port=\(server.port)", "CREATE DATABASE team")
