@@ -11,7 +11,7 @@ BENCH_PACKAGES := wrk nginx-light
 # certificates for them.
 PEER_PACKAGES := postgresql openssl
 
-.PHONY: deps peers demo test eval lint format bench bench-compare bench-push bench-store callgrind soak fuzz build clean
+.PHONY: deps peers demo test eval lint format bench bench-compare bench-push bench-grpc bench-store callgrind soak fuzz build clean
 
 # Installs the system libraries the build links against, only when one is missing.
 deps:
@@ -64,6 +64,10 @@ bench-compare: deps
 bench-push: deps
 	@scripts/ensure-packages.sh postgresql
 	scripts/bench-push.sh
+
+# h2c calls through driftcheck and nginx grpc_pass to the same upstream (h2load, nghttpd).
+bench-grpc: deps
+	scripts/bench-grpc.sh
 
 bench-store: deps
 	scripts/bench-store.sh

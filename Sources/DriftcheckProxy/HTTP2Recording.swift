@@ -106,7 +106,7 @@ final class HTTP2UpstreamPool: UpstreamSource, @unchecked Sendable {
                         HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http), handler,
                     ])
                 }
-            }.map { UpstreamConnection(channel: $0, handler: handler, target: target) }
+            }.map { UpstreamConnection(channel: $0, handler: handler, target: target, isStream: true) }
         }.flatMapErrorThrowing { error in
             // A connection that cannot open streams (gone, or after GOAWAY) is not asked again.
             self.connections[target] = nil
@@ -114,9 +114,9 @@ final class HTTP2UpstreamPool: UpstreamSource, @unchecked Sendable {
         }
     }
 
-    func release(_ connection: UpstreamConnection) {
-        connection.channel.close(promise: nil)
-    }
+    // A finished stream has closed itself; closing it again could only reset it (RST_STREAM
+    // CANCEL), and servers count resets against a connection (rapid-reset protection).
+    func release(_ connection: UpstreamConnection) {}
 
     func closeAll() {
         for channel in channels.values { channel.close(promise: nil) }

@@ -269,7 +269,11 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
                 ? nil : HTTPHeaders(response.trailers.fields.map { ($0.name, $0.value) })
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
             connection.handler.delegate = nil
-            if reuseUpstream { park(connection, context) } else { connection.channel.close(promise: nil) }
+            if reuseUpstream {
+                park(connection, context)
+            } else if !(connection.isStream && exchange.requestComplete) {
+                connection.channel.close(promise: nil)
+            }
             record(exchange, .response(response), context)
             if keepClient { resume(context) } else { context.close(promise: nil) }
         case .none:

@@ -70,10 +70,14 @@ final class UpstreamConnection: @unchecked Sendable {
     let handler: UpstreamHandler
     let target: UpstreamTarget
 
-    init(channel: Channel, handler: UpstreamHandler, target: UpstreamTarget) {
+    /// An HTTP/2 stream rather than a connection: it ends by itself once both sides have.
+    let isStream: Bool
+
+    init(channel: Channel, handler: UpstreamHandler, target: UpstreamTarget, isStream: Bool = false) {
         self.channel = channel
         self.handler = handler
         self.target = target
+        self.isStream = isStream
     }
 }
 
