@@ -69,6 +69,7 @@ let package = Package(
             name: "DriftcheckMocks",
             dependencies: [
                 "DriftcheckCore", "DriftcheckWireMock", "DriftcheckReplay", "DriftcheckProcess", "DriftcheckYAML",
+                "DriftcheckGRPC",
             ]
         ),
         .target(name: "DriftcheckProcess", dependencies: ["CDriftcheckShims"]),

@@ -104,6 +104,36 @@ public enum GRPC {
         return view(response, messageType: type, schema: type == nil ? nil : schema)
     }
 
+    // MARK: WireMock's gRPC extension
+
+    /// A recorded call as WireMock's gRPC extension shows it to its stubs: the first request
+    /// message as JSON (by the method's input type), `application/json`; nil when `schema`
+    /// does not know the method.
+    public static func jsonRequest(_ request: RecordedRequest, schema: ProtoSchema) -> RecordedRequest? {
+        guard isGRPC(request.headers), let method = schema.methods[request.path],
+            let first = messages(request.body.bytes)?.first, !first.compressed,
+            let json = schema.json(first.bytes, type: method.input)
+        else { return nil }
+        var copy = request
+        copy.headers.remove("content-type")
+        copy.headers.add("content-type", "application/json")
+        copy.body = CapturedBody(bytes: Data(json.serialized().utf8))
+        return copy
+    }
+
+    /// A stub's JSON answer as the gRPC call it stands for, already in the differ's view: the
+    /// status from `grpc-status-name` (OK when absent), the body as the one message.
+    public static func viewOfStubAnswer(_ answer: RecordedResponse) -> RecordedResponse {
+        let name = answer.headers["grpc-status-name"]?.uppercased() ?? "OK"
+        let code = names.firstIndex(of: name) ?? 2
+        var headers = HeaderFields([("content-type", viewMediaType), ("grpc-status", String(code))])
+        if let reason = answer.headers["grpc-status-reason"] { headers.add("grpc-message", reason) }
+        let message = (try? JSONValue.parse(answer.body.bytes)).flatMap { $0 }
+        let body: JSONValue = .array(code == 0 ? message.map { [$0] } ?? [] : [])
+        return RecordedResponse(
+            status: httpEquivalents[code], headers: headers, body: CapturedBody(bytes: Data(body.serialized().utf8)))
+    }
+
     /// The call's status for people: `UNAVAILABLE (14)`.
     public static func describe(_ headers: HeaderFields) -> String? {
         guard isView(headers), let code = headers["grpc-status"].flatMap({ Int($0) }) else { return nil }

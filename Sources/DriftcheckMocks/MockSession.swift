@@ -1,4 +1,5 @@
 import DriftcheckCore
+import DriftcheckGRPC
 import DriftcheckReplay
 import Foundation
 import Synchronization
@@ -8,12 +9,15 @@ public final class MockSession: Sendable {
     /// Filled by `start`, emptied of processes by `stop`; replay threads read it.
     private struct State {
         var engines: [String: WireMockEngine] = [:]
+        /// Descriptors beside gRPC-extension mappings (`MOCKS/NAME/grpc/*.dsc`).
+        var schemas: [String: ProtoSchema] = [:]
         var urls: [String: String] = [:]
         var processes: [RunningMock] = []
     }
     private let state = Mutex(State())
 
     public var engines: [String: WireMockEngine] { state.withLock { $0.engines } }
+    var schemas: [String: ProtoSchema] { state.withLock { $0.schemas } }
     public var urls: [String: String] { state.withLock { $0.urls } }
     public let timeout: Double
     /// Credentials a mock expects (`--replay-header`, `replay:`): they replace recorded headers
@@ -56,7 +60,11 @@ public final class MockSession: Sendable {
                 state.withLock { $0.urls[service] = url }
             case .wiremock(let directory):
                 let engine = try WireMockEngine(directory: directory, service: service, now: now)
-                state.withLock { $0.engines[service] = engine }
+                let schema = try Self.grpcDescriptors(in: directory)
+                state.withLock {
+                    $0.engines[service] = engine
+                    $0.schemas[service] = schema
+                }
             case .process(let spec):
                 do {
                     let running = try await RunningMock.start(service: service, spec: spec)
@@ -72,6 +80,27 @@ public final class MockSession: Sendable {
         }
     }
 
+    /// The descriptor files in `MOCKS/NAME/grpc/` (as WireMock's gRPC extension reads them), merged.
+    static func grpcDescriptors(in directory: String) throws -> ProtoSchema? {
+        let folder = (directory as NSString).appendingPathComponent("grpc")
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return nil }
+        var merged: ProtoSchema?
+        for name in names.sorted() where name.hasSuffix(".dsc") || name.hasSuffix(".desc") {
+            let path = (folder as NSString).appendingPathComponent(name)
+            guard let bytes = FileManager.default.contents(atPath: path) else {
+                throw MockConfigurationError("\(path): cannot read the file")
+            }
+            do {
+                var schema = merged ?? ProtoSchema()
+                schema.merge(try DescriptorSets.schema(bytes))
+                merged = schema
+            } catch {
+                throw MockConfigurationError("\(path): \(error)")
+            }
+        }
+        return merged
+    }
+
     public func hasMock(for service: String) -> Bool { engines[service] != nil || urls[service] != nil }
 
     /// Replays `exchanges` (one service, recorded order) on `workers` threads; with one worker
@@ -80,6 +109,7 @@ public final class MockSession: Sendable {
         service: String, exchanges: [Exchange], workers: Int, progress: @escaping @Sendable (Int) -> Void
     ) async throws -> [ReplayedExchange] {
         let engine = engines[service]
+        let schema = schemas[service]
         let url = urls[service]
         let timeout = self.timeout
         let replayHeaders = self.replayHeaders
@@ -94,7 +124,16 @@ public final class MockSession: Sendable {
                         while let index = next.take(below: exchanges.count) {
                             let recorded = exchanges[index].request
                             let answer: MockAnswer
-                            if let engine {
+                            if let engine, let schema, let json = GRPC.jsonRequest(recorded, schema: schema) {
+                                // WireMock's gRPC extension: stubs see and answer JSON.
+                                let stubAnswer = engine.respond(
+                                    to: Self.outgoing(json, replayHeaders: replayHeaders, overHTTP: false))
+                                if case .response(let response) = stubAnswer {
+                                    answer = .response(GRPC.viewOfStubAnswer(response))
+                                } else {
+                                    answer = stubAnswer
+                                }
+                            } else if let engine {
                                 answer = engine.respond(
                                     to: Self.outgoing(recorded, replayHeaders: replayHeaders, overHTTP: false))
                             } else if let client {

@@ -141,6 +141,39 @@ func findingKeys(_ reportPath: String) throws -> [String] {
 }
 
 @Suite struct GRPCComparisonTests {
+    /// The same kind of recording against stubs in WireMock's gRPC-extension format, evaluated
+    /// in process with the descriptors beside them (`MOCKS/recs/grpc/shop.dsc`).
+    @Test func wireMockGRPCExtensionMappingsAreEvaluatedInProcess() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await GRPCServer.start(in: directory)
+        defer { server.stop() }
+        let store = directory.file("grpc.sqlite")
+        _ = try await recordGRPC(server, into: store, calling: ["all", "3"], in: directory)
+        let mocks = directory.file("mocks")
+        try FileManager.default.createDirectory(atPath: mocks + "/recs/grpc", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            atPath: Fixtures.path("grpc/wiremock/recs/mappings"), toPath: mocks + "/recs/mappings")
+        try FileManager.default.copyItem(
+            atPath: try await shopDescriptorSet(in: directory), toPath: mocks + "/recs/grpc/shop.dsc")
+        let reportPath = directory.file("report.json")
+        let result = try await DriftcheckBinary.run(
+            ["compare", mocks, "--store", store, "--format", "json", "--output", reportPath], in: directory)
+        #expect(
+            try findingKeys(reportPath) == [
+                "POST /shop.v1.Recommendations/Chat unmocked $",
+                "POST /shop.v1.Recommendations/Get status status",
+                "POST /shop.v1.Recommendations/List enum $[*].tier",
+                "POST /shop.v1.Recommendations/List missing-field $[1]",
+            ], "\(result.output)")
+        let text = try String(contentsOfFile: reportPath, encoding: .utf8)
+        #expect(text.contains("the real service answers OK (0), the mock UNAVAILABLE (14)"))
+        // A descriptor file that is not one: one line naming it, exit 2.
+        try "not a descriptor".write(toFile: mocks + "/recs/grpc/shop.dsc", atomically: true, encoding: .utf8)
+        let broken = try await DriftcheckBinary.run(["compare", mocks, "--store", store], in: directory)
+        #expect(broken.status == 2 && broken.output.contains("recs/grpc/shop.dsc: not a FileDescriptorSet"))
+    }
+
     /// With the service's descriptors recorded, messages compare by field name and enums by
     /// value name: the stub's PLATINUM tier is caught, and an absent proto3 scalar is its zero
     /// value rather than a missing field.
