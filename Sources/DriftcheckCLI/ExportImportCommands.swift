@@ -1,5 +1,6 @@
 import ArgumentParser
 import DriftcheckCore
+import DriftcheckGRPC
 import DriftcheckMocks
 import DriftcheckStore
 import Foundation
@@ -49,6 +50,7 @@ struct ExportCommand: AsyncParsableCommand {
                 try store.forEachPage(filter: TransferFilter(services: [name]), includeFailures: false) {
                     exchanges += $0.map(sanitizer.sanitize)
                 }
+                exchanges = try grpcStubs(exchanges, service: name, store: store, directory: directory)
                 let mappings = WireMockExport.mappings(for: exchanges, catalog: catalogs[name] ?? .heuristic)
                 for (file, mapping) in mappings {
                     let path = (directory as NSString).appendingPathComponent(file)
@@ -61,6 +63,37 @@ struct ExportCommand: AsyncParsableCommand {
                 Terminal.say("wrote \(mappings.count) mappings to \(directory)")
             }
         }
+    }
+
+    /// gRPC calls as WireMock's gRPC extension stubs them (JSON in, JSON out, the descriptors in
+    /// `NAME/grpc/recorded.dsc`); calls it cannot stub are left out, and said so.
+    func grpcStubs(_ exchanges: [Exchange], service: String, store: any RecordingStore, directory: String) throws
+        -> [Exchange]
+    {
+        let calls = exchanges.filter { GRPC.isGRPC($0.request.headers) }
+        guard !calls.isEmpty else { return exchanges }
+        let sets = try store.descriptorSets()
+        guard let schema = DescriptorSets.schema(merging: sets) else {
+            Terminal.warning(
+                "\(service): \(calls.count) gRPC calls not exported: no descriptors were recorded (record with --proto-descriptors, or from a server with reflection)"
+            )
+            return exchanges.filter { !GRPC.isGRPC($0.request.headers) }
+        }
+        let grpc = (directory as NSString).deletingLastPathComponent + "/grpc"
+        do {
+            try FileManager.default.createDirectory(atPath: grpc, withIntermediateDirectories: true)
+            // Concatenated FileDescriptorSets are one set: its files are a repeated field.
+            try sets.reduce(Data(), +).write(to: URL(fileURLWithPath: grpc + "/recorded.dsc"))
+        } catch {
+            throw UsageError("--wiremock: cannot write \(grpc)/recorded.dsc")
+        }
+        let stubs = calls.compactMap { GRPC.stubExchange($0, schema: schema) }
+        if stubs.count < calls.count {
+            Terminal.warning(
+                "\(service): \(calls.count - stubs.count) gRPC calls not exported: streamed or compressed messages (WireMock's gRPC extension answers one message)"
+            )
+        }
+        return exchanges.filter { !GRPC.isGRPC($0.request.headers) } + stubs
     }
 
     /// Streams the HAR page by page, to stdout or to a temporary file renamed into place.

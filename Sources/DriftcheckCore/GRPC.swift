@@ -121,6 +121,31 @@ public enum GRPC {
         return copy
     }
 
+    /// A recorded unary call as a gRPC-extension stub records it: the request message and the
+    /// answer as JSON, the status as `grpc-status-name`. Nil for a call of several messages
+    /// either way (the extension answers one message), a compressed one, or one `schema` does
+    /// not know.
+    public static func stubExchange(_ exchange: Exchange, schema: ProtoSchema) -> Exchange? {
+        guard let response = exchange.response, let method = schema.methods[exchange.request.path],
+            messages(exchange.request.body.bytes)?.count == 1,
+            let request = jsonRequest(exchange.request, schema: schema),
+            let answers = messages(response.body.bytes), answers.allSatisfy({ !$0.compressed })
+        else { return nil }
+        let code = status(of: response) ?? 2
+        guard code == 0 ? answers.count == 1 : answers.isEmpty else { return nil }
+        var headers = HeaderFields([("content-type", "application/json"), ("grpc-status-name", statusName(code))])
+        if let reason = response.trailers["grpc-message"] ?? response.headers["grpc-message"], !reason.isEmpty {
+            headers.add("grpc-status-reason", reason)
+        }
+        let body = answers.first.flatMap { schema.json($0.bytes, type: method.output) }
+        var copy = exchange
+        copy.request = request
+        copy.result = .response(
+            RecordedResponse(
+                status: 200, headers: headers, body: CapturedBody(bytes: Data((body?.serialized() ?? "").utf8))))
+        return copy
+    }
+
     /// A stub's JSON answer as the gRPC call it stands for, already in the differ's view: the
     /// status from `grpc-status-name` (OK when absent), the body as the one message.
     public static func viewOfStubAnswer(_ answer: RecordedResponse) -> RecordedResponse {

@@ -187,7 +187,8 @@ public enum WireMockExport {
     /// Content-Type and the headers a consumer acts on; cookies and other secrets stay out.
     static func exportedHeaders(_ response: RecordedResponse) -> [(key: String, value: JSONValue)] {
         var headers: [(key: String, value: JSONValue)] = []
-        for name in ["content-type"] + Differ.meaningfulHeaders {
+        // grpc-status-name and -reason: how a gRPC-extension stub says how the call ended.
+        for name in ["content-type"] + Differ.meaningfulHeaders + ["grpc-status-name", "grpc-status-reason"] {
             if let field = response.headers.fields.first(where: { $0.name.lowercased() == name }) {
                 headers.append((field.name, .string(field.value)))
             }

@@ -168,6 +168,20 @@ func findingKeys(_ reportPath: String) throws -> [String] {
             ], "\(result.output)")
         let text = try String(contentsOfFile: reportPath, encoding: .utf8)
         #expect(text.contains("the real service answers OK (0), the mock UNAVAILABLE (14)"))
+        // Exported as gRPC-extension stubs (with the recorded descriptors), the unary calls come
+        // back without drift; streamed calls are left out, and said so.
+        let exported = directory.file("exported")
+        let export = try await DriftcheckBinary.run(
+            ["export", "--store", store, "--wiremock", exported], in: directory)
+        #expect(export.status == 0 && export.output.contains("6 gRPC calls not exported: streamed"))
+        #expect(FileManager.default.fileExists(atPath: exported + "/recs/grpc/recorded.dsc"))
+        let roundTrip = directory.file("round-trip.json")
+        _ = try await DriftcheckBinary.run(
+            ["compare", exported, "--store", store, "--format", "json", "--output", roundTrip], in: directory)
+        #expect(
+            try findingKeys(roundTrip) == [
+                "POST /shop.v1.Recommendations/Chat unmocked $", "POST /shop.v1.Recommendations/List unmocked $",
+            ])
         // A descriptor file that is not one: one line naming it, exit 2.
         try "not a descriptor".write(toFile: mocks + "/recs/grpc/shop.dsc", atomically: true, encoding: .utf8)
         let broken = try await DriftcheckBinary.run(["compare", mocks, "--store", store], in: directory)
