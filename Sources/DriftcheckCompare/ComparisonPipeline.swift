@@ -157,7 +157,15 @@ public enum ComparisonPipeline {
             store, service: service,
             prepare: { page in
                 try await session.replay(service: service, exchanges: page, workers: workers, progress: progress)
-                    .map { Differ.prepareJudging($0, catalog: catalog, schema: schema) }
+                    .map { replayed in
+                        // A mock may compress its gRPC messages where reality did not (or the
+                        // reverse): both are compared as plain messages.
+                        var item = replayed
+                        if case .response(let answer) = item.answer {
+                            item.answer = .response(GRPCDecompression.decoded(answer))
+                        }
+                        return Differ.prepareJudging(item, catalog: catalog, schema: schema)
+                    }
             },
             each: { replayed in
                 for item in replayed { analysis.judge(item) }

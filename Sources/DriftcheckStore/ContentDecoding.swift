@@ -99,3 +99,33 @@ public enum ContentDecoding {
         }
     }
 }
+
+/// gRPC messages compressed one by one (`grpc-encoding: gzip` or `deflate`, the message's
+/// compressed flag set): decoded, each under the same cap as bodies, so that comparison sees the
+/// messages. The answer loses `grpc-encoding`; one message that does not decode leaves it as it came.
+public enum GRPCDecompression {
+    public static func decoded(_ response: RecordedResponse, limit: Int = 16 << 20) -> RecordedResponse {
+        guard let encoding = response.headers["grpc-encoding"]?.lowercased(),
+            encoding == "gzip" || encoding == "deflate",
+            GRPC.isGRPC(response.headers), !response.body.isTruncated,
+            let messages = GRPC.messages(response.body.bytes), messages.contains(where: \.compressed)
+        else { return response }
+        var body = Data()
+        for message in messages {
+            var bytes = message.bytes
+            if message.compressed {
+                guard case .decoded(let plain) = ContentDecoding.inflate(message.bytes, limit: limit) else {
+                    return response
+                }
+                bytes = plain
+            }
+            body.append(0)
+            withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { body.append(contentsOf: $0) }
+            body.append(bytes)
+        }
+        var copy = response
+        copy.headers.remove("grpc-encoding")
+        copy.body = CapturedBody(bytes: body)
+        return copy
+    }
+}

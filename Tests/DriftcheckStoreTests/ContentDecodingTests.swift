@@ -103,3 +103,49 @@ func encode(_ data: Data, as encoding: String) throws -> Data {
         #expect(headers["x-driftcheck-decoded"]?.contains("not valid") == true)
     }
 }
+
+@Suite struct GRPCDecompressionTests {
+    /// gzip'd messages written by Python's zlib, an independent encoder.
+    static func gzip(_ text: String) throws -> Data {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("out.gz")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", "-c", "import gzip,sys; open(sys.argv[1],'wb').write(gzip.compress(sys.argv[2].encode()))", path,
+            text,
+        ]
+        try process.run()
+        process.waitUntilExit()
+        return try Data(contentsOf: URL(fileURLWithPath: path))
+    }
+
+    static func frame(_ bytes: Data, compressed: Bool) -> Data {
+        Data([compressed ? 1 : 0]) + withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { Data($0) } + bytes
+    }
+
+    @Test func compressedMessagesAreDecodedOneByOne() throws {
+        let plain = Data([0x0A, 0x02]) + Data("c0".utf8)
+        let body =
+            Self.frame(try Self.gzip("\u{0A}\u{05}SKU-1"), compressed: true) + Self.frame(plain, compressed: false)
+        let response = RecordedResponse(
+            status: 200, headers: HeaderFields([("content-type", "application/grpc"), ("grpc-encoding", "gzip")]),
+            body: CapturedBody(bytes: body), trailers: HeaderFields([("grpc-status", "0")]))
+        let decoded = GRPCDecompression.decoded(response)
+        #expect(decoded.headers["grpc-encoding"] == nil)
+        let messages = try #require(GRPC.messages(decoded.body.bytes))
+        #expect(messages.map(\.compressed) == [false, false])
+        #expect(messages.map(\.bytes) == [Data([0x0A, 0x05]) + Data("SKU-1".utf8), plain])
+        // Through the sanitizer too, as the recorder stores it.
+        let exchange = Exchange(
+            service: "recs", request: RecordedRequest(method: "POST", host: "r", port: 80, path: "/s/M"),
+            result: .response(response), startedAt: Date(), duration: 0)
+        #expect(ExchangeSanitizer.decoded(exchange).response?.body.bytes == decoded.body.bytes)
+        // A message that is not gzip leaves the answer as it came.
+        let broken = RecordedResponse(
+            status: 200, headers: response.headers,
+            body: CapturedBody(bytes: Self.frame(Data("nope".utf8), compressed: true)))
+        #expect(GRPCDecompression.decoded(broken) == broken)
+    }
+}
