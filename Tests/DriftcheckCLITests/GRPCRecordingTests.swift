@@ -71,22 +71,30 @@ func recordGRPC(
         // An http:// upstream reached by an h2c client is spoken to in h2c.
         let legacy = try await GRPCServer.client("127.0.0.1:\(ports[1])", ["unary"], in: directory)
         #expect(legacy == [direct[0]])
+        // Client-streaming: four messages up, one answer.
+        let upload = try await GRPCServer.client("127.0.0.1:\(ports[0])", ["upload"], in: directory)
+        #expect(upload.count == 1 && upload[0].contains("part 0 + part 1 + part 2 + part 3"))
         recorder.process.signalGroup(SIGINT)
         #expect(await recorder.process.wait() == 0, "\(recorder.output)")
 
         let exchanges = try SQLiteStore(path: store).exchanges()
-        #expect(exchanges.map(\.service) == ["recs", "recs", "recs", "recs", "legacy"])
+        #expect(exchanges.map(\.service) == ["recs", "recs", "recs", "recs", "legacy", "recs"])
         #expect(
             exchanges.map(\.request.path) == [
                 "/shop.v1.Recommendations/Get", "/shop.v1.Recommendations/Get", "/shop.v1.Recommendations/List",
-                "/shop.v1.Recommendations/Chat", "/shop.v1.Recommendations/Get",
+                "/shop.v1.Recommendations/Chat", "/shop.v1.Recommendations/Get", "/shop.v1.Recommendations/Upload",
             ])
+        let uploaded = grpcFrames(exchanges[5].request.body.bytes).map { String(decoding: $0, as: UTF8.self) }
+        #expect(uploaded.count == 4 && uploaded.enumerated().allSatisfy { $1.contains("part \($0)") })
+        #expect(grpcFrames(try #require(exchanges[5].response).body.bytes).count == 1)
         #expect(exchanges.allSatisfy { $0.request.method == "POST" && $0.request.scheme == "http" })
         #expect(exchanges.allSatisfy { $0.request.headers["content-type"] == "application/grpc" })
         #expect(exchanges.allSatisfy { $0.request.headers["te"] == "trailers" })
         let responses = exchanges.compactMap(\.response)
-        #expect(responses.count == 5)
-        #expect(responses.map { $0.trailers["grpc-status"] ?? $0.headers["grpc-status"] } == ["0", "5", "0", "0", "0"])
+        #expect(responses.count == 6)
+        #expect(
+            responses.map { $0.trailers["grpc-status"] ?? $0.headers["grpc-status"] } == ["0", "5", "0", "0", "0", "0"])
+        #expect(responses.allSatisfy { $0.headers["transfer-encoding"] == nil })
         #expect(responses[1].headers["grpc-message"] == "no such customer")
         // Messages in order: one each way for Get, three answers for List, three each way for Chat.
         #expect(grpcFrames(exchanges[0].request.body.bytes).count == 1)
