@@ -5,8 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-300}
 CONNECTIONS=${CONNECTIONS:-200}
-swift build -c release --product driftcheck >&2
-bin=$(swift build -c release --show-bin-path)/driftcheck
+# SOAK_BIN=PATH soaks another build (an earlier commit's) instead of this checkout's.
+if [ -n "${SOAK_BIN:-}" ]; then
+  bin=$SOAK_BIN
+else
+  swift build -c release --product driftcheck >&2
+  bin=$(swift build -c release --show-bin-path)/driftcheck
+fi
 work=$(mktemp -d /tmp/driftcheck-soak.XXXXXX)
 chmod 755 "$work"
 pids=()

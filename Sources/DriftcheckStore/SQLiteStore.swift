@@ -6,7 +6,7 @@ import GRDBSQLite
 /// The SQLite file recordings live in: WAL, schema versioned by `PRAGMA user_version`.
 public final class SQLiteStore: RecordingStore {
     /// The newest store format this build reads and writes (see docs/store-format.md).
-    public static let formatVersion = 5
+    public static let formatVersion = 6
     /// `PRAGMA application_id` of every driftcheck store: "DRFT".
     public static let applicationID: Int32 = 0x4452_4654
 
@@ -180,6 +180,17 @@ public final class SQLiteStore: RecordingStore {
                     "CREATE TABLE descriptor_set (id INTEGER PRIMARY KEY, content_hash BLOB UNIQUE, bytes BLOB NOT NULL)"
             )
         },
+        // Version 6: uniqueness by (started_at, content_hash) instead of the hash alone: the same
+        // duplicates (the hash covers started_at), but the recorder's inserts land at the end of
+        // the index in time order instead of on random pages.
+        { db in
+            try db.execute(
+                sql: """
+                    DROP INDEX exchange_by_hash;
+                    DROP INDEX exchange_by_time;
+                    CREATE UNIQUE INDEX exchange_by_time_hash ON exchange(started_at, content_hash);
+                    """)
+        },
     ]
 
     static func migrate(_ db: Database) throws {
@@ -241,7 +252,7 @@ public final class SQLiteStore: RecordingStore {
                     response_body, response_body_size, failure, started_at, duration, content_hash,
                     response_trailers)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (content_hash) DO NOTHING
+                ON CONFLICT (started_at, content_hash) DO NOTHING
                 """)
         // Bound with SQLite's own calls: building GRDB's argument arrays of existentials
         // cost a fifth of the writer's instructions (callgrind, driftcheck-bench-store).
