@@ -78,25 +78,6 @@ func sampleExchange(
         #expect(pragmas.2 == "wal")
     }
 
-    @Test func summarisesTemplatedEndpoints() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try SQLiteStore(path: directory.file("s.sqlite"))
-        try store.insert(
-            [
-                sampleExchange(path: "/orders/1", at: Date(timeIntervalSince1970: 100)),
-                sampleExchange(path: "/orders/2", at: Date(timeIntervalSince1970: 300)),
-                sampleExchange(path: "/orders", at: Date(timeIntervalSince1970: 200)),
-                sampleExchange(service: "payments", path: "/charges/ch_12345", at: Date(timeIntervalSince1970: 50)),
-            ], session: nil)
-        let summaries = try store.summaries()
-        #expect(summaries.map(\.endpoint) == ["GET /orders", "GET /orders/{id}", "GET /charges/{id}"])
-        #expect(summaries[1].exchanges == 2)
-        #expect(summaries[1].firstSeen == Date(timeIntervalSince1970: 100))
-        #expect(summaries[1].lastSeen == Date(timeIntervalSince1970: 300))
-        #expect(summaries[2].service == "payments")
-    }
-
     @Test func refusesAFileThatIsNotSQLite() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

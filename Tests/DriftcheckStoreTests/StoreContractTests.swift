@@ -151,6 +151,7 @@ private func withoutIDs(_ exchanges: [Exchange]) -> [Exchange] {
         #expect(summaries[1].exchanges == 2)
         #expect(summaries[1].firstSeen == Date(timeIntervalSince1970: 100))
         #expect(summaries[1].lastSeen == Date(timeIntervalSince1970: 300))
+        #expect(summaries[2].service == "payments")
         #expect(summaries[2].exchanges == 2 && summaries[2].failures == 1)
         #expect(try store.catalog(service: "orders").endpoint(method: "GET", path: "/orders/77") == "GET /orders/{id}")
     }
