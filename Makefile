@@ -1,7 +1,7 @@
 # driftcheck: `make demo` and `make test` work on a fresh Debian machine with Swift installed.
 SWIFT ?= swift
 STORE ?= sqlite
-APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev libbrotli-dev libxml2-dev sqlite3 openssl libpq-dev
+APT_PACKAGES := curl libsqlite3-dev libcurl4-openssl-dev zlib1g-dev libbrotli-dev libxml2-dev sqlite3 openssl libpq-dev
 # Real peers the tests check against: WireMock's jar (PyPI `wiremock`, run with Java 17), httpbin,
 # and gRPC servers and clients (grpcio).
 PYTHON_PACKAGES := wiremock httpbin gunicorn mitmproxy brotli grpcio:grpc grpcio-tools:grpc_tools \

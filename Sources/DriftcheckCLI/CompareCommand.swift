@@ -211,9 +211,9 @@ struct Comparison {
         let store = try SQLiteStore(path: scratch + "/recordings.sqlite")
         let policy = try ConfigFile.load(explicit: options.config).redaction()
         for file in files {
-            try store.insert(
-                try ImportCommand.read(file, service: nil).map(ExchangeSanitizer(redaction: policy).sanitize),
-                session: nil)
+            let contents = try ImportCommand.read(file, service: nil)
+            try ImportCommand.addDescriptorSets(of: contents, to: store)
+            try store.insert(contents.exchanges.map(ExchangeSanitizer(redaction: policy).sanitize), session: nil)
         }
         return (store, scratch)
     }

@@ -123,7 +123,9 @@ struct ExportCommand: AsyncParsableCommand {
                     try output.write(contentsOf: Data(text.utf8))
                 }
             }
-            try output.write(contentsOf: Data(writer.end().utf8))
+            // The schemas that name the gRPC messages travel with them.
+            let sets = writer.entries > 0 ? try store.descriptorSets() : []
+            try output.write(contentsOf: Data(writer.end(descriptorSets: sets).utf8))
             if let temporary {
                 try output.close()
                 guard rename(temporary, har) == 0 else { throw UsageError("--har \(har): cannot write the file") }
@@ -163,8 +165,10 @@ struct ImportCommand: AsyncParsableCommand {
             throw UsageError("--service '\(service)': not a valid service name (letters, digits, - _ .)")
         }
         let policy = try configOptions.redaction()
-        let exchanges = try files.flatMap { try Self.read($0, service: service) }
+        let contents = try files.map { try Self.read($0, service: service) }
+        let exchanges = contents.flatMap(\.exchanges)
         let store = try storeOptions.open()
+        for file in contents { try Self.addDescriptorSets(of: file, to: store) }
         let session = try store.beginSession(
             mode: "import", command: files.joined(separator: " "), toolVersion: driftcheckVersion)
         // Foreign HAR files hold live credentials: redact before anything is written.
@@ -174,7 +178,15 @@ struct ImportCommand: AsyncParsableCommand {
         Terminal.say("imported \(exchanges.count) exchanges into \(store.location)")
     }
 
-    static func read(_ path: String, service: String?) throws -> [Exchange] {
+    /// The gRPC schemas a driftcheck HAR carries, kept with the recordings (one that does not
+    /// parse is left out: its calls are then decoded from the wire alone).
+    static func addDescriptorSets(of contents: HAR.Contents, to store: any RecordingStore) throws {
+        for set in contents.descriptorSets where (try? DescriptorSets.schema(set)) != nil {
+            try store.addDescriptorSet(set)
+        }
+    }
+
+    static func read(_ path: String, service: String?) throws -> HAR.Contents {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw UsageError("\(path): cannot read the file")
         }
@@ -190,6 +202,6 @@ struct ImportCommand: AsyncParsableCommand {
                 "\(path): skipped \(count) entr\(count == 1 ? "y" : "ies") that cannot be imported (\(contents.skipped.prefix(3).joined(separator: "; "))\(count > 3 ? "; …" : ""))"
             )
         }
-        return contents.exchanges
+        return contents
     }
 }

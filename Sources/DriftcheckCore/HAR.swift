@@ -15,12 +15,13 @@ public enum HAR {
     /// driftcheck's own fields (`_service`, sizes beyond the stored bytes) start with `_`.
     /// `endpoint` names each entry's templated endpoint (`_endpoint`), as `list` and reports do.
     public static func encode(
-        _ exchanges: [Exchange], creatorVersion: String, endpoint: (Exchange) -> String? = { _ in nil }
+        _ exchanges: [Exchange], creatorVersion: String, descriptorSets: [Data] = [],
+        endpoint: (Exchange) -> String? = { _ in nil }
     ) -> String {
         var writer = Writer(creatorVersion: creatorVersion)
         var text = ""
         for exchange in exchanges { text += writer.add(exchange, endpoint: endpoint(exchange)) }
-        return text + writer.end()
+        return text + writer.end(descriptorSets: descriptorSets)
     }
 
     /// The same bytes as `encode`, written entry by entry: an export holds one page of
@@ -31,17 +32,14 @@ public enum HAR {
 
         public init(creatorVersion: String) { self.creatorVersion = creatorVersion }
 
-        private func log(_ entries: JSONValue) -> JSONValue {
-            .object([
-                (
-                    "log",
-                    .object([
-                        ("version", .string("1.2")),
-                        ("creator", .object([("name", .string("driftcheck")), ("version", .string(creatorVersion))])),
-                        ("entries", entries),
-                    ])
-                )
-            ])
+        private func log(_ entries: JSONValue, descriptorSets: [Data] = []) -> JSONValue {
+            var members: [(key: String, value: JSONValue)] = [
+                ("version", .string("1.2")),
+                ("creator", .object([("name", .string("driftcheck")), ("version", .string(creatorVersion))])),
+                ("entries", entries),
+            ]
+            if !descriptorSets.isEmpty { members.append(("_descriptorSets", HAR.descriptorSets(descriptorSets))) }
+            return .object([("log", .object(members))])
         }
 
         /// The text to append for `exchange` (nothing for a failure, which has no HAR form).
@@ -57,11 +55,19 @@ public enum HAR {
             return String(document[..<head]) + body
         }
 
-        /// The text that closes the document.
-        public func end() -> String {
-            guard entries > 0 else { return log(.array([])).prettyPrinted() + "\n" }
-            return "\n    ]\n  }\n}\n"
+        /// The text that closes the document; `descriptorSets` (protobuf FileDescriptorSets for
+        /// the gRPC calls among the entries) go into `log._descriptorSets`.
+        public func end(descriptorSets: [Data] = []) -> String {
+            guard entries > 0 else { return log(.array([]), descriptorSets: descriptorSets).prettyPrinted() + "\n" }
+            guard !descriptorSets.isEmpty else { return "\n    ]\n  }\n}\n" }
+            let sets = HAR.descriptorSets(descriptorSets).prettyPrinted(expandScalarArrays: true, indent: "    ")
+            return "\n    ],\n    \"_descriptorSets\": \(sets)\n  }\n}\n"
         }
+    }
+
+    // HAR has no place for protobuf schemas: each set in base64, one string per set.
+    static func descriptorSets(_ sets: [Data]) -> JSONValue {
+        .array(sets.map { .string($0.base64EncodedString()) })
     }
 
     static func number(_ value: Int) -> JSONValue { .number(String(value)) }
@@ -95,8 +101,10 @@ public enum HAR {
                     ("name", .string(name)), ("value", .string(value)),
                 ]))
         }
+        // gRPC exists only over HTTP/2; other exchanges do not say how they travelled.
+        let version = JSONValue.string(GRPC.isGRPC(request.headers) ? "HTTP/2" : "HTTP/1.1")
         var requestMembers: [(key: String, value: JSONValue)] = [
-            ("method", .string(request.method)), ("url", .string(url)), ("httpVersion", .string("HTTP/1.1")),
+            ("method", .string(request.method)), ("url", .string(url)), ("httpVersion", version),
             ("cookies", .array([])), ("headers", headers(request.headers)), ("queryString", .array(query)),
         ]
         if !request.body.bytes.isEmpty {
@@ -111,7 +119,7 @@ public enum HAR {
             [("size", number(response.body.size)), ("mimeType", .string(response.headers["content-type"] ?? ""))]
             + (response.body.bytes.isEmpty ? [] : text(response.body))
         var responseMembers: [(key: String, value: JSONValue)] = [
-            ("status", number(response.status)), ("statusText", .string("")), ("httpVersion", .string("HTTP/1.1")),
+            ("status", number(response.status)), ("statusText", .string("")), ("httpVersion", version),
             ("cookies", .array([])), ("headers", headers(response.headers)), ("content", .object(content)),
             ("redirectURL", .string(response.headers["location"] ?? "")), ("headersSize", number(-1)),
             ("bodySize", number(response.body.size)),
@@ -145,6 +153,8 @@ public enum HAR {
         public var exchanges: [Exchange]
         /// `entry 3: 'api/x' is a relative URL`… : counted and named, never fatal.
         public var skipped: [String]
+        /// Protobuf FileDescriptorSets from `log._descriptorSets` (a driftcheck HAR with gRPC calls).
+        public var descriptorSets: [Data] = []
     }
 
     /// Reads a HAR; an entry that cannot be imported (no response, a relative URL, another
@@ -163,6 +173,9 @@ public enum HAR {
             throw ReadError(description: "not a HAR file: no log.entries")
         }
         var contents = Contents(exchanges: [], skipped: [])
+        if case .array(let sets)? = document["log"]?["_descriptorSets"] {
+            contents.descriptorSets = sets.compactMap { string($0).flatMap { Data(base64Encoded: $0) } }
+        }
         for (index, entry) in entries.enumerated() {
             switch decodeEntry(entry, index: index, service: service) {
             case .success(let exchange?): contents.exchanges.append(exchange)

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
 
 /// HTTP/2 on a reverse listener: a client that opens with the prior-knowledge preface (gRPC
 /// clients in and out of clusters) gets an HTTP/2 server whose every stream is one exchange,
@@ -20,9 +21,10 @@ enum HTTP2Recording {
         return configuration
     }
 
-    /// Makes the connection an HTTP/2 server right after `sniffer`.
+    /// Makes the connection an HTTP/2 server from `position` on.
     static func serve(
-        _ sync: ChannelPipeline.SynchronousOperations, after sniffer: ChannelHandler, route: ListenerRoute,
+        _ sync: ChannelPipeline.SynchronousOperations, position: ChannelPipeline.SynchronousOperations.Position,
+        route: ListenerRoute,
         services: ProxyServices
     ) throws {
         let streamServices = services.http2Streams
@@ -36,7 +38,7 @@ enum HTTP2Recording {
                 ])
             }
         }
-        try sync.addHandler(handler, position: .after(sniffer))
+        try sync.addHandler(handler, position: position)
     }
 }
 
@@ -77,46 +79,69 @@ final class TrailersOnlyResponses: ChannelOutboundHandler, RemovableChannelHandl
 }
 
 /// HTTP/2 connections to upstream origins, one per origin on this event loop; each exchange is
-/// a new stream on it.
+/// a new stream on it. `h2c://` and `http://` origins are spoken to with prior knowledge;
+/// `https://` ones are offered h2 and HTTP/1.1 by ALPN, and an origin that chooses HTTP/1.1 is
+/// left to `fallback` (the loop's HTTP/1.1 pool) from then on.
 // Unchecked for the same reason as `UpstreamPool`: every access is on `loop`.
 final class HTTP2UpstreamPool: UpstreamSource, @unchecked Sendable {
     let loop: EventLoop
     let configuration: ProxyConfiguration
+    let tlsContext: NIOSSLContext?
+    let fallback: UpstreamSource
     private var connections: [UpstreamTarget: EventLoopFuture<NIOHTTP2Handler.StreamMultiplexer>] = [:]
     /// The open connection behind each entry of `connections`.
     private var channels: [UpstreamTarget: Channel] = [:]
+    /// `https://` origins that answered h2 with HTTP/1.1.
+    private var http1Origins: Set<UpstreamTarget> = []
 
-    init(loop: EventLoop, configuration: ProxyConfiguration) {
+    /// The connection's ALPN said HTTP/1.1.
+    private struct ChoseHTTP1: Error {}
+
+    init(loop: EventLoop, configuration: ProxyConfiguration, tlsContext: NIOSSLContext?, fallback: UpstreamSource) {
         self.loop = loop
         self.configuration = configuration
+        self.tlsContext = tlsContext
+        self.fallback = fallback
     }
 
     // Streams are not reused: an exchange always opens a new one.
-    func takeIdle(_ target: UpstreamTarget) -> UpstreamConnection? { nil }
+    func takeIdle(_ target: UpstreamTarget) -> UpstreamConnection? {
+        http1Origins.contains(target) ? fallback.takeIdle(target) : nil
+    }
 
     func acquire(_ target: UpstreamTarget) -> EventLoopFuture<UpstreamConnection> {
         loop.preconditionInEventLoop()
+        if http1Origins.contains(target) { return fallback.acquire(target) }
         let connection = connections[target] ?? connect(target)
         connections[target] = connection
         return connection.flatMap { multiplexer in
-            let handler = UpstreamHandler()
-            return multiplexer.createStreamChannel { stream in
+            multiplexer.createStreamChannel { stream in
                 stream.eventLoop.makeCompletedFuture {
                     try stream.pipeline.syncOperations.addHandlers([
-                        HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http), handler,
+                        HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: target.isTLS ? .https : .http),
+                        UpstreamHandler(),
                     ])
                 }
-            }.map { UpstreamConnection(channel: $0, handler: handler, target: target, isStream: true) }
-        }.flatMapErrorThrowing { error in
+            }.flatMapThrowing { stream in
+                let handler = try stream.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+                return UpstreamConnection(channel: stream, handler: handler, target: target, isStream: true)
+            }
+        }.flatMapError { error in
             // A connection that cannot open streams (gone, or after GOAWAY) is not asked again.
             self.connections[target] = nil
-            throw error
+            if error is ChoseHTTP1 {
+                self.http1Origins.insert(target)
+                return self.fallback.acquire(target)
+            }
+            return self.loop.makeFailedFuture(error)
         }
     }
 
     // A finished stream has closed itself; closing it again could only reset it (RST_STREAM
     // CANCEL), and servers count resets against a connection (rapid-reset protection).
-    func release(_ connection: UpstreamConnection) {}
+    func release(_ connection: UpstreamConnection) {
+        if !connection.isStream { fallback.release(connection) }
+    }
 
     func closeAll() {
         for channel in channels.values { channel.close(promise: nil) }
@@ -125,11 +150,36 @@ final class HTTP2UpstreamPool: UpstreamSource, @unchecked Sendable {
     }
 
     private func connect(_ target: UpstreamTarget) -> EventLoopFuture<NIOHTTP2Handler.StreamMultiplexer> {
+        if target.isTLS && tlsContext == nil { return loop.makeFailedFuture(ProxyError.tlsUnavailable) }
+        let tls = target.isTLS ? tlsContext : nil
         let promise = loop.makePromise(of: NIOHTTP2Handler.StreamMultiplexer.self)
+        let host = target.host
+        let destination = target.authority
         ClientBootstrap(group: loop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let tls else { return }
+                    let sync = channel.pipeline.syncOperations
+                    let serverName = ServiceName.isIPLiteral(host) ? nil : host
+                    try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                    try sync.addHandler(
+                        UpstreamHandshake(promise: channel.eventLoop.makePromise(), destination: destination))
+                }
+            }
             .connect(host: configuration.address(for: target.host), port: target.port)
+            .flatMap { channel -> EventLoopFuture<Channel> in
+                guard let handshake = try? channel.pipeline.syncOperations.handler(type: UpstreamHandshake.self)
+                else { return channel.eventLoop.makeSucceededFuture(channel) }
+                return handshake.promise.futureResult.flatMapThrowing { negotiated in
+                    guard negotiated == "h2" else {
+                        channel.close(promise: nil)
+                        throw ChoseHTTP1()
+                    }
+                    return channel
+                }
+            }
             .whenComplete { result in
                 switch result {
                 case .failure(let error):

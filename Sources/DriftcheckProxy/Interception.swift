@@ -27,8 +27,8 @@ final class Interceptor: Sendable {
         let key = try NIOSSLPrivateKey(bytes: Array(credentials.privateKeyPEM.utf8), format: .pem)
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain, privateKey: .privateKey(key))
-        // The recording pipeline speaks HTTP/1.1: a client offering h2 by ALPN gets HTTP/1.1.
-        configuration.applicationProtocols = ["http/1.1"]
+        // A client offering h2 gets it, and the streams are recorded as HTTP/1.1 requests are.
+        configuration.applicationProtocols = ["h2", "http/1.1"]
         let context = try NIOSSLContext(configuration: configuration)
         return contexts.withLockedValue { contexts in
             if let raced = contexts[name] { return raced }
@@ -50,32 +50,50 @@ extension Interceptor {
         let destination = ListenAddress(host: upstream.host, port: upstream.port).description
         return [
             NIOSSLServerHandler(context: tls),
-            InterceptedHandshake(destination: destination, recorder: services.recorder),
-        ] + ProxyServerHandler.pipeline(route: .reverse(service: service, upstream: secure), services: services)
+            InterceptedHandshake(
+                destination: destination, route: .reverse(service: service, upstream: secure), services: services),
+        ]
     }
 }
 
-/// Sits behind the TLS server handler of an intercepted tunnel until its handshake ends: a
-/// client that refuses the driftcheck certificate (pinning, a trust store of its own) is
-/// counted with the reason, so the summary shows what was not recorded and why.
+/// Sits behind the TLS server handler of an intercepted tunnel until its handshake ends, then
+/// puts the recording handlers for the protocol the client chose by ALPN in its place: an
+/// HTTP/2 server for `h2`, HTTP/1.1 otherwise. A client that refuses the driftcheck certificate
+/// (pinning, a trust store of its own) is counted with the reason, so the summary shows what
+/// was not recorded and why.
 final class InterceptedHandshake: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 
     private let destination: String
-    private let recorder: Recorder
+    private let route: ListenerRoute
+    private let services: ProxyServices
+    private var recorder: Recorder { services.recorder }
     private var settled = false
 
-    init(destination: String, recorder: Recorder) {
+    init(destination: String, route: ListenerRoute, services: ProxyServices) {
         self.destination = destination
-        self.recorder = recorder
+        self.route = route
+        self.services = services
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if !settled, let tls = event as? TLSUserEvent, case .handshakeCompleted = tls {
+        if !settled, let tls = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = tls {
             settled = true
             recorder.intercepted(destination)
+            let sync = context.pipeline.syncOperations
+            do {
+                if negotiated == "h2" {
+                    try HTTP2Recording.serve(sync, position: .after(self), route: route, services: services)
+                } else {
+                    try sync.addHandlers(
+                        ProxyServerHandler.pipeline(route: route, services: services), position: .after(self))
+                }
+            } catch {
+                context.close(promise: nil)
+                return
+            }
             context.fireUserInboundEventTriggered(event)
-            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            sync.removeHandler(context: context, promise: nil)
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -101,43 +119,47 @@ final class InterceptedHandshake: ChannelInboundHandler, RemovableChannelHandler
 }
 
 /// Holds a new upstream connection's future until its TLS handshake ends, so a certificate that
-/// does not verify fails the connection (a 502 naming the reason) rather than the request.
+/// does not verify fails the connection (a 502 naming the reason) rather than the request. The
+/// promise gives the protocol the upstream chose by ALPN (`h2`, `http/1.1`, or nil).
 final class UpstreamHandshake: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 
-    let promise: EventLoopPromise<Void>
+    let promise: EventLoopPromise<String?>
     private let destination: String
 
-    init(promise: EventLoopPromise<Void>, destination: String) {
+    init(promise: EventLoopPromise<String?>, destination: String) {
         self.promise = promise
         self.destination = destination
     }
 
     private var done = false
 
-    private func settle(_ error: Error?, _ context: ChannelHandlerContext) {
+    private func settle(_ result: Result<String?, Error>, _ context: ChannelHandlerContext) {
         guard !done else { return }
         done = true
-        if let error {
+        switch result {
+        case .failure(let error):
             promise.fail(UpstreamTLSError(destination: destination, reason: TLSFailure.upstreamReason(error)))
-        } else {
-            promise.succeed()
+        case .success(let negotiated):
+            promise.succeed(negotiated)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls { settle(nil, context) }
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = tls {
+            settle(.success(negotiated), context)
+        }
         context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        settle(error, context)
+        settle(.failure(error), context)
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        settle(ProxyError.upstreamClosed, context)
+        settle(.failure(ProxyError.upstreamClosed), context)
         context.fireChannelInactive()
     }
 }

@@ -167,10 +167,10 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         case .tls where services.interceptor?.matches(upstream.host) == true:
             decided = true
             intercept(context, first: incoming)
-        case .http2 where upstream.scheme != "https":
+        case .http2:
             decided = true
             serveHTTP2(context, first: incoming)
-        case .tls, .http2, .other:
+        case .tls, .other:
             decided = true
             tunnel(context, first: incoming)
         }
@@ -188,7 +188,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         EventLoopFuture.andAllComplete(removals, on: context.eventLoop).assumeIsolated().whenComplete { _ in
             do {
                 try HTTP2Recording.serve(
-                    sync, after: self, route: .reverse(service: self.service, upstream: self.upstream),
+                    sync, position: .after(self), route: .reverse(service: self.service, upstream: self.upstream),
                     services: self.services)
                 context.fireChannelRead(self.wrapInboundOut(first))
                 context.fireChannelReadComplete()

@@ -34,12 +34,14 @@ enum ProxyAnswer {
 final class ProxyServices: @unchecked Sendable {
     /// HTTP/1.1 connections.
     let upstreams: UpstreamSource
-    /// HTTP/2 connections: for `h2c://` upstreams, and for `http://` ones when the client spoke h2c.
+    /// HTTP/2 connections: for `h2c://` upstreams, and for `http://` and `https://` ones when the
+    /// client spoke HTTP/2.
     let http2Upstreams: UpstreamSource?
     let configuration: ProxyConfiguration
     let recorder: Recorder
     let interceptor: Interceptor?
-    /// Whether the clients served speak HTTP/2, so that `http://` upstreams are spoken to in h2c too.
+    /// Whether the clients served speak HTTP/2, so that upstreams are spoken to in HTTP/2 too
+    /// (h2c for `http://`, h2 by ALPN for `https://`).
     let prefersHTTP2: Bool
 
     init(
@@ -61,7 +63,7 @@ final class ProxyServices: @unchecked Sendable {
 
     /// Where connections to `target` come from.
     func source(for target: UpstreamTarget) -> UpstreamSource {
-        if let http2Upstreams, target.scheme == "h2c" || (prefersHTTP2 && target.scheme == "http") {
+        if let http2Upstreams, target.scheme == "h2c" || (prefersHTTP2 && target.scheme != "h2c") {
             return http2Upstreams
         }
         return upstreams

@@ -130,6 +130,8 @@ public final class RecordingProxy: Sendable {
     private let configuration: ProxyConfiguration
     private let recorder: Recorder
     private let tlsContext: NIOSSLContext?
+    /// For HTTP/2 clients: offers h2 before HTTP/1.1.
+    private let http2TLSContext: NIOSSLContext?
     private let interceptor: Interceptor?
     private let pools = NIOLockedValueBox<[ObjectIdentifier: UpstreamPool]>([:])
     private let services = NIOLockedValueBox<[ObjectIdentifier: ProxyServices]>([:])
@@ -146,6 +148,8 @@ public final class RecordingProxy: Sendable {
         self.configuration = configuration
         recorder = Recorder(sink: sink, room: waitForRoom)
         tlsContext = try? NIOSSLContext(configuration: Self.upstreamTLS(configuration))
+        http2TLSContext = try? NIOSSLContext(
+            configuration: Self.upstreamTLS(configuration, offering: ["h2", "http/1.1"]))
         interceptor = configuration.interception.map(Interceptor.init)
     }
 
@@ -160,11 +164,13 @@ public final class RecordingProxy: Sendable {
     }
 
     /// TLS towards `https://` upstreams: full verification against the system's roots and
-    /// `upstreamTrustRoots`, unless `insecureUpstream`; HTTP/1.1 by ALPN.
-    static func upstreamTLS(_ configuration: ProxyConfiguration) -> TLSConfiguration {
+    /// `upstreamTrustRoots`, unless `insecureUpstream`; `offering` by ALPN.
+    static func upstreamTLS(_ configuration: ProxyConfiguration, offering protocols: [String] = ["http/1.1"])
+        -> TLSConfiguration
+    {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.additionalTrustRoots = configuration.upstreamTrustRoots.map { .file($0) }
-        tls.applicationProtocols = ["http/1.1"]
+        tls.applicationProtocols = protocols
         if configuration.insecureUpstream { tls.certificateVerification = .none }
         return tls
     }
@@ -179,8 +185,11 @@ public final class RecordingProxy: Sendable {
     private func services(for loop: EventLoop) -> ProxyServices {
         services.withLockedValue { services in
             if let known = services[ObjectIdentifier(loop)] { return known }
+            let http1 = pool(for: loop)
             let made = ProxyServices(
-                upstreams: pool(for: loop), http2Upstreams: HTTP2UpstreamPool(loop: loop, configuration: configuration),
+                upstreams: http1,
+                http2Upstreams: HTTP2UpstreamPool(
+                    loop: loop, configuration: configuration, tlsContext: http2TLSContext, fallback: http1),
                 configuration: configuration, recorder: recorder, interceptor: interceptor)
             services[ObjectIdentifier(loop)] = made
             return made

@@ -175,7 +175,7 @@ final class UpstreamPool: UpstreamSource, @unchecked Sendable {
                 guard let handshake = try? sync.handler(type: UpstreamHandshake.self) else {
                     return channel.eventLoop.makeSucceededFuture(connection)
                 }
-                return handshake.promise.futureResult.map { connection }
+                return handshake.promise.futureResult.map { _ in connection }
             }
     }
 }

@@ -259,11 +259,16 @@ public struct GRPCServer: Sendable {
     public let process: ChildProcess
     public let port: Int
 
-    public static func start(in directory: TemporaryDirectory, drift: [String] = []) async throws -> GRPCServer {
+    /// With `tls`, it serves TLS with a leaf for `grpc.test` and 127.0.0.1 signed by
+    /// `directory/upstream-ca.pem`.
+    public static func start(in directory: TemporaryDirectory, drift: [String] = [], tls: Bool = false) async throws
+        -> GRPCServer
+    {
         let port = try freeLoopbackPort()
         let log = directory.file("grpc-server-\(port).log")
         let process = try ChildProcess.spawn(
-            ["python3", Fixtures.path("grpc/grpc_server.py"), String(port)] + drift,
+            ["python3", Fixtures.path("grpc/grpc_server.py"), String(port)] + drift
+                + (tls ? ["--tls", directory.path] : []),
             environment: ProcessInfo.processInfo.environment, outputPath: log)
         let started = await eventually(timeout: 60) {
             ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("listening on")
@@ -280,13 +285,18 @@ public struct GRPCServer: Sendable {
     public func stop() { process.signalGroup(SIGKILL) }
 
     /// Runs `fixtures/grpc/grpc_client.py` against `target`; its output lines.
-    public static func client(_ target: String, _ arguments: [String], in directory: TemporaryDirectory) async throws
-        -> [String]
-    {
+    /// `trusting` a CA file makes it speak TLS, checking the certificate for `name`.
+    public static func client(
+        _ target: String, _ arguments: [String], in directory: TemporaryDirectory, trusting caFile: String? = nil,
+        name: String? = nil
+    ) async throws -> [String] {
         let log = directory.file("grpc-client-\(UUID().uuidString.prefix(6)).log")
+        var environment = ProcessInfo.processInfo.environment
+        environment["GRPC_CLIENT_CA"] = caFile
+        environment["GRPC_CLIENT_NAME"] = name
         let process = try ChildProcess.spawn(
-            ["python3", Fixtures.path("grpc/grpc_client.py"), target] + arguments,
-            environment: ProcessInfo.processInfo.environment, outputPath: log)
+            ["python3", Fixtures.path("grpc/grpc_client.py"), target] + arguments, environment: environment,
+            outputPath: log)
         let status = await process.wait()
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         guard status == 0 else { throw ClientError(description: "the gRPC client failed (\(status)): \(output)") }

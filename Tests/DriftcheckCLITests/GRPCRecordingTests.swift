@@ -108,6 +108,127 @@ func recordGRPC(
         #expect(chatOut.enumerated().allSatisfy { $1.contains("re: hello \($0)") } && chatOut.count == 3)
     }
 
+    /// A gRPC service behind TLS (grpcio with its own CA): an h2c client's calls go on to an
+    /// `https://` upstream as h2 chosen by ALPN, and a TLS client whose dependency matches
+    /// `--intercept-tls` is offered h2 by ALPN with driftcheck's certificate; both recorded as
+    /// https with every message, answered exactly as without the recorder.
+    @Test func grpcOverTLSIsRecordedToHTTPSUpstreamsAndInsideInterceptedTLS() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await GRPCServer.start(in: directory, tls: true)
+        defer { server.stop() }
+        let upstreamCA = directory.file("upstream-ca.pem")
+        let direct = try await GRPCServer.client(
+            "127.0.0.1:\(server.port)", ["all"], in: directory, trusting: upstreamCA, name: "grpc.test")
+        #expect(direct.count == 8)
+        let ca = directory.file("ca")
+        #expect(try await DriftcheckBinary.run(["ca", "init", "--ca-dir", ca], in: directory).status == 0)
+
+        let store = directory.file("grpc.sqlite")
+        let upstream = "https://grpc.test:\(server.port)"
+        let recorder = try DriftcheckBinary.start(
+            [
+                "record", "--store", store, "--upstream", "recs=\(upstream)", "--upstream", "secure=\(upstream)",
+                "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--resolve", "grpc.test=127.0.0.1",
+                "--upstream-ca", upstreamCA, "--intercept-tls", "grpc.test", "--ca-dir", ca,
+            ], in: directory)
+        let ports = try await recorder.listeners(2)
+        let overH2C = try await GRPCServer.client("127.0.0.1:\(ports[0])", ["all"], in: directory)
+        #expect(overH2C == direct)
+        let intercepted = try await GRPCServer.client(
+            "127.0.0.1:\(ports[1])", ["all"], in: directory, trusting: ca + "/ca.pem", name: "grpc.test")
+        #expect(intercepted == direct)
+        recorder.process.signalGroup(SIGINT)
+        #expect(await recorder.process.wait() == 0, "\(recorder.output)")
+        #expect(recorder.output.contains("grpc.test:\(server.port): TLS intercepted, recorded as https (1 connection)"))
+
+        let exchanges = try SQLiteStore(path: store).exchanges()
+        let methods = ["Get", "Get", "List", "Chat"].map { "/shop.v1.Recommendations/\($0)" }
+        #expect(exchanges.filter { $0.service == "recs" }.map(\.request.path) == methods)
+        #expect(exchanges.filter { $0.service == "secure" }.map(\.request.path) == methods)
+        #expect(
+            exchanges.allSatisfy {
+                $0.request.scheme == "https" && $0.request.host == "grpc.test" && $0.request.port == server.port
+            })
+        let responses = exchanges.compactMap(\.response)
+        #expect(
+            responses.map { $0.trailers["grpc-status"] ?? $0.headers["grpc-status"] } == [
+                "0", "5", "0", "0", "0", "5", "0", "0",
+            ])
+        #expect(responses.map { grpcFrames($0.body.bytes).count } == [1, 0, 3, 3, 1, 0, 3, 3])
+        #expect(exchanges.map { grpcFrames($0.request.body.bytes).count } == [1, 1, 1, 3, 1, 1, 1, 3])
+    }
+
+    /// A recording of gRPC calls leaves as HAR (bodies in base64, trailers in `_trailers`, the
+    /// descriptor sets in `log._descriptorSets`) and comes back the same: the same exchanges,
+    /// the same schemas, and the same findings when compared from the HAR.
+    @Test func grpcRecordingsTravelThroughHARWithTheirDescriptors() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await GRPCServer.start(in: directory)
+        defer { server.stop() }
+        let store = directory.file("grpc.sqlite")
+        _ = try await recordGRPC(server, into: store, calling: ["all", "3"], in: directory)
+        let contracts = directory.file("contracts")
+        try FileManager.default.createDirectory(atPath: contracts, withIntermediateDirectories: true)
+        let har = contracts + "/recs.har"
+        #expect(try await DriftcheckBinary.run(["export", "--store", store, "--har", har], in: directory).status == 0)
+        let document = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: har)))
+        guard case .array(let entries)? = document["log"]?["entries"],
+            case .array(let sets)? =
+                document["log"]?["_descriptorSets"]
+        else {
+            Issue.record("no entries or descriptor sets in \(har)")
+            return
+        }
+        #expect(entries.count == 12 && sets.count == 1)
+        #expect(entries.allSatisfy { $0["request"]?["httpVersion"] == .string("HTTP/2") })
+        // NOT_FOUND is a Trailers-Only answer: no body at all.
+        #expect(
+            entries.map { $0["response"]?["content"]?["encoding"] }.filter { $0 == .string("base64") }.count == 9)
+        #expect(entries.filter { $0["response"]?["_trailers"] != nil }.count == 9)
+
+        let imported = directory.file("imported.sqlite")
+        let result = try await DriftcheckBinary.run(["import", har, "--store", imported], in: directory)
+        #expect(result.status == 0, "\(result.output)")
+        let before = try SQLiteStore(path: store)
+        let after = try SQLiteStore(path: imported)
+        #expect(try after.descriptorSets() == before.descriptorSets())
+        func content(_ exchange: Exchange) -> String {
+            let response = exchange.response
+            return [
+                exchange.service, exchange.request.method, exchange.request.scheme, exchange.request.target,
+                "\(exchange.request.headers.fields)",
+                exchange.request.body.bytes.base64EncodedString(), "\(response?.status ?? 0)",
+                "\(response?.headers.fields ?? [])", "\(response?.trailers.fields ?? [])",
+                response?.body.bytes.base64EncodedString() ?? "",
+            ].joined(separator: " | ")
+        }
+        #expect(try after.exchanges().map(content) == before.exchanges().map(content))
+
+        // Compared from the HAR alone: the enum drift needs the descriptors it carried.
+        let mocks = directory.file("mocks")
+        try FileManager.default.createDirectory(atPath: mocks + "/recs/grpc", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            atPath: Fixtures.path("grpc/wiremock/recs/mappings"), toPath: mocks + "/recs/mappings")
+        try FileManager.default.copyItem(
+            atPath: try await shopDescriptorSet(in: directory), toPath: mocks + "/recs/grpc/shop.dsc")
+        let fromStore = directory.file("from-store.json")
+        let fromHAR = directory.file("from-har.json")
+        _ = try await DriftcheckBinary.run(
+            ["compare", mocks, "--store", store, "--format", "json", "--output", fromStore], in: directory)
+        _ = try await DriftcheckBinary.run(
+            ["compare", mocks, "--contracts", contracts, "--format", "json", "--output", fromHAR], in: directory)
+        #expect(
+            try findingKeys(fromStore) == [
+                "POST /shop.v1.Recommendations/Chat unmocked $",
+                "POST /shop.v1.Recommendations/Get status status",
+                "POST /shop.v1.Recommendations/List enum $[*].tier",
+                "POST /shop.v1.Recommendations/List missing-field $[1]",
+            ])
+        #expect(try findingKeys(fromHAR) == findingKeys(fromStore))
+    }
+
     /// 1,000 concurrent calls over 10 HTTP/2 connections: all answered, all stored.
     @Test func aThousandConcurrentStreamsAreAllStored() async throws {
         let directory = try TemporaryDirectory()

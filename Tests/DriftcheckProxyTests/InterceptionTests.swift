@@ -111,6 +111,41 @@ import Testing
             ])
     }
 
+    /// An HTTP/2 client (curl with prior knowledge) whose `https://` dependency answers ALPN with
+    /// HTTP/1.1 only (Python's ssl server offers no h2): the calls go on over HTTP/1.1 and are
+    /// recorded the same; later calls to that origin use the HTTP/1.1 pool straight away.
+    @Test func anHTTP2ClientReachesAnHTTPSUpstreamThatOnlySpeaksHTTP1() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let upstream = try await HTTPSUpstream.start(in: directory, names: ["secure.test"])
+        defer { upstream.stop() }
+        var configuration = ProxyConfiguration()
+        configuration.resolve = ["secure.test": "127.0.0.1"]
+        configuration.upstreamTrustRoots = [upstream.caPath]
+        let harness = try await ProxyHarness.start(
+            .reverse(
+                service: "payments", upstream: UpstreamURL(scheme: "https", host: "secure.test", port: upstream.port)),
+            configuration: configuration)
+        defer { harness.remove() }
+        for (index, path) in ["/v1/first", "/v1/second", "/v1/third"].enumerated() {
+            let log = directory.file("curl-\(index).log")
+            let curl = try ChildProcess.spawn(
+                [
+                    "curl", "-sS", "--http2-prior-knowledge", "-w", "\n%{http_version} %{http_code}",
+                    "http://127.0.0.1:\(harness.port)\(path)", "-d", "n=\(index)",
+                ], environment: ProcessInfo.processInfo.environment, outputPath: log)
+            #expect(await curl.wait() == 0)
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(output.contains("\"path\": \"\(path)\"") && output.hasSuffix("\n2 200"), "\(output)")
+        }
+        let stored = try await harness.finish()
+        #expect(
+            stored.map { "\($0.request.scheme) \($0.request.path) \($0.response?.status ?? 0)" } == [
+                "https /v1/first 200", "https /v1/second 200", "https /v1/third 200",
+            ])
+        #expect(stored.map { String(decoding: $0.request.body.bytes, as: UTF8.self) } == ["n=0", "n=1", "n=2"])
+    }
+
     @Test func anUpstreamWithABadCertificateGives502WithTheReasonAndNoSample() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
