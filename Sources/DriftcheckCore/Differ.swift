@@ -274,7 +274,8 @@ public struct Differ: Sendable {
             }
             // A gRPC call's status is named: `UNAVAILABLE (14)`, not its HTTP equivalent.
             let realStatus = GRPC.describe(real.headers) ?? String(real.status)
-            let mockStatus = GRPC.describe(response.headers) ?? String(response.status)
+            // The mock's reason says what a stub got wrong (the real one is the service's own).
+            let mockStatus = GRPC.describe(response.headers, reason: true) ?? String(response.status)
             if real.status / 100 != response.status / 100 {
                 var message =
                     real.status >= 400 && response.status < 400

@@ -112,7 +112,7 @@ public enum GRPC {
     public static func jsonRequest(_ request: RecordedRequest, schema: ProtoSchema) -> RecordedRequest? {
         guard isGRPC(request.headers), let method = schema.methods[request.path],
             let first = messages(request.body.bytes)?.first, !first.compressed,
-            let json = schema.json(first.bytes, type: method.input)
+            let json = schema.json(first.bytes, type: method.input, printingDefaults: false)
         else { return nil }
         var copy = request
         copy.headers.remove("content-type")
@@ -146,23 +146,45 @@ public enum GRPC {
         return copy
     }
 
-    /// A stub's JSON answer as the gRPC call it stands for, already in the differ's view: the
-    /// status from `grpc-status-name` (OK when absent), the body as the one message.
-    public static func viewOfStubAnswer(_ answer: RecordedResponse) -> RecordedResponse {
+    /// A stub's JSON answer to `request` as the gRPC call a client receives from WireMock's
+    /// gRPC extension, already in the differ's view: the status from `grpc-status-name` (OK
+    /// when absent); for OK, the JSON turned into the method's output message as protobuf's
+    /// parser does (zero values for what the stub leaves out), or, when it cannot be — a field
+    /// the message lacks, a value of the wrong kind — the call fails with UNKNOWN, as the
+    /// extension's does.
+    public static func viewOfStubAnswer(_ answer: RecordedResponse, to request: RecordedRequest, schema: ProtoSchema)
+        -> RecordedResponse
+    {
         let name = answer.headers["grpc-status-name"]?.uppercased() ?? "OK"
-        let code = names.firstIndex(of: name) ?? 2
+        var code = names.firstIndex(of: name) ?? 2
+        var reason = answer.headers["grpc-status-reason"]
+        var messages: [JSONValue] = []
+        if code == 0, let type = schema.methods[request.path]?.output {
+            do {
+                // An empty body is an empty message.
+                let json = answer.body.bytes.isEmpty ? .object([]) : try JSONValue.parse(answer.body.bytes)
+                let bytes = try schema.message(fromJSON: json, type: type)
+                messages = [schema.json(bytes, type: type) ?? .null]
+            } catch {
+                code = 2
+                reason = "the stub's answer is not a \(type.dropFirst()) message: \(error)"
+            }
+        }
         var headers = HeaderFields([("content-type", viewMediaType), ("grpc-status", String(code))])
-        if let reason = answer.headers["grpc-status-reason"] { headers.add("grpc-message", reason) }
-        let message = (try? JSONValue.parse(answer.body.bytes)).flatMap { $0 }
-        let body: JSONValue = .array(code == 0 ? message.map { [$0] } ?? [] : [])
+        if let reason { headers.add("grpc-message", reason) }
         return RecordedResponse(
-            status: httpEquivalents[code], headers: headers, body: CapturedBody(bytes: Data(body.serialized().utf8)))
+            status: httpEquivalents[code], headers: headers,
+            body: CapturedBody(bytes: Data(JSONValue.array(messages).serialized().utf8)))
     }
 
     /// The call's status for people: `UNAVAILABLE (14)`.
-    public static func describe(_ headers: HeaderFields) -> String? {
+    /// With `reason`, a failure's `grpc-message` follows: `UNKNOWN (2): the stub's answer…`.
+    public static func describe(_ headers: HeaderFields, reason: Bool = false) -> String? {
         guard isView(headers), let code = headers["grpc-status"].flatMap({ Int($0) }) else { return nil }
-        return "\(statusName(code)) (\(code))"
+        guard reason, code != 0, let message = headers["grpc-message"], !message.isEmpty else {
+            return "\(statusName(code)) (\(code))"
+        }
+        return "\(statusName(code)) (\(code)): \(message.prefix(200))"
     }
 }
 

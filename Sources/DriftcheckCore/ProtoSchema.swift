@@ -22,12 +22,16 @@ public struct ProtoSchema: Sendable {
         public var repeated: Bool
         /// A proto3 singular scalar outside any oneof: absent means its zero value.
         public var implicitPresence: Bool
+        /// The name in the .proto file (`price_cents`), which JSON parsers accept as well.
+        public var protoName: String?
 
         public init(
-            number: Int, name: String, type: FieldType, typeName: String?, repeated: Bool, implicitPresence: Bool
+            number: Int, name: String, type: FieldType, typeName: String?, repeated: Bool, implicitPresence: Bool,
+            protoName: String? = nil
         ) {
             self.number = number
             self.name = name
+            self.protoName = protoName
             self.type = type
             self.typeName = typeName
             self.repeated = repeated
@@ -64,12 +68,16 @@ public struct ProtoSchema: Sendable {
     }
 
     /// One message of type `typeName` as JSON; nil when the bytes are not such a message.
-    public func json(_ bytes: Data, type typeName: String) -> JSONValue? {
+    /// `printingDefaults` false prints as protobuf's JSON printers do by default: fields at their
+    /// zero value, empty lists and maps, and fields the schema does not know are left out (what
+    /// WireMock's gRPC extension shows request matchers). True, every field is there, as the
+    /// differ compares messages.
+    public func json(_ bytes: Data, type typeName: String, printingDefaults: Bool = true) -> JSONValue? {
         guard let message = messages[typeName] else { return ProtobufWire.json(bytes) }
-        return decode(Array(bytes), message, depth: 0)
+        return decode(Array(bytes), message, depth: 0, defaults: printingDefaults)
     }
 
-    func decode(_ bytes: [UInt8], _ message: Message, depth: Int) -> JSONValue? {
+    func decode(_ bytes: [UInt8], _ message: Message, depth: Int, defaults: Bool) -> JSONValue? {
         guard depth < ProtobufWire.maximumDepth, let wire = ProtobufWire.fields(bytes, depth: depth) else {
             return nil
         }
@@ -83,6 +91,7 @@ public struct ProtoSchema: Sendable {
         let known = Dictionary(message.fields.map { ($0.number, $0) }, uniquingKeysWith: { first, _ in first })
         for field in message.fields {
             guard let values = byNumber[field.number] else {
+                guard defaults else { continue }
                 if field.repeated {
                     members.append((field.name, isMap(field) ? .object([]) : .array([])))
                 } else if field.implicitPresence, let zero = zeroValue(field) {
@@ -90,18 +99,22 @@ public struct ProtoSchema: Sendable {
                 }
                 continue
             }
-            let decoded = values.flatMap { scalars($0, field) }.map { json($0, field, depth: depth) }
+            let decoded = values.flatMap { scalars($0, field) }.map {
+                json($0, field, depth: depth, defaults: defaults)
+            }
             if isMap(field) {
                 members.append((field.name, .object(decoded.compactMap(mapPair))))
             } else if field.repeated {
                 members.append((field.name, .array(decoded)))
             } else {
                 // The last occurrence wins, as protobuf parsers do.
-                members.append((field.name, decoded.last ?? .null))
+                let value = decoded.last ?? .null
+                if !defaults, field.implicitPresence, isZero(value, field) { continue }
+                members.append((field.name, value))
             }
         }
         // Fields the schema does not know stay visible under their numbers.
-        for number in order where known[number] == nil {
+        for number in order where known[number] == nil && defaults {
             let values = byNumber[number]!.map(ProtobufWire.json)
             members.append(("#\(number)", values.count == 1 ? values[0] : .array(values)))
         }
@@ -162,7 +175,7 @@ public struct ProtoSchema: Sendable {
         bytes.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
     }
 
-    private func json(_ value: ProtobufWire.Value, _ field: Field, depth: Int) -> JSONValue {
+    private func json(_ value: ProtobufWire.Value, _ field: Field, depth: Int, defaults: Bool) -> JSONValue {
         switch (field.type, value) {
         case (.double, .fixed64(let bits)): return number(Double(bitPattern: bits))
         case (.float, .fixed32(let bits)): return number(Double(Float(bitPattern: bits)))
@@ -184,7 +197,7 @@ public struct ProtoSchema: Sendable {
             guard let typeName = field.typeName, let nested = messages[typeName] else {
                 return ProtobufWire.json(.bytes(bytes, depth: depth + 1))
             }
-            return decode(bytes, nested, depth: depth + 1) ?? .null
+            return decode(bytes, nested, depth: depth + 1, defaults: defaults) ?? .null
         default:
             // The wire type does not fit the declared type: shown as it came.
             return ProtobufWire.json(value)
@@ -195,6 +208,12 @@ public struct ProtoSchema: Sendable {
 
     private func number(_ value: Double) -> JSONValue {
         value.isFinite ? .number(String(value)) : .string(value.isNaN ? "NaN" : value > 0 ? "Infinity" : "-Infinity")
+    }
+
+    /// A decoded scalar of `field` at its proto3 zero value.
+    private func isZero(_ value: JSONValue, _ field: Field) -> Bool {
+        if case .number(let text) = value { return Double(text) == 0 }
+        return value == zeroValue(field)
     }
 
     private func zeroValue(_ field: Field) -> JSONValue? {

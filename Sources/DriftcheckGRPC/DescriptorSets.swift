@@ -57,7 +57,7 @@ public enum DescriptorSets {
                     number: Int(field.number), name: field.hasJsonName ? field.jsonName : lowerCamel(field.name),
                     type: type, typeName: field.typeName.isEmpty ? nil : field.typeName, repeated: repeated,
                     implicitPresence: proto3 && !repeated && !field.hasOneofIndex && !field.proto3Optional
-                        && type != .message)
+                        && type != .message, protoName: field.name)
             },
             isMapEntry: message.options.mapEntry)
         for nested in message.nestedType { add(nested, scope: name, proto3: proto3, to: &schema) }

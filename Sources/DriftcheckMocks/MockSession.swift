@@ -129,7 +129,7 @@ public final class MockSession: Sendable {
                                 let stubAnswer = engine.respond(
                                     to: Self.outgoing(json, replayHeaders: replayHeaders, overHTTP: false))
                                 if case .response(let response) = stubAnswer {
-                                    answer = .response(GRPC.viewOfStubAnswer(response))
+                                    answer = .response(GRPC.viewOfStubAnswer(response, to: recorded, schema: schema))
                                 } else {
                                     answer = stubAnswer
                                 }

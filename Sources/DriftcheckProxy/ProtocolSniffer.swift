@@ -133,7 +133,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         do {
             let sync = client.pipeline.syncOperations
             for handler in httpHandlers { sync.removeHandler(handler, promise: nil) }
-            try peer.pipeline.syncOperations.removeHandler(
+            _ = try peer.pipeline.syncOperations.removeHandler(
                 peer.pipeline.syncOperations.handler(type: GreetingProbe.self))
             try GlueHandler.join(sync, at: .after(self), to: peer)
             client.writeAndFlush(greeting, promise: nil)

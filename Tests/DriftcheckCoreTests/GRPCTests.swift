@@ -89,7 +89,7 @@ import Testing
         {
             ProtoSchema.Field(
                 number: number, name: name, type: type, typeName: typeName, repeated: repeated,
-                implicitPresence: !repeated && type != .message)
+                implicitPresence: !repeated && type != .message, protoName: name == "on" ? "is_on" : name)
         }
         schema.messages[".t.M"] = ProtoSchema.Message(
             fields: [
@@ -134,5 +134,83 @@ import Testing
         let unknownMethod = RecordedRequest(method: "POST", host: "t", port: 80, path: "/t.S/Other")
         let schemaless = GRPC.view(response, answerTo: unknownMethod, schema: Self.schema)
         #expect(String(decoding: schemaless.body.bytes, as: UTF8.self) == ##"[{"#5":2}]"##)
+    }
+
+    /// What protobuf-java's JSON parser accepts (WireMock's gRPC extension turns a stub's JSON
+    /// answer into a message with it): both names, numbers as strings and strings as numbers,
+    /// enums by name or number, nulls as unset. Decoded again, the message is what a client
+    /// receives, with zero values for what the JSON left out.
+    @Test func jsonBecomesTheMessageAClientReceives() throws {
+        let schema = Self.schema
+        let json = try JSONValue.parse(
+            Data(
+                ##"{"big": 12, "packed": ["1", 2.0, 3], "signed": "-2", "counts": {"a": 6}, "tier": 2, "raw": "AP8", "is_on": true, "ratio": "NaN", "child": {"tier": "TIER_GOLD", "name": null}}"##
+                    .utf8))
+        let bytes = try schema.message(fromJSON: json, type: ".t.M")
+        #expect(
+            schema.json(bytes, type: ".t.M")?.serialized()
+                == ##"{"big":"12","packed":[1,2,3],"signed":-2,"counts":{"a":6},"tier":"TIER_GOLD","raw":"AP8=","name":"","on":true,"ratio":"NaN","child":{"big":"0","packed":[],"signed":0,"counts":{},"tier":"TIER_GOLD","raw":"","name":"","on":false,"ratio":0}}"##
+        )
+        // Any recorded message survives the round trip unchanged.
+        let recorded = Data(
+            [0x08, 0x7F, 0x12, 0x02, 0x05, 0x06, 0x28, 0x02, 0x3A, 0x02, 0x68, 0x69, 0x49] + [
+                0, 0, 0, 0, 0, 0, 0xF8, 0x3F,
+            ])
+        let decoded = try #require(schema.json(recorded, type: ".t.M"))
+        #expect(schema.json(try schema.message(fromJSON: decoded, type: ".t.M"), type: ".t.M") == decoded)
+    }
+
+    @Test(arguments: [
+        (##"{"discount": 5}"##, "Cannot find field: discount in message t.M"),
+        (##"{"tier": "TIER_PLATINUM"}"##, "Invalid enum value: TIER_PLATINUM for enum type: t.Tier"),
+        (##"{"signed": 1.5}"##, "Not an int32 value: 1.5"),
+        (##"{"signed": 3000000000}"##, "Not an int32 value: 3000000000"),
+        (##"{"name": 7}"##, "Not a string value: 7"),
+        (##"{"packed": 1}"##, "Expect an array but found: 1"),
+        (##"{"on": true, "is_on": false}"##, "Field t.M.is_on has already been set."),
+        (##"["not", "an", "object"]"##, ##"Expect message object but got: ["not","an","object"]"##),
+    ])
+    func jsonThatIsNotTheMessageIsRefusedWithTheParsersReason(json: String, reason: String) throws {
+        let value = try JSONValue.parse(Data(json.utf8))
+        #expect(throws: ProtoSchema.JSONParseError(description: reason)) {
+            try Self.schema.message(fromJSON: value, type: ".t.M")
+        }
+    }
+
+    /// A stub's answer as the client gets it from the extension: completed with zero values
+    /// (so a stub that leaves fields out is not "missing" them), or UNKNOWN with the parser's
+    /// reason when it cannot be a message.
+    @Test func aStubsAnswerIsTheCallTheExtensionMakesOfIt() {
+        let request = RecordedRequest(method: "POST", host: "t", port: 80, path: "/t.S/Get")
+        func answer(_ json: String, status: String = "OK") -> RecordedResponse {
+            GRPC.viewOfStubAnswer(
+                RecordedResponse(
+                    status: 200, headers: HeaderFields([("grpc-status-name", status)]),
+                    body: CapturedBody(bytes: Data(json.utf8))), to: request, schema: Self.schema)
+        }
+        let partial = answer(##"{"name": "x"}"##)
+        #expect(partial.status == 200 && partial.headers["grpc-status"] == "0")
+        #expect(
+            String(decoding: partial.body.bytes, as: UTF8.self)
+                == ##"[{"big":"0","packed":[],"signed":0,"counts":{},"tier":"TIER_UNSPECIFIED","raw":"","name":"x","on":false,"ratio":0}]"##
+        )
+        let unknownField = answer(##"{"name": "x", "discount": 5}"##)
+        #expect(unknownField.status == 500 && unknownField.headers["grpc-status"] == "2")
+        #expect(unknownField.headers["grpc-message"]?.contains("Cannot find field: discount in message t.M") == true)
+        #expect(String(decoding: unknownField.body.bytes, as: UTF8.self) == "[]")
+        #expect(GRPC.describe(unknownField.headers, reason: true)?.hasPrefix("UNKNOWN (2): the stub's answer") == true)
+        let failing = answer("", status: "UNAVAILABLE")
+        #expect(failing.status == 503 && failing.headers["grpc-status"] == "14")
+    }
+
+    /// The extension shows request matchers the message as protobuf's printer writes it: no
+    /// zero values, no empty lists, no fields the schema does not know.
+    @Test func requestMatchersSeeTheMessageWithoutDefaults() throws {
+        let request = RecordedRequest(
+            method: "POST", host: "t", port: 80, path: "/t.S/Get",
+            headers: HeaderFields([("content-type", "application/grpc")]),
+            body: CapturedBody(bytes: Data([0, 0, 0, 0, 9, 0x3A, 0x01, 0x78, 0x18, 0x00, 0x40, 0x00, 0x78, 0x01])))
+        let json = try #require(GRPC.jsonRequest(request, schema: Self.schema))
+        #expect(String(decoding: json.body.bytes, as: UTF8.self) == ##"{"name":"x"}"##)
     }
 }
