@@ -38,7 +38,27 @@ enum HTTP2Recording {
                 ])
             }
         }
-        try sync.addHandler(handler, position: position)
+        try sync.addHandlers([FlushConsolidation(), handler], position: position)
+    }
+}
+
+/// Sits under an HTTP/2 connection's handler and turns the flushes of one event-loop pass into
+/// one: the answers to fifty streams read from an upstream in one read are fifty stream flushes
+/// on the client's connection, each a `writev` of its own, where one would carry them all (as
+/// Netty's FlushConsolidationHandler does). The flush runs once the loop has handled this pass's
+/// I/O, before it waits for more.
+final class FlushConsolidation: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = NIOAny
+
+    private var scheduled = false
+
+    func flush(context: ChannelHandlerContext) {
+        guard !scheduled else { return }
+        scheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.scheduled = false
+            context.flush()
+        }
     }
 }
 
@@ -186,6 +206,7 @@ final class HTTP2UpstreamPool: UpstreamSource, @unchecked Sendable {
                     promise.fail(error)
                 case .success(let channel):
                     do {
+                        try channel.pipeline.syncOperations.addHandler(FlushConsolidation())
                         let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                             mode: .client, connectionConfiguration: HTTP2Recording.connectionConfiguration(),
                             streamConfiguration: NIOHTTP2Handler.StreamConfiguration()

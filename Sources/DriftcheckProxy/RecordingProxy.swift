@@ -208,7 +208,6 @@ public final class RecordingProxy: Sendable {
     /// Starts a listener; returns the bound address (the real port when `address.port` is 0).
     public func listen(on address: ListenAddress, route: ListenerRoute) async throws -> ListenAddress {
         let configuration = self.configuration
-        let recorder = self.recorder
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
