@@ -55,6 +55,7 @@ format:
 bench: deps peers
 	@scripts/ensure-packages.sh $(BENCH_PACKAGES)
 	scripts/bench.sh
+	scripts/bench-grpc.sh
 
 # STORE=postgres also compares from a PostgreSQL server started for the run.
 bench-compare: deps

@@ -23,4 +23,8 @@ static inline CURLcode driftcheck_curl_setopt_callback(CURL *handle, CURLoption 
 static inline CURLcode driftcheck_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }
+// The CA bundle libcurl was built to trust (CURLVERSION_NOW is a macro Swift cannot see).
+static inline const char *driftcheck_curl_default_cainfo(void) {
+    return curl_version_info(CURLVERSION_NOW)->cainfo;
+}
 #endif

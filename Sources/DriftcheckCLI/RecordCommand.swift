@@ -4,6 +4,7 @@ import DriftcheckCore
 import DriftcheckGRPC
 import DriftcheckProcess
 import DriftcheckProxy
+import DriftcheckReplay
 import DriftcheckStore
 import Foundation
 import NIOCore
@@ -210,7 +211,9 @@ struct RecordCommand: AsyncParsableCommand {
             command: command.isEmpty ? nil : command.joined(separator: " "),
             redaction: redaction, configuration: proxyConfiguration)
         for set in descriptorSets { try session.store.addDescriptorSet(set) }
-        if descriptorSets.isEmpty { reflect(upstreams, into: session.store) }
+        if descriptorSets.isEmpty {
+            reflect(upstreams.filter(\.url.isH2C), into: session.store, configuration: proxyConfiguration)
+        }
         var exitCode: Int32 = 0
         do {
             var reverseListeners: [UpstreamSpec: ListenAddress] = [:]
@@ -237,7 +240,12 @@ struct RecordCommand: AsyncParsableCommand {
             _ = await session.stop()
             throw error
         }
-        let (statistics, report) = await session.stop()
+        let (statistics, report) = await session.stop { store, grpcServices in
+            // An https:// upstream may be anything: asked for reflection only once it answered gRPC.
+            guard descriptorSets.isEmpty else { return }
+            let secure = upstreams.filter { $0.url.isTLS && grpcServices.contains($0.name) }
+            reflect(secure, into: store, configuration: proxyConfiguration)
+        }
         session.summarize(statistics, report)
         if exitCode != 0 { throw ExitReason.command(exitCode) }
     }
@@ -245,10 +253,15 @@ struct RecordCommand: AsyncParsableCommand {
     // MARK: Options
 
     /// Without --proto-descriptors, each h2c upstream is asked for its descriptors by server
-    /// reflection; one that does not answer is recorded all the same, its messages by number.
-    func reflect(_ upstreams: [UpstreamSpec], into store: SQLiteStore) {
-        for spec in upstreams where spec.url.isH2C {
-            guard let set = ServerReflection.descriptorSet(url: spec.url.description),
+    /// reflection when recording starts, and each `https://` one that gRPC calls were recorded
+    /// for when it ends (reached with the recorder's trust roots and --resolve); one that does
+    /// not answer is recorded all the same, its messages by number.
+    func reflect(_ upstreams: [UpstreamSpec], into store: SQLiteStore, configuration: ProxyConfiguration) {
+        let reach = CurlClient.Reach(
+            trustRoots: configuration.upstreamTrustRoots, insecure: configuration.insecureUpstream,
+            resolve: configuration.resolve)
+        for spec in upstreams {
+            guard let set = ServerReflection.descriptorSet(url: spec.url.description, reach: reach),
                 let schema = try? DescriptorSets.schema(set), (try? store.addDescriptorSet(set)) != nil
             else { continue }
             let services = Set(schema.methods.keys.compactMap { $0.split(separator: "/").first }).sorted()

@@ -3,6 +3,7 @@ import DriftcheckPostgres
 import DriftcheckProxy
 import DriftcheckStore
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -48,10 +49,18 @@ final class RecordingSession {
         }
         self.writer = writer
         group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let grpcServices = self.grpcServices
         proxy = RecordingProxy(group: group, configuration: configuration, waitForRoom: writer.waitForRoom) {
-            exchange in writer.submit(exchange)
+            exchange in
+            if exchange.request.headers["content-type"]?.hasPrefix("application/grpc") == true {
+                grpcServices.withLockedValue { _ = $0.insert(exchange.service) }
+            }
+            writer.submit(exchange)
         }
     }
+
+    /// Services that gRPC calls were recorded for.
+    private let grpcServices = NIOLockedValueBox<Set<String>>([])
 
     /// Starts one listener and announces it on stderr in SPEC's format.
     @discardableResult
@@ -77,11 +86,16 @@ final class RecordingSession {
 
     /// Stops accepting, finishes exchanges in flight, flushes the store (and the outbox, trying
     /// for up to `sendFor` seconds) and closes it.
-    func stop(sendFor: Double = 10) async -> (StoreWriter.Statistics, Outbox.Report?) {
+    /// `beforeClosing` gets the store and the services gRPC calls were recorded for, once every
+    /// exchange is in it.
+    func stop(sendFor: Double = 10, beforeClosing: (SQLiteStore, Set<String>) -> Void = { _, _ in }) async -> (
+        StoreWriter.Statistics, Outbox.Report?
+    ) {
         let drained = await proxy.shutdown()
         for line in proxy.coverage.lines { Terminal.say("  \(line)") }
         if !drained { Terminal.warning("some exchanges were still in flight at shutdown and were not recorded") }
         let statistics = writer.finish()
+        beforeClosing(store, grpcServices.withLockedValue { $0 })
         try? store.endSession(sessionID)
         let report = outbox?.finish(deadline: Date().addingTimeInterval(sendFor))
         try? store.close()

@@ -11,10 +11,11 @@ public enum ServerReflection {
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
     ]
 
-    /// The FileDescriptorSet of every service `url` (an `h2c://` origin) reflects, with the
-    /// files they import; nil when it does not answer reflection.
-    public static func descriptorSet(url: String, timeout: Double = 5) -> Data? {
-        let client = CurlClient(service: "reflection", baseURL: url, timeout: timeout)
+    /// The FileDescriptorSet of every service `url` (an `h2c://` or `https://` origin, reached
+    /// as `reach` says) reflects, with the files they import; nil when it does not answer
+    /// reflection.
+    public static func descriptorSet(url: String, timeout: Double = 5, reach: CurlClient.Reach = .init()) -> Data? {
+        let client = CurlClient(service: "reflection", baseURL: url, timeout: timeout, reach: reach)
         for path in paths {
             guard let services = try? ask(client, path, [listServices()]).flatMap(serviceNames), !services.isEmpty
             else { continue }

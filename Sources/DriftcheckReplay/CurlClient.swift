@@ -19,13 +19,44 @@ public final class CurlClient {
     public let baseURL: String
     public let service: String
     public let timeout: Double
+    let reach: Reach
+
+    /// How to reach a real `https://` upstream as the recorder does (server reflection): the
+    /// recorder's extra trust roots, `--insecure-upstream`, `--resolve`.
+    public struct Reach: Sendable {
+        public var trustRoots: [String] = []
+        public var insecure = false
+        /// Host → address to connect to instead.
+        public var resolve: [String: String] = [:]
+
+        public init(trustRoots: [String] = [], insecure: Bool = false, resolve: [String: String] = [:]) {
+            self.trustRoots = trustRoots
+            self.insecure = insecure
+            self.resolve = resolve
+        }
+
+        /// The system's roots and `trustRoots` as one PEM bundle; nil when there are no extra roots.
+        var bundle: Data? {
+            guard !trustRoots.isEmpty else { return nil }
+            var pem = Data()
+            if let path = driftcheck_curl_default_cainfo(),
+                let system = FileManager.default.contents(atPath: String(cString: path))
+            {
+                pem += system + Data("\n".utf8)
+            }
+            for file in trustRoots { pem += (FileManager.default.contents(atPath: file) ?? Data()) + Data("\n".utf8) }
+            return pem
+        }
+    }
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
-    public init(service: String, baseURL: String, timeout: Double = 30) {
+    public init(service: String, baseURL: String, timeout: Double = 30, reach: Reach = Reach()) {
         _ = Self.globalInit
         handle = curl_easy_init()
         self.service = service
+        self.reach = reach
+        trustBundle = reach.bundle
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
@@ -37,6 +68,7 @@ public final class CurlClient {
 
     private let isH2C: Bool
     private let requestBase: String
+    private var trustBundle: Data?
 
     deinit { curl_easy_cleanup(handle) }
 
@@ -68,7 +100,8 @@ public final class CurlClient {
             headerList = curl_slist_append(headerList, "\(field.name): \(field.value)")
         }
         // The one hop-by-hop field HTTP/2 allows, and gRPC servers require.
-        if isH2C, request.headers["te"]?.lowercased() == "trailers" {
+        let isTLS = requestBase.lowercased().hasPrefix("https://")
+        if isH2C || isTLS, request.headers["te"]?.lowercased() == "trailers" {
             headerList = curl_slist_append(headerList, "TE: trailers")
         }
         // An empty value stops curl from adding its own Expect: 100-continue, Accept: */* or a
@@ -78,6 +111,13 @@ public final class CurlClient {
             headerList = curl_slist_append(headerList, "\(name):")
         }
         defer { curl_slist_free_all(headerList) }
+        // --resolve: "HOST::ADDR:" connects to ADDR on the URL's port, keeping HOST for TLS.
+        var connectTo: UnsafeMutablePointer<curl_slist>?
+        for (host, address) in reach.resolve {
+            let bracketed = address.contains(":") ? "[\(address)]" : address
+            connectTo = curl_slist_append(connectTo, "\(host)::\(bracketed):")
+        }
+        defer { curl_slist_free_all(connectTo) }
         let acceptEncoding = request.headers["accept-encoding"]
 
         let body = request.body.bytes
@@ -94,6 +134,15 @@ public final class CurlClient {
                     driftcheck_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
                     driftcheck_curl_setopt_long(handle, CURLOPT_PROXY_TRANSFER_MODE, 0)
                     driftcheck_curl_setopt_string(handle, CURLOPT_PROXY, "")
+                    if connectTo != nil { driftcheck_curl_setopt_slist(handle, CURLOPT_CONNECT_TO, connectTo) }
+                    if isTLS {
+                        driftcheck_curl_setopt_long(handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+                        if reach.insecure {
+                            driftcheck_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 0)
+                            driftcheck_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 0)
+                        }
+                        if let trustBundle { Self.setTrust(handle, trustBundle) }
+                    }
                     if isH2C {
                         driftcheck_curl_setopt_long(
                             handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE))
@@ -153,6 +202,19 @@ public final class CurlClient {
         return RecordedResponse(
             status: status, headers: HeaderFields(sink.headers), body: CapturedBody(bytes: sink.body),
             trailers: HeaderFields(sink.trailers))
+    }
+}
+
+extension CurlClient {
+    /// The trust bundle as a blob libcurl copies.
+    fileprivate static func setTrust(_ handle: UnsafeMutableRawPointer, _ bundle: Data) {
+        var pem = bundle
+        pem.withUnsafeMutableBytes { raw in
+            var blob = curl_blob(data: raw.baseAddress, len: raw.count, flags: UInt32(CURL_BLOB_COPY))
+            _ = withUnsafeMutablePointer(to: &blob) {
+                driftcheck_curl_setopt_pointer(handle, CURLOPT_CAINFO_BLOB, $0)
+            }
+        }
     }
 }
 

@@ -141,6 +141,12 @@ func recordGRPC(
         recorder.process.signalGroup(SIGINT)
         #expect(await recorder.process.wait() == 0, "\(recorder.output)")
         #expect(recorder.output.contains("grpc.test:\(server.port): TLS intercepted, recorded as https (1 connection)"))
+        // Once gRPC calls were recorded for an https:// upstream, it is asked for reflection
+        // (with --upstream-ca and --resolve): the recordings carry its descriptors.
+        #expect(
+            recorder.output.contains("recs: message names from the server's reflection (shop.v1.Recommendations)"),
+            "\(recorder.output)")
+        #expect(try SQLiteStore(path: store).descriptorSets().count == 1)
 
         let exchanges = try SQLiteStore(path: store).exchanges()
         let methods = ["Get", "Get", "List", "Chat"].map { "/shop.v1.Recommendations/\($0)" }
