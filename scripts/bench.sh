@@ -2,6 +2,7 @@
 # Side-by-side recorder benchmark, one run on one machine, one upstream (nginx serving files):
 #   direct            wrk → upstream
 #   nginx             wrk → nginx proxy_pass (worker_processes auto, upstream keep-alive) → upstream
+#                     (a second nginx instance: see the comment at the configuration)
 #   driftcheck        wrk → driftcheck record → upstream
 #   before            the same, with BEFORE_BIN (an older build), when set
 #   mitmproxy         wrk → mitmdump --mode reverse -w FILE → upstream        (BENCH_PEERS has mitmproxy)
@@ -16,7 +17,7 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-2}
 WORKLOADS=${WORKLOADS:-"small post16k big1m newconn"}
-BENCH_PEERS=${BENCH_PEERS:-"mitmproxy wiremock"}
+BENCH_PEERS=${BENCH_PEERS-"mitmproxy wiremock"}
 work=$(mktemp -d /tmp/driftcheck-bench.XXXXXX)
 # nginx workers run unprivileged: they must be able to read the files they serve.
 chmod 755 "$work"
@@ -24,6 +25,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  [ -f "$work/origin.pid" ] && kill "$(cat "$work/origin.pid")" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -55,31 +57,59 @@ wrk.method = "POST"
 local f = io.open("$work/post16k.body", "rb"); wrk.body = f:read("*a"); f:close()
 wrk.headers["Content-Type"] = "application/octet-stream"
 LUA
-cat > "$work/nginx.conf" <<CONF
+# The origin and the nginx proxy are two nginx instances, each with its own workers: in one
+# instance a proxied request could be served end to end inside one worker's event loop (both
+# server blocks in the same process, no wake-up of another process), an advantage no separate
+# proxy such as driftcheck or mitmproxy can have, and nginx's CPU figure would include the
+# origin's. NGINX_SHARED=1 measures the old layout (one instance with both server blocks).
+cat > "$work/origin.conf" <<CONF
 worker_processes auto;
-pid $work/nginx.pid;
-error_log $work/logs/error.log;
+pid $work/origin.pid;
+error_log $work/logs/origin-error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
   default_type application/json;
   keepalive_requests 1000000;
   client_body_buffer_size 64k;
-  upstream origin { server 127.0.0.1:$upstream_port; keepalive 64; }
   server {
     listen 127.0.0.1:$upstream_port;
     root $work/www;
     # POSTs get the small JSON back, as a write endpoint would.
     error_page 405 =200 /order.json;
   }
+CONF
+proxy_block="
+  upstream origin { server 127.0.0.1:$upstream_port; keepalive 64; }
   server {
     listen 127.0.0.1:$nginx_port;
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+  }"
+if [ -n "${NGINX_SHARED:-}" ]; then
+  printf '%s\n}\n' "$proxy_block" >> "$work/origin.conf"
+else
+  echo "}" >> "$work/origin.conf"
+  cat > "$work/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/logs/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_buffer_size 64k;
+$proxy_block
 }
 CONF
-nginx -c "$work/nginx.conf" -p "$work"
+fi
+nginx -c "$work/origin.conf" -p "$work"
 wait_port "$upstream_port"
+if [ -n "${NGINX_SHARED:-}" ]; then
+  cp "$work/origin.pid" "$work/nginx.pid"
+else
+  nginx -c "$work/nginx.conf" -p "$work"
+fi
+wait_port "$nginx_port"
 
 declare -A port pid
 port[direct]=$upstream_port

@@ -157,7 +157,10 @@ final class UpstreamPool: UpstreamSource, @unchecked Sendable {
                         try sync.addHandler(
                             UpstreamHandshake(promise: channel.eventLoop.makePromise(), destination: destination))
                     }
-                    try sync.addHTTPClientHandlers()
+                    // Every head sent upstream was parsed and validated on the way in (HTTP/1.1 by
+                    // llhttp, HTTP/2 by nio-http2) or built by the proxy: validating it again cost
+                    // 3.5 % of the event loops' time for small GETs (perf).
+                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try sync.addHandler(UpstreamHandler())
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {

@@ -264,16 +264,22 @@ public struct GRPCServer: Sendable {
     public static func start(in directory: TemporaryDirectory, drift: [String] = [], tls: Bool = false) async throws
         -> GRPCServer
     {
-        let port = try freeLoopbackPort()
-        let log = directory.file("grpc-server-\(port).log")
+        // Port 0: the server binds a free port and says which; a port chosen here first could be
+        // taken by another process before the server binds it (seen with a build running beside).
+        let log = directory.file("grpc-server-\(UUID().uuidString.prefix(6)).log")
         let process = try ChildProcess.spawn(
-            ["python3", Fixtures.path("grpc/grpc_server.py"), String(port)] + drift
+            ["python3", Fixtures.path("grpc/grpc_server.py"), "0"] + drift
                 + (tls ? ["--tls", directory.path] : []),
             environment: ProcessInfo.processInfo.environment, outputPath: log)
-        let started = await eventually(timeout: 60) {
-            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("listening on")
+        var port: Int?
+        _ = await eventually(timeout: 60) {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            port = text.split(separator: "\n").first { $0.hasPrefix("listening on ") }.flatMap {
+                Int($0.dropFirst("listening on ".count))
+            }
+            return port != nil
         }
-        guard started else {
+        guard let port, port > 0 else {
             process.signalGroup(SIGKILL)
             throw ClientError(
                 description:

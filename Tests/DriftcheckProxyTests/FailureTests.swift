@@ -147,6 +147,10 @@ import Testing
         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
         "GET /orders HTTP/1.1\r\nHost: x\r\nX-Evil: a\rb\r\n\r\n",
+        // Heads go upstream without a second validation: the parser must refuse these.
+        "GET /orders HTTP/1.1\r\nHost: x\r\nX-Evil: a\u{0}b\r\n\r\n",
+        "GET /orders HTTP/1.1\r\nHost: x\r\nX-Evil: a\nInjected: b\r\n\r\n",
+        "GET /orders HTTP/1.1\r\nHost: x\r\nX Evil: a\r\n\r\n",
     ])
     func malformedRequestsGet400AndAreNeverForwarded(request: String) async throws {
         let upstream = try await TestUpstream.start()
