@@ -14,7 +14,9 @@ enum HTTP2Recording {
     static func connectionConfiguration() -> NIOHTTP2Handler.ConnectionConfiguration {
         var configuration = NIOHTTP2Handler.ConnectionConfiguration()
         configuration.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
+            // Each open stream may hold one exchange beyond the store's soft bound (as each
+            // HTTP/1.1 connection may): nginx allows 128, grpc-go 100.
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: 100),
             HTTP2Setting(parameter: .maxHeaderListSize, value: 64 << 10),
             HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
         ]

@@ -116,7 +116,13 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     /// Whether the client's bytes are being read, for tests.
     var isReadingClient: Bool { !readingPaused }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // An HTTP/2 stream carries one request, so there is no "next request" to hold: a store
+        // that is behind holds the stream's request before it goes upstream instead (its flow
+        // control window then stays shut, and the client waits).
+        if encoder == nil { resume(context) }
+    }
 
     // The handler and its context hold each other; letting go here frees both with the channel.
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -52,9 +52,13 @@ final class Rig {
     let room = NIOLockedValueBox(true)
     let resumes = NIOLockedValueBox<[@Sendable () -> Void]>([])
 
-    init(route: ListenerRoute = .reverse(service: "orders", upstream: UpstreamURL.parse("http://orders.test:8080")!))
-        throws
-    {
+    /// `stream`: the handler of an HTTP/2 stream (no HTTP/1.1 codec). `roomAtStart`: whether the
+    /// store has room when the handler is added.
+    init(
+        route: ListenerRoute = .reverse(service: "orders", upstream: UpstreamURL.parse("http://orders.test:8080")!),
+        stream: Bool = false, roomAtStart: Bool = true
+    ) throws {
+        room.withLockedValue { $0 = roomAtStart }
         upstreams = EmbeddedUpstreams(loop: loop)
         let recorded = self.recorded
         let room = self.room
@@ -72,8 +76,8 @@ final class Rig {
         let services = ProxyServices(
             upstreams: upstreams, configuration: configuration, recorder: recorder, interceptor: nil)
         handler = ProxyServerHandler(
-            route: route, services: services, encoder: HTTPResponseEncoder(),
-            decoder: ByteToMessageHandler(HTTPRequestDecoder()))
+            route: route, services: services, encoder: stream ? nil : HTTPResponseEncoder(),
+            decoder: stream ? nil : ByteToMessageHandler(HTTPRequestDecoder()))
         client = EmbeddedChannel(handler: handler, loop: loop)
         try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1234)).wait()
     }
@@ -294,6 +298,28 @@ final class Rig {
         rig.loop.run()
         #expect(try rig.sent(upstream) == ["GET /second host=orders.test:8080 [host]", "end"])
         #expect(rig.stateName == "streaming")
+    }
+
+    /// An HTTP/2 stream carries one request: with the store behind, that request is held before
+    /// it goes upstream (the stream is not read, so its flow-control window stays shut).
+    @Test func anHTTP2StreamsRequestWaitsForRoomBeforeItGoesUpstream() throws {
+        let rig = try Rig(stream: true, roomAtStart: false)
+        #expect(rig.stateName == "waitingForRoom")
+        #expect(!rig.handler.isReadingClient)
+        try rig.request(.POST, "/shop.v1.Recommendations/Get", body: ["message"])
+        #expect(rig.upstreams.requested.isEmpty)
+        rig.room.withLockedValue { $0 = true }
+        for resume in rig.resumes.withLockedValue({ $0 }) { resume() }
+        rig.loop.run()
+        #expect(rig.stateName == "connecting")
+        let upstream = try rig.upstreams.connect()
+        #expect(
+            try rig.sent(upstream) == [
+                "POST /shop.v1.Recommendations/Get host=orders.test:8080 [host]", "message", "end",
+            ])
+        // With room, a stream's request goes on at once.
+        let open = try Rig(stream: true)
+        #expect(open.stateName == "idle" && open.handler.isReadingClient)
     }
 
     @Test func connectOnAReverseListenerIsRefusedAndTheConnectionClosed() throws {

@@ -1,3 +1,5 @@
+import DriftcheckCore
+import DriftcheckTestSupport
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -38,5 +40,27 @@ final class FlushCounter: ChannelOutboundHandler {
         #expect(counter.flushes == 2)
         #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "d"))
         _ = try channel.finish()
+    }
+}
+
+@Suite struct HTTP2BackPressureTests {
+    /// 3,000 gRPC calls on 3 connections through a writer with a 4 KiB soft bound (streams may be
+    /// held for room whenever it is crossed) and a 64 KiB hard bound: every call answered and
+    /// stored, none dropped, none left waiting. That a stream's request is held at all is
+    /// `anHTTP2StreamsRequestWaitsForRoomBeforeItGoesUpstream`'s to show, on the loop's clock.
+    @Test func streamsWaitForTheStoreInsteadOfBeingLost() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await GRPCServer.start(in: directory)
+        defer { server.stop() }
+        let harness = try await ProxyHarness.start(
+            .reverse(service: "recs", upstream: UpstreamURL(scheme: "h2c", host: "127.0.0.1", port: server.port)),
+            storeBytes: (soft: 4 << 10, hard: 64 << 10))
+        defer { harness.remove() }
+        let result = try await GRPCServer.client("127.0.0.1:\(harness.port)", ["load", "3000", "3"], in: directory)
+        #expect(result == ["ok 3000"])
+        let stored = try await harness.finish()
+        #expect(harness.writer.currentStatistics.dropped == 0)
+        #expect(stored.count == 3000)
     }
 }
