@@ -17,6 +17,12 @@ public struct MockStartFailure: Error, CustomStringConvertible, Sendable {
         let tail = output.split(separator: "\n").suffix(20).joined(separator: "\n")
         return "\(service): \(reason)" + (tail.isEmpty ? "" : "\n--- mock output ---\n\(tail)")
     }
+
+    /// The mock exited saying its port was taken (EADDRINUSE, as servers word it).
+    var lostItsPort: Bool {
+        let text = output.lowercased()
+        return reason.contains("exited") && (text.contains("address already in use") || text.contains("eaddrinuse"))
+    }
 }
 
 /// A `mock.yml` command started in its directory, in its own process group.
@@ -38,6 +44,21 @@ public final class RunningMock: Sendable {
     /// Starts `spec.command` with `sh -c` in the mock's directory and waits until `url + ready`
     /// answers any HTTP status, the process exits, or `spec.timeout` passes.
     public static func start(service: String, spec: MockProcessSpec) async throws -> RunningMock {
+        // A port found free here can be taken by another process before the mock binds it (a
+        // loaded CI machine): a mock that says so gets another port, twice at most.
+        var attempt = 1
+        while true {
+            do {
+                return try await startOnce(service: service, spec: spec)
+            } catch let failure as MockStartFailure
+                where spec.url.contains("${PORT}") && attempt < 3 && failure.lostItsPort
+            {
+                attempt += 1
+            }
+        }
+    }
+
+    private static func startOnce(service: String, spec: MockProcessSpec) async throws -> RunningMock {
         guard let command = spec.command else {
             throw MockStartFailure(service: service, reason: "mock.yml has no command", output: "")
         }
