@@ -291,13 +291,15 @@ public struct GRPCServer: Sendable {
     public func stop() { process.signalGroup(SIGKILL) }
 
     /// Runs `fixtures/grpc/grpc_client.py` against `target`; its output lines.
-    /// `trusting` a CA file makes it speak TLS, checking the certificate for `name`.
+    /// `trusting` a CA file makes it speak TLS, checking the certificate for `name`; `proxy`
+    /// sends it through an HTTP proxy with CONNECT (`grpc_proxy`).
     public static func client(
         _ target: String, _ arguments: [String], in directory: TemporaryDirectory, trusting caFile: String? = nil,
-        name: String? = nil
+        name: String? = nil, proxy: String? = nil
     ) async throws -> [String] {
         let log = directory.file("grpc-client-\(UUID().uuidString.prefix(6)).log")
         var environment = ProcessInfo.processInfo.environment
+        environment["grpc_proxy"] = proxy
         environment["GRPC_CLIENT_CA"] = caFile
         environment["GRPC_CLIENT_NAME"] = name
         let process = try ChildProcess.spawn(

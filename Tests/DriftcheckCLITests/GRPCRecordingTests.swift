@@ -165,6 +165,36 @@ func recordGRPC(
         #expect(exchanges.map { grpcFrames($0.request.body.bytes).count } == [1, 1, 1, 3, 1, 1, 1, 3])
     }
 
+    /// A gRPC client behind a forward proxy (`grpc_proxy`, CONNECT) whose destination matches
+    /// `--intercept-tls`: the tunnel's TLS is terminated, h2 chosen by ALPN, every call recorded.
+    @Test func grpcThroughTheForwardProxyIsInterceptedAsHTTP2() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await GRPCServer.start(in: directory, tls: true)
+        defer { server.stop() }
+        let ca = directory.file("ca")
+        #expect(try await DriftcheckBinary.run(["ca", "init", "--ca-dir", ca], in: directory).status == 0)
+        let store = directory.file("grpc.sqlite")
+        let recorder = try DriftcheckBinary.start(
+            [
+                "record", "--store", store, "--listen", "127.0.0.1:0", "--resolve", "grpc.test=127.0.0.1",
+                "--upstream-ca", directory.file("upstream-ca.pem"), "--intercept-tls", "grpc.test", "--ca-dir", ca,
+            ], in: directory)
+        let port = try await recorder.listeners(1)[0]
+        let answers = try await GRPCServer.client(
+            "grpc.test:\(server.port)", ["all"], in: directory, trusting: ca + "/ca.pem",
+            proxy: "http://127.0.0.1:\(port)")
+        #expect(answers.count == 8)
+        recorder.process.signalGroup(SIGINT)
+        #expect(await recorder.process.wait() == 0, "\(recorder.output)")
+        #expect(recorder.output.contains("grpc.test:\(server.port): TLS intercepted, recorded as https (1 connection)"))
+        let exchanges = try SQLiteStore(path: store).exchanges()
+        #expect(
+            exchanges.map(\.request.path) == ["Get", "Get", "List", "Chat"].map { "/shop.v1.Recommendations/\($0)" })
+        #expect(exchanges.allSatisfy { $0.request.scheme == "https" && $0.request.host == "grpc.test" })
+        #expect(exchanges.compactMap(\.response).map { grpcFrames($0.body.bytes).count } == [1, 0, 3, 3])
+    }
+
     /// A recording of gRPC calls leaves as HAR (bodies in base64, trailers in `_trailers`, the
     /// descriptor sets in `log._descriptorSets`) and comes back the same: the same exchanges,
     /// the same schemas, and the same findings when compared from the HAR.
