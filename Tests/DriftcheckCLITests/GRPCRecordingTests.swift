@@ -47,6 +47,19 @@ func recordGRPC(
     return output
 }
 
+/// A grpcio server serving TLS (its CA in `directory/upstream-ca.pem`) and a new driftcheck CA
+/// in `directory/ca`.
+func tlsServerAndCA(in directory: TemporaryDirectory) async throws -> (GRPCServer, String) {
+    let server = try await GRPCServer.start(in: directory, tls: true)
+    let ca = directory.file("ca")
+    let made = try await DriftcheckBinary.run(["ca", "init", "--ca-dir", ca], in: directory)
+    guard made.status == 0 else {
+        server.stop()
+        throw ClientError(description: "driftcheck ca init failed: \(made.output)")
+    }
+    return (server, ca)
+}
+
 @Suite struct GRPCRecordingTests {
     /// A real grpcio client and server, `driftcheck record` between them over h2c: every call
     /// kind answered exactly as without the recorder, and stored with every message in order.
@@ -115,14 +128,12 @@ func recordGRPC(
     @Test func grpcOverTLSIsRecordedToHTTPSUpstreamsAndInsideInterceptedTLS() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let server = try await GRPCServer.start(in: directory, tls: true)
+        let (server, ca) = try await tlsServerAndCA(in: directory)
         defer { server.stop() }
         let upstreamCA = directory.file("upstream-ca.pem")
         let direct = try await GRPCServer.client(
             "127.0.0.1:\(server.port)", ["all"], in: directory, trusting: upstreamCA, name: "grpc.test")
         #expect(direct.count == 8)
-        let ca = directory.file("ca")
-        #expect(try await DriftcheckBinary.run(["ca", "init", "--ca-dir", ca], in: directory).status == 0)
 
         let store = directory.file("grpc.sqlite")
         let upstream = "https://grpc.test:\(server.port)"
@@ -170,10 +181,8 @@ func recordGRPC(
     @Test func grpcThroughTheForwardProxyIsInterceptedAsHTTP2() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let server = try await GRPCServer.start(in: directory, tls: true)
+        let (server, ca) = try await tlsServerAndCA(in: directory)
         defer { server.stop() }
-        let ca = directory.file("ca")
-        #expect(try await DriftcheckBinary.run(["ca", "init", "--ca-dir", ca], in: directory).status == 0)
         let store = directory.file("grpc.sqlite")
         let recorder = try DriftcheckBinary.start(
             [
