@@ -58,9 +58,20 @@ final class FlushConsolidation: ChannelOutboundHandler, RemovableChannelHandler 
         guard !scheduled else { return }
         scheduled = true
         context.eventLoop.assumeIsolated().execute {
+            guard self.scheduled else { return }
             self.scheduled = false
             context.flush()
         }
+    }
+
+    // What was written goes out before the connection closes (a GOAWAY and its close come
+    // in the same pass).
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if scheduled {
+            scheduled = false
+            context.flush()
+        }
+        context.close(mode: mode, promise: promise)
     }
 }
 

@@ -41,6 +41,21 @@ final class FlushCounter: ChannelOutboundHandler {
         #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "d"))
         _ = try channel.finish()
     }
+
+    /// A flush still waiting for the end of the pass goes out before a close in the same pass:
+    /// a GOAWAY written and flushed just before its connection closes is not lost.
+    @Test func aWaitingFlushGoesOutBeforeTheClose() throws {
+        let counter = FlushCounter()
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers([counter, FlushConsolidation()])
+        channel.write(ByteBuffer(string: "goaway"), promise: nil)
+        channel.flush()
+        channel.close(promise: nil)
+        #expect(counter.flushes == 1)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "goaway"))
+        channel.embeddedEventLoop.run()
+        #expect(counter.flushes == 1)
+    }
 }
 
 @Suite struct HTTP2BackPressureTests {
