@@ -144,20 +144,16 @@ public final class RawConnection: Sendable {
     public static func open(host: String = "127.0.0.1", port: Int, group: EventLoopGroup) async throws -> RawConnection
     {
         let received = NIOLockedValueBox((text: "", closed: false))
-        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream()
+        // Bytes are kept on the event loop as they arrive: a task consuming them would wait for
+        // a cooperative thread, and on a loaded machine the answer was "not received" while
+        // it sat in a stream.
         let channel = try await ClientBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(RawCollector(continuation: continuation))
+                    try channel.pipeline.syncOperations.addHandler(RawCollector(received: received))
                 }
             }
             .connect(host: host, port: port).get()
-        Task {
-            for await buffer in stream {
-                received.withLockedValue { $0.text += String(decoding: buffer.readableBytesView, as: UTF8.self) }
-            }
-            received.withLockedValue { $0.closed = true }
-        }
         return RawConnection(channel: channel, received: received)
     }
 
@@ -166,7 +162,7 @@ public final class RawConnection: Sendable {
     }
 
     /// Everything received up to and including `marker`, consumed from the buffer.
-    public func read(until marker: String, timeout: Double = 10) async throws -> String {
+    public func read(until marker: String, timeout: Double = 60) async throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let found: String? = received.withLockedValue { state in
@@ -183,7 +179,7 @@ public final class RawConnection: Sendable {
     }
 
     /// Everything until the peer closes (or `timeout` passes, then closes).
-    public func readToEnd(timeout: Double = 10) async throws -> String {
+    public func readToEnd(timeout: Double = 60) async throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline, !received.withLockedValue({ $0.closed }) {
             try await Task.sleep(nanoseconds: 5_000_000)
@@ -231,9 +227,12 @@ private final class ResponseCollector: ChannelInboundHandler {
 
 private final class RawCollector: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    let continuation: AsyncStream<ByteBuffer>.Continuation
-    init(continuation: AsyncStream<ByteBuffer>.Continuation) { self.continuation = continuation }
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) { continuation.yield(unwrapInboundIn(data)) }
-    func channelInactive(context: ChannelHandlerContext) { continuation.finish() }
+    let received: NIOLockedValueBox<(text: String, closed: Bool)>
+    init(received: NIOLockedValueBox<(text: String, closed: Bool)>) { self.received = received }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        received.withLockedValue { $0.text += String(decoding: buffer.readableBytesView, as: UTF8.self) }
+    }
+    func channelInactive(context: ChannelHandlerContext) { received.withLockedValue { $0.closed = true } }
     func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
 }

@@ -65,12 +65,12 @@ private final class Echo: ChannelInboundHandler, Sendable {
             configuration: configuration)
         defer { harness.remove() }
         let silent = try await RawConnection.open(port: harness.port, group: testGroup)
-        #expect(try await silent.read(until: "ready\r\n", timeout: 10) == "220 ready\r\n")
+        #expect(try await silent.read(until: "ready\r\n", timeout: 60) == "220 ready\r\n")
         try await silent.send("PING\r\n")
-        #expect(try await silent.read(until: "PING\r\n", timeout: 10) == "PING\r\n")
+        #expect(try await silent.read(until: "PING\r\n", timeout: 60) == "PING\r\n")
         let redis = try await RawConnection.open(port: harness.port, group: testGroup)
         try await redis.send("*1\r\n$4\r\nPING\r\n")
-        #expect(try await redis.read(until: "PING\r\n", timeout: 10) == "220 ready\r\n*1\r\n$4\r\nPING\r\n")
+        #expect(try await redis.read(until: "PING\r\n", timeout: 60) == "220 ready\r\n*1\r\n$4\r\nPING\r\n")
         #expect(harness.proxy.coverage.tunnelled == ["127.0.0.1:\(port)": 2])
         #expect(try await harness.finish().isEmpty)
     }
@@ -86,7 +86,7 @@ private final class Echo: ChannelInboundHandler, Sendable {
         let connection = try await RawConnection.open(port: harness.port, group: testGroup)
         try await Task.sleep(nanoseconds: 800_000_000)
         try await connection.send("GET /orders/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        let answer = try await connection.readToEnd(timeout: 10)
+        let answer = try await connection.readToEnd(timeout: 60)
         #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
         #expect(try await harness.finish().map(\.request.path) == ["/orders/1"])
         #expect(harness.proxy.coverage.tunnelled.isEmpty)
@@ -111,7 +111,7 @@ private final class Echo: ChannelInboundHandler, Sendable {
         let tls = "\u{16}\u{03}\u{01}client-hello"
         let connection = try await RawConnection.open(port: harness.port, group: testGroup)
         try await connection.send(tls)
-        #expect(try await connection.read(until: "hello", timeout: 10) == tls)
+        #expect(try await connection.read(until: "hello", timeout: 60) == tls)
         let h2c = try await RawConnection.open(port: harness.port, group: testGroup)
         try await h2c.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nframes-follow")
         let answer = Array(try await h2c.readToEnd(timeout: 10).utf8)

@@ -95,7 +95,9 @@ final class ProxyHarness: Sendable {
         }
     }
 
-    func raw(_ text: String, timeout: TimeAmount = .seconds(5)) async throws -> String {
+    /// `text` sent on a new connection; what came back until the proxy closed it. The timeout is
+    /// a margin for a loaded machine (every caller's answer ends with a close).
+    func raw(_ text: String, timeout: TimeAmount = .seconds(60)) async throws -> String {
         try await LoopbackHTTPClient.raw(Array(text.utf8), port: port, group: testGroup, timeout: timeout)
     }
 
