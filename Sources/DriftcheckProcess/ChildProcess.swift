@@ -108,6 +108,15 @@ public final class ChildProcess: Sendable {
         }
     }
 
+    /// Waits for the process on the calling thread (not from async code: it blocks the thread);
+    /// its exit status, or 128 + the signal that ended it.
+    public func waitBlocking() -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let low = status & 0x7F
+        return low == 0 ? (status >> 8) & 0xFF : 128 + low
+    }
+
     /// Asks the group to stop with SIGTERM, then SIGKILLs it after `grace` seconds.
     public func terminate(grace: Double = 5) async -> Int32 {
         signalGroup(SIGTERM)

@@ -177,33 +177,33 @@ public func eventually(timeout: Double = 60, _ probe: () async -> Bool) async ->
     return false
 }
 
+/// Runs `arguments` to completion on the calling thread; its exit status and its output
+/// (stdout and stderr). Spawned with posix_spawn like every child of the tests: Foundation's
+/// `Process` watches children with a select()-based CFRunLoop, and a test process under load
+/// holds hundreds of descriptors (768 seen in a hung run), close to select()'s limit of 1024.
+public func runToCompletion(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    let log = NSTemporaryDirectory() + "driftcheck-run-\(UUID().uuidString.prefix(8)).log"
+    defer { unlink(log) }
+    let process = try ChildProcess.spawn(
+        arguments, environment: ProcessInfo.processInfo.environment, outputPath: log)
+    let status = process.waitBlocking()
+    return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+}
+
 /// A Python package's directory, or nil when it is not installed.
 public func pythonPackageDirectory(_ name: String) -> String? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", "import \(name), os; print(os.path.dirname(\(name).__file__))"]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return nil }
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { return nil }
-    return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        .trimmingCharacters(in: .whitespacesAndNewlines)
+    guard
+        let (status, output) = try? runToCompletion([
+            "python3", "-c", "import \(name), os; print(os.path.dirname(\(name).__file__))",
+        ]), status == 0
+    else { return nil }
+    return output.trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
 /// Runs the sqlite3 shell: an independent reader and writer of store files.
 @discardableResult
 public func runSQLite(_ path: String, _ sql: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-    process.arguments = [path, sql]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    process.waitUntilExit()
-    return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        .trimmingCharacters(in: .whitespacesAndNewlines)
+    try runToCompletion(["sqlite3", path, sql]).output.trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
 /// Whether httpbin (served by gunicorn) answers on `port`, directly or through a proxy.
