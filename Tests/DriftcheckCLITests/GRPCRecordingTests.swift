@@ -252,12 +252,7 @@ func tlsServerAndCA(in directory: TemporaryDirectory) async throws -> (GRPCServe
         #expect(try after.exchanges().map(content) == before.exchanges().map(content))
 
         // Compared from the HAR alone: the enum drift needs the descriptors it carried.
-        let mocks = directory.file("mocks")
-        try FileManager.default.createDirectory(atPath: mocks + "/recs/grpc", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(
-            atPath: Fixtures.path("grpc/wiremock/recs/mappings"), toPath: mocks + "/recs/mappings")
-        try FileManager.default.copyItem(
-            atPath: try await shopDescriptorSet(in: directory), toPath: mocks + "/recs/grpc/shop.dsc")
+        let mocks = try await grpcExtensionMocks(in: directory)
         let fromStore = directory.file("from-store.json")
         let fromHAR = directory.file("from-har.json")
         _ = try await DriftcheckBinary.run(
@@ -302,6 +297,18 @@ func shopDescriptorSet(in directory: TemporaryDirectory) async throws -> String 
     return path
 }
 
+/// `directory/mocks` with the fixture's gRPC-extension mappings for `recs` and the shop
+/// descriptors beside them (`recs/grpc/shop.dsc`), as the extension reads them.
+func grpcExtensionMocks(in directory: TemporaryDirectory) async throws -> String {
+    let mocks = directory.file("mocks")
+    try FileManager.default.createDirectory(atPath: mocks + "/recs/grpc", withIntermediateDirectories: true)
+    try FileManager.default.copyItem(
+        atPath: Fixtures.path("grpc/wiremock/recs/mappings"), toPath: mocks + "/recs/mappings")
+    try FileManager.default.copyItem(
+        atPath: try await shopDescriptorSet(in: directory), toPath: mocks + "/recs/grpc/shop.dsc")
+    return mocks
+}
+
 /// `endpoint kind path` of every finding in a JSON report.
 func findingKeys(_ reportPath: String) throws -> [String] {
     let report = try JSONValue.parse(Data(try String(contentsOfFile: reportPath, encoding: .utf8).utf8))
@@ -324,12 +331,7 @@ func findingKeys(_ reportPath: String) throws -> [String] {
         defer { server.stop() }
         let store = directory.file("grpc.sqlite")
         _ = try await recordGRPC(server, into: store, calling: ["all", "3"], in: directory)
-        let mocks = directory.file("mocks")
-        try FileManager.default.createDirectory(atPath: mocks + "/recs/grpc", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(
-            atPath: Fixtures.path("grpc/wiremock/recs/mappings"), toPath: mocks + "/recs/mappings")
-        try FileManager.default.copyItem(
-            atPath: try await shopDescriptorSet(in: directory), toPath: mocks + "/recs/grpc/shop.dsc")
+        let mocks = try await grpcExtensionMocks(in: directory)
         let reportPath = directory.file("report.json")
         let result = try await DriftcheckBinary.run(
             ["compare", mocks, "--store", store, "--format", "json", "--output", reportPath], in: directory)
