@@ -125,6 +125,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DriftcheckCoreTests", dependencies: ["DriftcheckCore"]),
+        .testTarget(name: "DriftcheckProcessTests", dependencies: ["DriftcheckProcess"]),
         .testTarget(
             name: "DriftcheckCATests", dependencies: ["DriftcheckCA", "DriftcheckProcess", "DriftcheckTestSupport"]),
         .testTarget(

@@ -12,9 +12,9 @@ public struct SpawnError: Error, CustomStringConvertible, Sendable {
     public var description: String
 }
 
-/// A child process in its own process group, started with `posix_spawn` and a clean signal
-/// mask: Foundation's `Process` started from async code passes on a blocked mask, and such a
-/// child ignores SIGTERM.
+/// A child process in its own process group, started with `posix_spawn`, a clean signal mask
+/// and no descriptor of ours but stdin, stdout and stderr: Foundation's `Process` started from
+/// async code passes on a blocked mask, and such a child ignores SIGTERM.
 public final class ChildProcess: Sendable {
     public let pid: pid_t
 
@@ -57,6 +57,10 @@ public final class ChildProcess: Sendable {
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         }
+        // NIO's sockets and epoll descriptors are not close-on-exec: a child that inherited a
+        // connection keeps it open after we close it, so its peer never sees the end (tests
+        // waited forever for a close), and a wrapped command would hold the proxy's listener.
+        driftcheck_spawn_addclosefrom(&actions, 3)
 
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]

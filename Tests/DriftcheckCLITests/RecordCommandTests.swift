@@ -501,6 +501,25 @@ import Testing
     }
 }
 
+@Suite struct WrappedCommandDescriptorTests {
+    /// The wrapped command gets none of the recorder's sockets: holding the listener or a
+    /// connection would keep it open after the recorder closed it.
+    @Test func theWrappedCommandHoldsNoneOfTheRecordersDescriptors() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let listing = directory.file("fds")
+        let result = try await DriftcheckBinary.run(
+            [
+                "record", "--store", directory.file("s.sqlite"), "--listen", "127.0.0.1:0", "--upstream",
+                "orders=http://127.0.0.1:1", "--", "sh", "-c", "ls -l /proc/$$/fd > \(listing)",
+            ], in: directory)
+        #expect(result.status == 0, "\(result.output)")
+        let descriptors = try String(contentsOfFile: listing, encoding: .utf8)
+        #expect(descriptors.contains("/dev/null"), "\(descriptors)")
+        #expect(!descriptors.contains("socket:") && !descriptors.contains("anon_inode:"), "\(descriptors)")
+    }
+}
+
 @Suite(.serialized) struct HardKillTests {
     /// SIGKILL under load: the store opens, passes `integrity_check`, and keeps every
     /// committed exchange; at most the last unflushed batch is lost.
