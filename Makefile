@@ -36,8 +36,8 @@ HEAVY_SUITES := TeamStoreTests|GRPCRecordingTests|GRPCComparisonTests|HostileHTT
 
 test: deps peers
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --skip '$(HEAVY_SUITES)'
-	$(SWIFT) test --skip-build --filter '$(HEAVY_SUITES)'
+	SWIFT=$(SWIFT) scripts/test.sh skip '$(HEAVY_SUITES)'
+	SWIFT=$(SWIFT) scripts/test.sh filter '$(HEAVY_SUITES)'
 
 # driftcheck's findings on real servers (datasette, jupyter-server from PyPI): seeded mutations of the
 # exported mocks, recall and precision per drift kind. Results in .build-eval/results.json.

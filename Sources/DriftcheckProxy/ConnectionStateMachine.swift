@@ -164,6 +164,9 @@ struct ConnectionStateMachine {
                 return .none
             case .body(let buffer):
                 exchange.requestBody.append(buffer, limit: maxBody)
+                // The client is read only while the upstream takes what it is sent: a part
+                // arriving means the upstream took the previous ones.
+                if upstream != nil { exchange.lastUpstreamActivity = now }
                 forwarded = .body(.byteBuffer(buffer))
             case .end:
                 exchange.requestComplete = true
@@ -283,14 +286,22 @@ struct ConnectionStateMachine {
         case none
     }
 
-    /// The upstream-timeout timer fired at `now`.
-    mutating func timerFired(now: NIODeadline, limit: TimeAmount) -> TimerAction {
+    /// The upstream-timeout timer fired at `now`. `upstreamTakesMore`: the upstream connection
+    /// can take more of the request now.
+    ///
+    /// Only the upstream's silence counts, as nginx's read and send timeouts do: not the time a
+    /// long upload takes while the upstream reads it, nor a client pausing its body (the client's
+    /// own idle timeout is for that).
+    mutating func timerFired(now: NIODeadline, limit: TimeAmount, upstreamTakesMore: Bool) -> TimerAction {
         guard case .streaming(let exchange, let connection) = state else { return .none }
+        if !exchange.requestComplete && upstreamTakesMore { exchange.lastUpstreamActivity = now }
         if now - exchange.lastUpstreamActivity < limit { return .rearm(exchange.lastUpstreamActivity + limit) }
-        return .fail(
-            fail(
-                exchange, connection, status: .gatewayTimeout,
-                ExchangeFailure(.timeout, "upstream sent nothing for \(limit.nanoseconds / 1_000_000) ms")))
+        let milliseconds = limit.nanoseconds / 1_000_000
+        let failure =
+            exchange.requestComplete
+            ? ExchangeFailure(.timeout, "upstream sent nothing for \(milliseconds) ms")
+            : ExchangeFailure(.timeout, "upstream took none of the request for \(milliseconds) ms")
+        return .fail(fail(exchange, connection, status: .gatewayTimeout, failure))
     }
 
     enum UpstreamReadAction {

@@ -331,7 +331,8 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
             self.timer = nil
             guard let context = self.context else { return }
             switch self.machine.timerFired(
-                now: context.eventLoop.now, limit: self.services.configuration.upstreamTimeout)
+                now: context.eventLoop.now, limit: self.services.configuration.upstreamTimeout,
+                upstreamTakesMore: self.machine.uploadingTo?.channel.isWritable ?? false)
             {
             case .rearm(let deadline): self.scheduleTimer(at: deadline, context)
             case .fail(let action): self.perform(action, context)

@@ -236,6 +236,55 @@ final class Rig {
         #expect(rig.stateName == "idle")
     }
 
+    /// A 200 MB upload took 45 s on a loaded machine and was cut off with a 504 at 30 s: the
+    /// timeout counted from the upstream's last answer bytes, while the upstream was reading.
+    @Test func anUploadTheUpstreamKeepsTakingIsNotTimedOut() throws {
+        let rig = try Rig()
+        try rig.request(.PUT, "/upload", body: ["a"], end: false)
+        let upstream = try rig.upstreams.connect()
+        for _ in 0..<10 {
+            rig.loop.advanceTime(by: .seconds(20))
+            try rig.client.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "b")))
+        }
+        #expect(rig.recorded.withLockedValue { $0 }.isEmpty)
+        try rig.client.writeInbound(HTTPServerRequestPart.end(nil))
+        // From the end of the request on, the upstream's silence counts.
+        rig.loop.advanceTime(by: .seconds(29))
+        #expect(rig.recorded.withLockedValue { $0 }.isEmpty)
+        rig.loop.advanceTime(by: .seconds(2))
+        #expect(
+            rig.recorded.withLockedValue { $0 }.first?.result
+                == .failure(ExchangeFailure(.timeout, "upstream sent nothing for 30000 ms")))
+        #expect(try rig.sent(upstream).filter { $0 == "b" }.count == 10)
+    }
+
+    /// A client that pauses mid-body is not the upstream's fault.
+    @Test func aClientPausingItsBodyIsNotAnUpstreamTimeout() throws {
+        let rig = try Rig()
+        try rig.request(.PUT, "/upload", body: ["a"], end: false)
+        _ = try rig.upstreams.connect()
+        rig.loop.advanceTime(by: .seconds(300))
+        #expect(rig.recorded.withLockedValue { $0 }.isEmpty)
+        #expect(try rig.answered().isEmpty)
+        #expect(rig.stateName == "streaming")
+    }
+
+    /// An upstream that stops taking the request body times out like one that sends nothing.
+    @Test func anUpstreamThatTakesNoneOfTheBodyTimesOut() throws {
+        let rig = try Rig()
+        try rig.request(.PUT, "/upload", body: ["a"], end: false)
+        let upstream = try rig.upstreams.connect()
+        upstream.isWritable = false
+        upstream.pipeline.fireChannelWritabilityChanged()
+        rig.loop.advanceTime(by: .seconds(29))
+        #expect(rig.recorded.withLockedValue { $0 }.isEmpty)
+        rig.loop.advanceTime(by: .seconds(2))
+        #expect(try rig.answered().first == "504")
+        #expect(
+            rig.recorded.withLockedValue { $0 }.first?.result
+                == .failure(ExchangeFailure(.timeout, "upstream took none of the request for 30000 ms")))
+    }
+
     @Test func activityMovesTheDeadlineAndAStallAfterTheHeadClosesTheClient() throws {
         let rig = try Rig()
         try rig.request(.GET, "/slow")
@@ -379,7 +428,7 @@ final class Rig {
             Issue.record("an upstream failure in idle was acted on")
             return
         }
-        guard case .none = machine.timerFired(now: now, limit: .seconds(1)) else {
+        guard case .none = machine.timerFired(now: now, limit: .seconds(1), upstreamTakesMore: true) else {
             Issue.record("a timer in idle was acted on")
             return
         }

@@ -111,8 +111,14 @@ import Testing
             (0..<perConnection).map { ClientRequest("GET", "/orders/\(connection * perConnection + $0 + 1)") }
         }.map(\.status)
         #expect(statuses.count == connections * perConnection)
-        #expect(statuses.allSatisfy { $0 == 200 })
         let stored = try await harness.finish()
+        let failures = stored.compactMap { exchange -> String? in
+            guard case .failure(let failure) = exchange.result else { return nil }
+            return "\(failure.kind): \(failure.detail)"
+        }
+        #expect(
+            statuses.allSatisfy { $0 == 200 }, "\(Dictionary(grouping: statuses) { $0 }.mapValues(\.count)) \(failures)"
+        )
         #expect(stored.count == connections * perConnection)
         #expect(Set(stored.map(\.request.path)).count == connections * perConnection)
         await upstream.stop()
