@@ -30,9 +30,10 @@ demo: deps
 	$(SWIFT) build --product driftcheck
 	.build/debug/driftcheck demo
 
-# Suites that load the machine (real PostgreSQL servers, 60,000-exchange pushes, gRPC floods)
+# Suites that load the machine (real PostgreSQL servers, 60,000-exchange pushes, gRPC floods,
+# 3,000 gRPC calls through an in-process proxy)
 # run after the others, so that their load never meets the timing of the proxy's socket tests.
-HEAVY_SUITES := TeamStoreTests|GRPCRecordingTests|GRPCComparisonTests|HostileHTTP2Tests
+HEAVY_SUITES := TeamStoreTests|GRPCRecordingTests|GRPCComparisonTests|HostileHTTP2Tests|HTTP2BackPressureTests
 
 test: deps peers
 	$(SWIFT) build --build-tests

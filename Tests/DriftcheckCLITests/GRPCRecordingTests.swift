@@ -478,7 +478,9 @@ func findingKeys(_ reportPath: String) throws -> [String] {
             ("hpack-bomb", ["goaway 6", "goaway 1", "rst 11", "goaway 11"]),
             ("rst-flood", ["goaway 11"]),  // ENHANCE_YOUR_CALM
             ("huge-claim", ["answered"]),  // forwarded; the stored body is not read as messages
-            ("endless", ["goaway 1", "goaway 3", "rst 3"]),  // the client overran its window
+            // The client overran its window; or, when the proxy had not read that far yet (a
+            // loaded machine), the upstream's answer to what it got came first.
+            ("endless", ["goaway 1", "goaway 3", "rst 3", "answered"]),
         ]
         for (attack, outcomes) in expected {
             let log = directory.file("hostile-\(attack).log")

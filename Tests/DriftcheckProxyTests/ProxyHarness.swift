@@ -16,6 +16,10 @@ final class ProxyHarness: Sendable {
     let writer: StoreWriter
     let proxy: RecordingProxy
     let port: Int
+    /// The proxy's own event loops, as in a recorder process of its own: on the loops the tests'
+    /// clients and upstreams share, one test's load (3,000 gRPC calls in a debug build) held
+    /// them for seconds at a time and another test's upstream "sent nothing for 30 s".
+    let group: MultiThreadedEventLoopGroup
 
     /// Times the proxy was asked to hold a client until the store had room.
     let waits: NIOLockedValueBox<Int>
@@ -39,8 +43,9 @@ final class ProxyHarness: Sendable {
                     softByteCapacity: $0.soft, onError: report)
             } ?? StoreWriter(store: store, session: nil, redaction: redaction, onError: report)
         let waits = NIOLockedValueBox(0)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let proxy = RecordingProxy(
-            group: testGroup, configuration: configuration,
+            group: group, configuration: configuration,
             waitForRoom: { makeResume in
                 let room = writer.waitForRoom(makeResume)
                 if !room { waits.withLockedValue { $0 += 1 } }
@@ -49,8 +54,8 @@ final class ProxyHarness: Sendable {
             sink: { writer.submit($0) })
         let bound = try await proxy.listen(on: ListenAddress(host: "127.0.0.1", port: 0), route: route)
         return ProxyHarness(
-            directory: directory, store: store, writer: writer, proxy: proxy, port: bound.port, waits: waits,
-            messages: messages)
+            directory: directory, store: store, writer: writer, proxy: proxy, port: bound.port, group: group,
+            waits: waits, messages: messages)
     }
 
     /// A reverse-proxy harness in front of `upstream`, recorded as `service`.
@@ -66,8 +71,9 @@ final class ProxyHarness: Sendable {
 
     private init(
         directory: TemporaryDirectory, store: SQLiteStore, writer: StoreWriter, proxy: RecordingProxy, port: Int,
-        waits: NIOLockedValueBox<Int>, messages: NIOLockedValueBox<[String]>
+        group: MultiThreadedEventLoopGroup, waits: NIOLockedValueBox<Int>, messages: NIOLockedValueBox<[String]>
     ) {
+        self.group = group
         self.waits = waits
         self.messages = messages
         self.directory = directory
@@ -110,5 +116,9 @@ final class ProxyHarness: Sendable {
         return try store.exchanges()
     }
 
-    func remove() { directory.remove() }
+    /// Removes the files and stops the proxy's loops (closing whatever is still open).
+    func remove() {
+        directory.remove()
+        group.shutdownGracefully { _ in }
+    }
 }

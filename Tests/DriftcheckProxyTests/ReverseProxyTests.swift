@@ -114,7 +114,7 @@ import Testing
         let stored = try await harness.finish()
         let failures = stored.compactMap { exchange -> String? in
             guard case .failure(let failure) = exchange.result else { return nil }
-            return "\(failure.kind): \(failure.detail)"
+            return "\(exchange.request.path) \(failure.kind): \(failure.detail)"
         }
         #expect(
             statuses.allSatisfy { $0 == 200 }, "\(Dictionary(grouping: statuses) { $0 }.mapValues(\.count)) \(failures)"
