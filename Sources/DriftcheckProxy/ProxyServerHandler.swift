@@ -93,6 +93,8 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
 
     private var context: ChannelHandlerContext?
     private var readingPaused = false
+    /// The client went quiet in the middle of its request body while we were reading it.
+    private var clientStalled = false
     private var upstreamPaused = false
     /// The upstream connection of the last exchange, kept for the next request on this client
     /// connection: the keep-alive case then touches no pool and no future.
@@ -194,10 +196,18 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // Only a connection with nothing in flight is idle; a slow upstream is the timeout's job.
-        if event is IdleStateHandler.IdleStateEvent, machine.current == nil {
-            context.close(promise: nil)
-            return
+        // A connection is idle with nothing in flight, or when its client stopped sending a
+        // request body we were reading; a slow upstream is the upstream timeout's job.
+        if event is IdleStateHandler.IdleStateEvent {
+            if machine.current == nil {
+                context.close(promise: nil)
+                return
+            }
+            if machine.uploadingTo != nil && !readingPaused {
+                clientStalled = true
+                context.close(promise: nil)
+                return
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -209,10 +219,12 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
         if case .abandon(let exchange, let upstream) = machine.clientClosed() {
             upstream?.handler.delegate = nil
             upstream?.channel.close(promise: nil)
-            record(
-                exchange,
-                .failure(ExchangeFailure(.clientClosed, "client closed the connection before the exchange completed")),
-                context)
+            let idle = services.configuration.idleTimeout.nanoseconds / 1_000_000
+            let detail =
+                clientStalled
+                ? "client sent none of the rest of its request for \(idle) ms"
+                : "client closed the connection before the exchange completed"
+            record(exchange, .failure(ExchangeFailure(.clientClosed, detail)), context)
         }
         context.fireChannelInactive()
     }
@@ -222,6 +234,9 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
             context.close(promise: nil)
             return
         }
+        // The connection ended in the middle of a request: not a malformed one, a client that
+        // left (or that we closed for going quiet); `channelInactive` records it so.
+        if parserError == .invalidEOFState { return }
         // A malformed request is answered, never forwarded and never recorded.
         let status: HTTPResponseStatus = parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
         switch machine.malformedRequest(status) {

@@ -247,15 +247,33 @@ final class Rig {
         try expectTimeout(rig, "upstream sent nothing for 30000 ms")
     }
 
-    /// A client that pauses mid-body is not the upstream's fault.
-    @Test func aClientPausingItsBodyIsNotAnUpstreamTimeout() throws {
+    /// A client that pauses mid-body is not the upstream's fault; one that stops sending it for
+    /// the client idle timeout is closed, and the exchange recorded as its doing.
+    @Test func aClientPausingItsBodyIsNotAnUpstreamTimeoutButAnIdleClient() throws {
         let rig = try Rig()
         try rig.request(.PUT, "/upload", body: ["a"], end: false)
-        _ = try rig.upstreams.connect()
+        let upstream = try rig.upstreams.connect()
         rig.loop.advanceTime(by: .seconds(300))
         #expect(rig.recorded.withLockedValue { $0 }.isEmpty)
         #expect(try rig.answered().isEmpty)
         #expect(rig.stateName == "streaming")
+        rig.client.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
+        #expect(!rig.client.isActive && !upstream.isActive)
+        #expect(
+            rig.recorded.withLockedValue { $0 }.first?.result
+                == .failure(ExchangeFailure(.clientClosed, "client sent none of the rest of its request for 60000 ms")))
+    }
+
+    /// Reading paused because the upstream takes nothing: the client is not idle, the upstream is.
+    @Test func aClientHeldBackByTheUpstreamIsNotIdle() throws {
+        let rig = try Rig()
+        try rig.request(.PUT, "/upload", body: ["a"], end: false)
+        let upstream = try rig.upstreams.connect()
+        upstream.isWritable = false
+        upstream.pipeline.fireChannelWritabilityChanged()
+        rig.client.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
+        #expect(rig.client.isActive)
+        try expectTimeout(rig, "upstream took none of the request for 30000 ms")
     }
 
     /// An upstream that stops taking the request body times out like one that sends nothing.
