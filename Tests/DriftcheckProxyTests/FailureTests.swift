@@ -108,6 +108,20 @@ import Testing
     }
 
     @Test func aClientThatNeverFinishesItsHeadIsDisconnected() async throws {
+        #expect(try await storedAfterAnIdleClient(sending: "GET /orders/1 HTTP/1.1\r\nHost: x\r\nX-Slow: ").isEmpty)
+    }
+
+    @Test func aClientThatStopsSendingItsBodyIsDisconnectedAndTheExchangeStoredAsItsFailure() async throws {
+        let stored = try await storedAfterAnIdleClient(
+            sending: "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        #expect(
+            stored.first?.result
+                == .failure(ExchangeFailure(.clientClosed, "client sent none of the rest of its request for 300 ms")))
+    }
+
+    /// Sends `text` through a proxy with a 300 ms idle timeout, says nothing more, expects the
+    /// proxy to close the connection; what was stored.
+    func storedAfterAnIdleClient(sending text: String) async throws -> [Exchange] {
         let upstream = try await TestUpstream.start()
         var configuration = ProxyConfiguration()
         configuration.idleTimeout = .milliseconds(300)
@@ -115,28 +129,12 @@ import Testing
         defer { harness.remove() }
         let connection = try await RawConnection.open(port: harness.port, group: testGroup)
         // Under load the proxy may already have hung up before this write; either way it must close.
-        try? await connection.send("GET /orders/1 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        _ = try await connection.readToEnd(timeout: 60)
-        #expect(connection.isClosed)
-        #expect(try await harness.finish().isEmpty)
-        await upstream.stop()
-    }
-
-    @Test func aClientThatStopsSendingItsBodyIsDisconnectedAndTheExchangeStoredAsItsFailure() async throws {
-        let upstream = try await TestUpstream.start()
-        var configuration = ProxyConfiguration()
-        configuration.idleTimeout = .milliseconds(300)
-        let harness = try await ProxyHarness.reverse(to: upstream, configuration: configuration)
-        defer { harness.remove() }
-        let connection = try await RawConnection.open(port: harness.port, group: testGroup)
-        try? await connection.send("POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        try? await connection.send(text)
         _ = try await connection.readToEnd(timeout: 60)
         #expect(connection.isClosed)
         let stored = try await harness.finish()
-        #expect(
-            stored.first?.result
-                == .failure(ExchangeFailure(.clientClosed, "client sent none of the rest of its request for 300 ms")))
         await upstream.stop()
+        return stored
     }
 
     @Test func aClientDisconnectingMidUploadLeavesTheProxyServing() async throws {
