@@ -208,6 +208,8 @@ extension PeerProcesses {
                     String(proxyPort),
                     "--set", "hardump=\(har)", "-q",
                 ], environment: ProcessInfo.processInfo.environment, outputPath: directory.file("mitmdump.log"))
+            // A failed expectation below must not leave it running.
+            defer { mitmdump.signalGroup(SIGKILL) }
             let ready = await eventually(timeout: 60) { await httpbinAnswers(port: proxyPort) }
             try #require(
                 ready,
