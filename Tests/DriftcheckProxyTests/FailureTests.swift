@@ -112,14 +112,18 @@ import Testing
     }
 
     @Test func aClientThatStopsSendingItsBodyIsDisconnectedAndTheExchangeStoredAsItsFailure() async throws {
-        // 2 s, not 300 ms: on a loaded machine the request itself came more than 300 ms after the
-        // connection, which the proxy then closed as idle before any exchange began.
-        let stored = try await storedAfterAnIdleClient(
-            sending: "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
-            idleTimeout: .seconds(2))
+        var stored: [Exchange] = []
+        // On a loaded machine the request itself came later than the idle timeout after the
+        // connection (even 2 s, with two test runs at once), and the proxy rightly closed the
+        // connection before any exchange began: then nothing is stored, and it is tried again.
+        for _ in 0..<3 where stored.isEmpty {
+            stored = try await storedAfterAnIdleClient(
+                sending: "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
+                idleTimeout: .seconds(1))
+        }
         #expect(
             stored.first?.result
-                == .failure(ExchangeFailure(.clientClosed, "client sent none of the rest of its request for 2000 ms")))
+                == .failure(ExchangeFailure(.clientClosed, "client sent none of the rest of its request for 1000 ms")))
     }
 
     /// Sends `text` through a proxy with `idleTimeout`, says nothing more, expects the proxy to
