@@ -102,19 +102,16 @@ public final class ChildProcess: Sendable {
         let pid = self.pid
         return await withCheckedContinuation { continuation in
             // waitpid blocks, so it gets a thread of its own rather than a cooperative one.
-            let thread = Thread {
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                let low = status & 0x7F
-                continuation.resume(returning: low == 0 ? (status >> 8) & 0xFF : 128 + low)
-            }
+            let thread = Thread { continuation.resume(returning: Self.reap(pid)) }
             thread.start()
         }
     }
 
     /// Waits for the process on the calling thread (not from async code: it blocks the thread);
     /// its exit status, or 128 + the signal that ended it.
-    public func waitBlocking() -> Int32 {
+    public func waitBlocking() -> Int32 { Self.reap(pid) }
+
+    private static func reap(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let low = status & 0x7F

@@ -197,7 +197,8 @@ public func pythonPackageDirectory(_ name: String) -> String? {
             "python3", "-c", "import \(name), os; print(os.path.dirname(\(name).__file__))",
         ]), status == 0
     else { return nil }
-    return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    // stderr comes in the same output (a warning at import would come first): the path is last.
+    return output.split(separator: "\n").last.map { $0.trimmingCharacters(in: .whitespaces) }
 }
 
 /// Runs the sqlite3 shell: an independent reader and writer of store files.

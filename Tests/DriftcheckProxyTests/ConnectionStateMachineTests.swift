@@ -267,10 +267,7 @@ final class Rig {
     /// Reading paused because the upstream takes nothing: the client is not idle, the upstream is.
     @Test func aClientHeldBackByTheUpstreamIsNotIdle() throws {
         let rig = try Rig()
-        try rig.request(.PUT, "/upload", body: ["a"], end: false)
-        let upstream = try rig.upstreams.connect()
-        upstream.isWritable = false
-        upstream.pipeline.fireChannelWritabilityChanged()
+        try uploadToAnUpstreamThatTakesNothing(rig)
         rig.client.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
         #expect(rig.client.isActive)
         try expectTimeout(rig, "upstream took none of the request for 30000 ms")
@@ -279,11 +276,16 @@ final class Rig {
     /// An upstream that stops taking the request body times out like one that sends nothing.
     @Test func anUpstreamThatTakesNoneOfTheBodyTimesOut() throws {
         let rig = try Rig()
+        try uploadToAnUpstreamThatTakesNothing(rig)
+        try expectTimeout(rig, "upstream took none of the request for 30000 ms")
+    }
+
+    /// A request body under way to an upstream that has stopped taking it.
+    func uploadToAnUpstreamThatTakesNothing(_ rig: Rig) throws {
         try rig.request(.PUT, "/upload", body: ["a"], end: false)
         let upstream = try rig.upstreams.connect()
         upstream.isWritable = false
         upstream.pipeline.fireChannelWritabilityChanged()
-        try expectTimeout(rig, "upstream took none of the request for 30000 ms")
     }
 
     /// Nothing happens until the 30 s limit; then a 504 and the failure recorded as `detail`.
