@@ -115,6 +115,16 @@ let package = Package(
         .executableTarget(name: "driftcheck", dependencies: ["DriftcheckCLI"]),
         // Benchmark of the store writer alone (scripts/bench-store.sh).
         .executableTarget(name: "driftcheck-bench-store", dependencies: ["DriftcheckStore"]),
+        // Floors of what a SwiftNIO proxy reaches on this machine (scripts/bench.sh).
+        .executableTarget(
+            name: "driftcheck-bench-floor",
+            dependencies: [
+                "DriftcheckCore", "DriftcheckProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "DriftcheckTestSupport",
             dependencies: [
