@@ -159,6 +159,7 @@ let package = Package(
             dependencies: [
                 "DriftcheckProxy", "DriftcheckStore", "DriftcheckProcess", "DriftcheckTestSupport", "DriftcheckCA",
                 .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ]
         ),
         .testTarget(

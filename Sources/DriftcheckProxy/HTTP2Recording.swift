@@ -40,8 +40,103 @@ enum HTTP2Recording {
                 ])
             }
         }
-        try sync.addHandlers([FlushConsolidation(), handler], position: position)
+        try sync.addHandlers([FlushConsolidation(), CloseAfterGoAway(), handler], position: position)
     }
+}
+
+/// Closes the connection once a GOAWAY with an error code has gone out: after a connection error
+/// an endpoint sends GOAWAY and then closes the TCP connection (RFC 9113 §5.4.1). NIOHTTP2Handler
+/// sends the GOAWAY but reports connection and stream errors alike through `errorCaught`, so this
+/// handler, under it, reads the frames it writes instead. A GOAWAY with NO_ERROR (a graceful
+/// shutdown) leaves the connection to finish its streams.
+final class CloseAfterGoAway: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    /// The bytes a client sends before its first frame ("PRI * HTTP/2.0…", RFC 9113 §3.4).
+    static let clientPreface = 24
+
+    private var frames: FrameReader
+
+    /// `prefix`: bytes written before the first frame (a client's connection preface).
+    init(passing prefix: Int = 0) { frames = FrameReader(passing: prefix) }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let sawErrorGoAway: Bool
+        switch unwrapOutboundIn(data) {
+        case .byteBuffer(let buffer): sawErrorGoAway = frames.read(buffer.readableBytesView)
+        case .fileRegion(let region):
+            frames.skip(region.readableBytes)
+            sawErrorGoAway = false
+        }
+        guard sawErrorGoAway else {
+            context.write(data, promise: promise)
+            return
+        }
+        // Closed once the GOAWAY has reached the socket (or could not), so the peer reads why.
+        let written = promise ?? context.eventLoop.makePromise()
+        context.write(data, promise: written)
+        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+}
+
+/// Follows the frames of an HTTP/2 byte stream, written in pieces of any size, far enough to see
+/// the error code of each GOAWAY frame.
+struct FrameReader {
+    /// The frame header being read, and for a GOAWAY the first 8 bytes of its payload.
+    private var head: [UInt8] = []
+    /// Bytes of the current frame's payload (or of what comes before the first frame) still to pass.
+    private var remaining: Int
+
+    init(passing prefix: Int = 0) { remaining = prefix }
+
+    private static let headerSize = 9
+    private static let goAway: UInt8 = 0x7
+
+    /// Reads the next bytes of the stream; true when they complete a GOAWAY whose error code is
+    /// not NO_ERROR.
+    mutating func read(_ bytes: ByteBufferView) -> Bool {
+        var found = false
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            if remaining > 0 {
+                let count = min(remaining, rest.count)
+                rest = rest.dropFirst(count)
+                remaining -= count
+                continue
+            }
+            let wanted = isGoAwayHeader ? Self.headerSize + 8 : Self.headerSize
+            let count = min(wanted - head.count, rest.count)
+            head.append(contentsOf: rest.prefix(count))
+            rest = rest.dropFirst(count)
+            guard head.count == wanted else { continue }
+            let length = Int(head[0]) << 16 | Int(head[1]) << 8 | Int(head[2])
+            if wanted == Self.headerSize && isGoAwayHeader && length >= 8 { continue }
+            if wanted > Self.headerSize {
+                let code = head[13...16].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                if code != 0 { found = true }
+                remaining = length - 8
+            } else {
+                remaining = length
+            }
+            head.removeAll(keepingCapacity: true)
+        }
+        return found
+    }
+
+    /// Passes `count` bytes whose content does not matter here.
+    mutating func skip(_ count: Int) {
+        var left = count
+        if remaining > 0 {
+            let passed = min(remaining, left)
+            remaining -= passed
+            left -= passed
+        }
+        // Bytes of a header are never sent as a file region; should they be, the stream is lost.
+        if left > 0 { head.removeAll() }
+    }
+
+    private var isGoAwayHeader: Bool { head.count >= Self.headerSize && head[3] == Self.goAway }
 }
 
 /// Sits under an HTTP/2 connection's handler and turns the flushes of one event-loop pass into
@@ -219,7 +314,9 @@ final class HTTP2UpstreamPool: UpstreamSource, @unchecked Sendable {
                     promise.fail(error)
                 case .success(let channel):
                     do {
-                        try channel.pipeline.syncOperations.addHandler(FlushConsolidation())
+                        try channel.pipeline.syncOperations.addHandlers([
+                            FlushConsolidation(), CloseAfterGoAway(passing: CloseAfterGoAway.clientPreface),
+                        ])
                         let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                             mode: .client, connectionConfiguration: HTTP2Recording.connectionConfiguration(),
                             streamConfiguration: NIOHTTP2Handler.StreamConfiguration()
