@@ -30,17 +30,55 @@ enum HTTP2Recording {
         services: ProxyServices
     ) throws {
         let streamServices = services.http2Streams
+        let idleTimeout = services.configuration.idleTimeout
+        let idle = IdleHTTP2Connection()
         let handler = NIOHTTP2Handler(
-            mode: .server, eventLoop: sync.eventLoop, connectionConfiguration: connectionConfiguration()
+            mode: .server, eventLoop: sync.eventLoop, connectionConfiguration: connectionConfiguration(),
+            streamDelegate: idle
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandlers([
+                    // Silence both ways: a call whose server streams answers lives on while its
+                    // client says nothing; a call where neither side has spoken ends.
+                    IdleStateHandler(allTimeout: idleTimeout),
                     TrailersOnlyResponses(), HTTP2FramePayloadToHTTP1ServerCodec(),
                     ProxyServerHandler(route: route, services: streamServices, encoder: nil, decoder: nil),
                 ])
             }
         }
-        try sync.addHandlers([FlushConsolidation(), CloseAfterGoAway(), handler], position: position)
+        try sync.addHandlers([FlushConsolidation(), CloseAfterGoAway(), handler, idle], position: position)
+    }
+}
+
+/// Ends an HTTP/2 connection that has had no open stream for the idle timeout, with a GOAWAY
+/// (NO_ERROR) first, as an HTTP/1.1 connection without a request in flight is closed. The
+/// connection's `IdleStateHandler` (first in its pipeline, counting what the client sends)
+/// fires; streams are counted here, on the connection's loop, as NIOHTTP2 reports them.
+// Unchecked: NIOHTTP2 requires a Sendable delegate; the handler is only touched on its loop.
+final class IdleHTTP2Connection: ChannelInboundHandler, NIOHTTP2StreamDelegate, @unchecked Sendable {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    private(set) var openStreams = 0
+    private var lastStream = HTTP2StreamID(0)
+
+    func streamCreated(_ id: HTTP2StreamID, channel: Channel) {
+        openStreams += 1
+        lastStream = max(lastStream, id)
+    }
+
+    func streamClosed(_ id: HTTP2StreamID, channel: Channel) { openStreams -= 1 }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is IdleStateHandler.IdleStateEvent, openStreams == 0 else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        let goAway = HTTP2Frame(
+            streamID: .rootStream, payload: .goAway(lastStreamID: lastStream, errorCode: .noError, opaqueData: nil))
+        context.writeAndFlush(wrapOutboundOut(goAway)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
     }
 }
 

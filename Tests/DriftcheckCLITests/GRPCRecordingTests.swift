@@ -457,6 +457,28 @@ func findingKeys(_ reportPath: String) throws -> [String] {
 }
 
 @Suite struct HostileHTTP2Tests {
+    static func recorder(
+        of server: GRPCServer, store: String, in directory: TemporaryDirectory, _ options: String...
+    ) async throws -> (DriftcheckBinary.Running, Int) {
+        let recorder = try DriftcheckBinary.start(
+            [
+                "record", "--store", store, "--upstream", "recs=h2c://127.0.0.1:\(server.port)", "--listen",
+                "127.0.0.1:0",
+            ] + options,
+            in: directory)
+        return (recorder, try await recorder.listeners(1)[0])
+    }
+
+    /// What the recorder did to one of fixtures/grpc/hostile_h2.py's clients.
+    static func client(_ kind: String, port: Int, in directory: TemporaryDirectory) async throws -> String? {
+        let log = directory.file("hostile-\(kind).log")
+        let process = try ChildProcess.spawn(
+            ["python3", Fixtures.path("grpc/hostile_h2.py"), String(port), kind],
+            environment: ProcessInfo.processInfo.environment, outputPath: log)
+        _ = await process.wait()
+        return (try? String(contentsOfFile: log, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Each attack (fixtures/grpc/hostile_h2.py) is refused as HTTP/2 says it should be, the
     /// recorder goes on serving real calls, and everything stored reads back.
     @Test func hostileClientsAreRefusedAndTheProxyKeepsServing() async throws {
@@ -465,13 +487,7 @@ func findingKeys(_ reportPath: String) throws -> [String] {
         let server = try await GRPCServer.start(in: directory)
         defer { server.stop() }
         let store = directory.file("grpc.sqlite")
-        let recorder = try DriftcheckBinary.start(
-            [
-                "record", "--store", store, "--upstream", "recs=h2c://127.0.0.1:\(server.port)", "--listen",
-                "127.0.0.1:0",
-            ],
-            in: directory)
-        let port = try await recorder.listeners(1)[0]
+        let (recorder, port) = try await Self.recorder(of: server, store: store, in: directory)
         // What each attack gets: a GOAWAY with the RFC 9113 error code and then the end of the
         // connection (§5.4.1), or an answer upstream gave.
         let expected: [(String, [String])] = [
@@ -484,13 +500,7 @@ func findingKeys(_ reportPath: String) throws -> [String] {
             ("endless", ["goaway 1 closed", "goaway 3 closed", "rst 3", "answered"]),
         ]
         for (attack, outcomes) in expected {
-            let log = directory.file("hostile-\(attack).log")
-            let process = try ChildProcess.spawn(
-                ["python3", Fixtures.path("grpc/hostile_h2.py"), String(port), attack],
-                environment: ProcessInfo.processInfo.environment, outputPath: log)
-            _ = await process.wait()
-            let result = (try? String(contentsOfFile: log, encoding: .utf8))?.trimmingCharacters(
-                in: .whitespacesAndNewlines)
+            let result = try await Self.client(attack, port: port, in: directory)
             #expect(outcomes.contains(result ?? ""), "\(attack): \(result ?? "nothing")")
             let call = try await GRPCServer.client("127.0.0.1:\(port)", ["unary"], in: directory)
             #expect(call.count == 1 && call[0].contains("SKU-c0-1"), "after \(attack)")
@@ -505,5 +515,31 @@ func findingKeys(_ reportPath: String) throws -> [String] {
         #expect(answered.filter { GRPC.status(of: $0) == 0 }.count >= 5)
         #expect(answered.allSatisfy { GRPC.status(of: $0) != nil })
         #expect(exchanges.allSatisfy { $0.request.path == "/shop.v1.Recommendations/Get" })
+    }
+
+    /// A stream on which neither side has said anything for the idle timeout is reset and stored
+    /// as the client's failure; a connection with no stream is ended with a graceful GOAWAY. Before,
+    /// both stayed as long as the client liked.
+    @Test func aSilentStreamAndAnIdleConnectionAreEnded() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await GRPCServer.start(in: directory)
+        defer { server.stop() }
+        let store = directory.file("grpc.sqlite")
+        let (recorder, port) = try await Self.recorder(of: server, store: store, in: directory, "--idle-timeout", "1")
+        for (kind, outcome) in [("pause", "rst 8"), ("idle", "goaway 0 closed")] {  // 8: CANCEL
+            let result = try await Self.client(kind, port: port, in: directory)
+            #expect(result == outcome, "\(kind)")
+        }
+        // A call that answers keeps its stream: the idle limit is about silence, not length.
+        let call = try await GRPCServer.client("127.0.0.1:\(port)", ["unary"], in: directory)
+        #expect(call.count == 1 && call[0].contains("SKU-c0-1"))
+        recorder.process.signalGroup(SIGINT)
+        #expect(await recorder.process.wait() == 0, "\(recorder.output)")
+        let failures = try SQLiteStore(path: store).exchanges().compactMap { exchange -> ExchangeFailure? in
+            if case .failure(let failure) = exchange.result { return failure }
+            return nil
+        }
+        #expect(failures == [ExchangeFailure(.clientClosed, "client sent none of the rest of its request for 1000 ms")])
     }
 }

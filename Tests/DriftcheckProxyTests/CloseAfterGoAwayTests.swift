@@ -145,3 +145,28 @@ func goAwayFrame(code: UInt32) -> [UInt8] {
         #expect(!channel.isActive)
     }
 }
+
+@Suite struct IdleHTTP2ConnectionTests {
+    @Test func aConnectionWithoutStreamsEndsWithAGracefulGoAway() throws {
+        let idle = IdleHTTP2Connection()
+        let channel = EmbeddedChannel(handler: idle)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        idle.streamCreated(HTTP2StreamID(3), channel: channel)
+        channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
+        channel.embeddedEventLoop.run()
+        // A stream is open: the connection is not idle, whatever the client has not sent.
+        #expect(channel.isActive)
+        #expect(try channel.readOutbound(as: HTTP2Frame.self) == nil)
+
+        idle.streamClosed(HTTP2StreamID(3), channel: channel)
+        channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
+        channel.embeddedEventLoop.run()
+        let frame = try #require(try channel.readOutbound(as: HTTP2Frame.self))
+        guard case .goAway(let last, let code, _) = frame.payload else {
+            Issue.record("wrote \(frame.payload)")
+            return
+        }
+        #expect(last == HTTP2StreamID(3) && code == .noError && frame.streamID == .rootStream)
+        #expect(!channel.isActive)
+    }
+}
