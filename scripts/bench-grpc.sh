@@ -5,6 +5,7 @@
 # The upstream is nghttpd (nghttp2-server) answering every call with the same gRPC-framed
 # message: a grpcio server would be slower than both proxies and hide the difference.
 # Usage: N=100000 CLIENTS=20 STREAMS=10 scripts/bench-grpc.sh
+# BEFORE_BIN=path/to/an/older/driftcheck: measured in the same run, as "before".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-100000}
@@ -59,12 +60,22 @@ CONF
 nginx -c "$work/nginx.conf" -p "$work"
 wait_port "$nginx_port"
 
-"$bin" record --store "$work/recordings.sqlite" --upstream "recs=h2c://127.0.0.1:$upstream" \
-  --listen 127.0.0.1:0 > "$work/record.log" 2>&1 &
-record_pid=$!
-pids+=($record_pid)
-for _ in $(seq 300); do grep -q "listening on" "$work/record.log" && break; sleep 0.1; done
-driftcheck_port=$(grep -o "127.0.0.1:[0-9]*" "$work/record.log" | head -1 | cut -d: -f2)
+# start_recorder LABEL BINARY: a recorder with its own store; its port in the file LABEL.port.
+start_recorder() {
+  local label=$1 binary=$2
+  "$binary" record --store "$work/$label.sqlite" --upstream "recs=h2c://127.0.0.1:$upstream" \
+    --listen 127.0.0.1:0 > "$work/$label.log" 2>&1 &
+  echo $! > "$work/$label.pid"
+  pids+=($!)
+  for _ in $(seq 300); do grep -q "listening on" "$work/$label.log" && break; sleep 0.1; done
+  grep -o "127.0.0.1:[0-9]*" "$work/$label.log" | head -1 | cut -d: -f2 > "$work/$label.port"
+}
+# stop_recorder LABEL: stops it and prints how many exchanges it stored.
+stop_recorder() {
+  kill -INT "$(cat "$work/$1.pid")"
+  while kill -0 "$(cat "$work/$1.pid")" 2>/dev/null; do sleep 0.1; done
+  sqlite3 "$work/$1.sqlite" "select count(*) from exchange where failure is null"
+}
 
 # One load; prints "label req/s completed".
 load() {
@@ -79,17 +90,26 @@ load() {
 }
 load direct "$upstream" > "$work/results"
 load nginx "$nginx_port" >> "$work/results"
-load driftcheck "$driftcheck_port" >> "$work/results"
-kill -INT "$record_pid"
-wait "$record_pid" 2>/dev/null || true
-stored=$(sqlite3 "$work/recordings.sqlite" "select count(*) from exchange where failure is null")
-python3 - "$work/results" "$stored" "$N" <<'PY'
+start_recorder driftcheck "$bin"
+load driftcheck "$(cat "$work/driftcheck.port")" >> "$work/results"
+stored=$(stop_recorder driftcheck)
+stored_before=-
+if [ -n "${BEFORE_BIN:-}" ]; then
+  start_recorder before "$BEFORE_BIN"
+  load before "$(cat "$work/before.port")" >> "$work/results"
+  stored_before=$(stop_recorder before)
+fi
+python3 - "$work/results" "$stored" "$N" "$stored_before" <<'PY'
 import sys
 rows = {l.split()[0]: l.split()[1:] for l in open(sys.argv[1]) if l.strip()}
-stored, n = int(sys.argv[2]), int(sys.argv[3])
-for label in ("direct", "nginx", "driftcheck"):
+stored, n, stored_before = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+for label in ("direct", "nginx", "driftcheck", "before"):
+    if label not in rows: continue
     rate, done = rows[label]
     print(f"{label:11s} {float(rate):>10,.0f} req/s  ({done} of {n} succeeded)")
 ratio = float(rows["driftcheck"][0]) / float(rows["nginx"][0])
 print(f"driftcheck / nginx grpc_pass: {ratio:.2f}x (goal >= 0.7x); stored {stored} of {rows['driftcheck'][1]} completed")
+if "before" in rows:
+    print(f"driftcheck now / before: {float(rows['driftcheck'][0]) / float(rows['before'][0]):.2f}x; "
+          f"before stored {stored_before} of {rows['before'][1]} completed")
 PY
