@@ -59,7 +59,7 @@ final class IdleHTTP2Connection: ChannelInboundHandler, NIOHTTP2StreamDelegate, 
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
-    private(set) var openStreams = 0
+    private var openStreams = 0
     private var lastStream = HTTP2StreamID(0)
 
     func streamCreated(_ id: HTTP2StreamID, channel: Channel) {
