@@ -123,6 +123,13 @@ port[direct]=$upstream_port
 port[nginx]=$nginx_port
 pid[nginx]=$(cat "$work/nginx.pid")
 
+# listening_port LOG: the port a recorder or floor announces in LOG ("listening on http://…"),
+# once it has (up to 10 s); empty when it never does.
+listening_port() {
+  for _ in $(seq 100); do grep -q "listening on" "$1" && break; sleep 0.1; done
+  sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$1" | head -1
+}
+
 # start_driftcheck TARGET BINARY: a recorder with a fresh store, its port in port[TARGET].
 start_driftcheck() {
   local target=$1 binary=$2
@@ -131,8 +138,7 @@ start_driftcheck() {
     --listen 127.0.0.1:0 2> "$work/$target.log" &
   pid[$target]=$!
   pids+=("${pid[$target]}")
-  for _ in $(seq 100); do grep -q "listening on" "$work/$target.log" && break; sleep 0.1; done
-  port[$target]=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/$target.log" | head -1)
+  port[$target]=$(listening_port "$work/$target.log")
 }
 targets=(direct nginx driftcheck)
 # The floors run for the whole benchmark, as nginx does: they store nothing between workloads.
@@ -140,8 +146,7 @@ for floor in $BENCH_FLOORS; do
   case "$floor" in relay) name=nio-relay ;; http) name=nio-http ;; proxy) name=dc-nostore ;; *) continue ;; esac
   "$floor_bin" "$floor" "$upstream_port" 2> "$work/$name.log" &
   pid[$name]=$!; pids+=("${pid[$name]}")
-  for _ in $(seq 100); do grep -q "listening on" "$work/$name.log" && break; sleep 0.1; done
-  port[$name]=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/$name.log" | head -1)
+  port[$name]=$(listening_port "$work/$name.log")
   if [ -n "${port[$name]}" ]; then targets+=("$name"); else echo "=== SKIPPED FLOOR: $name (did not start: $work/$name.log) ===" >&2; fi
 done
 # BEFORE_BIN=path/to/an/older/driftcheck: measured in the same run, as "before".
@@ -210,8 +215,7 @@ done
   2> "$work/big.log" &
 big_pid=$!
 pids+=("$big_pid")
-for _ in $(seq 100); do grep -q "listening on" "$work/big.log" && break; sleep 0.1; done
-big_port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$work/big.log" | head -1)
+big_port=$(listening_port "$work/big.log")
 curl -s -o /dev/null "http://127.0.0.1:$big_port/big.bin"
 peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$big_pid/status")
 kill -INT "$big_pid"; wait "$big_pid" || true
