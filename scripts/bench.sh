@@ -7,8 +7,9 @@
 #   before            the same, with BEFORE_BIN (an older build), when set
 #   mitmproxy         wrk → mitmdump --mode reverse -w FILE → upstream        (BENCH_PEERS has mitmproxy)
 #   wiremock          wrk → WireMock 2.35 --proxy-all --record-mappings → upstream (BENCH_PEERS has wiremock)
-#   floors (BENCH_FLOORS, all three by default; driftcheck-bench-floor) split driftcheck's gap to nginx:
+#   floors (BENCH_FLOORS, all four by default; driftcheck-bench-floor) split driftcheck's gap to nginx:
 #   nio-relay         a SwiftNIO TCP byte relay: the most any SwiftNIO proxy gets from this machine
+#   raw-http          driftcheck's HTTP1Framer on the raw bytes (one parse per message), nothing captured
 #   nio-http          NIOHTTP1 decoding and encoding on both sides, pooled upstreams, nothing captured
 #   dc-nostore        driftcheck's own proxy, every exchange captured and then discarded (no store)
 # Workloads: small JSON GETs on keep-alive connections, 16 KB POSTs, 1 MiB responses, a new
@@ -22,7 +23,7 @@ CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-2}
 WORKLOADS=${WORKLOADS:-"small post16k big1m newconn"}
 BENCH_PEERS=${BENCH_PEERS-"mitmproxy wiremock"}
-BENCH_FLOORS=${BENCH_FLOORS-"relay http proxy"}
+BENCH_FLOORS=${BENCH_FLOORS-"relay raw http proxy"}
 work=$(mktemp -d /tmp/driftcheck-bench.XXXXXX)
 # nginx workers run unprivileged: they must be able to read the files they serve.
 chmod 755 "$work"
@@ -143,7 +144,7 @@ start_driftcheck() {
 targets=(direct nginx driftcheck)
 # The floors run for the whole benchmark, as nginx does: they store nothing between workloads.
 for floor in $BENCH_FLOORS; do
-  case "$floor" in relay) name=nio-relay ;; http) name=nio-http ;; proxy) name=dc-nostore ;; *) continue ;; esac
+  case "$floor" in relay) name=nio-relay ;; raw) name=raw-http ;; http) name=nio-http ;; proxy) name=dc-nostore ;; *) continue ;; esac
   "$floor_bin" "$floor" "$upstream_port" 2> "$work/$name.log" &
   pid[$name]=$!; pids+=("${pid[$name]}")
   port[$name]=$(listening_port "$work/$name.log")
@@ -253,7 +254,7 @@ for w in dict.fromkeys(r[0] for r in rows):
         print(f"driftcheck / nginx throughput {d['rps'] / nginx['rps']:.2f} (target >= {goal:.2f}); "
               f"p99 {ms(d['p99']) - ms(nginx['p99']):+.2f} ms vs nginx (target within 1 ms)")
         # Where the gap goes: each step from nginx down to driftcheck, as a ratio of the step before.
-        steps = [t for t in ("nginx", "nio-relay", "nio-http", "dc-nostore", "driftcheck") if by.get((w, t), {}).get("rps")]
+        steps = [t for t in ("nginx", "nio-relay", "raw-http", "nio-http", "dc-nostore", "driftcheck") if by.get((w, t), {}).get("rps")]
         if len(steps) > 2:
             print("the gap, step by step: " + ", ".join(
                 f"{b} / {a} {by[(w, b)]['rps'] / by[(w, a)]['rps']:.2f}" for a, b in zip(steps, steps[1:])))

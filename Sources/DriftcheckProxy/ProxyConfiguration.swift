@@ -68,13 +68,18 @@ enum HopByHop {
     }
 
     static func isHopByHop<S: StringProtocol>(_ name: S) -> Bool {
+        isHopByHop(count: name.utf8.count) { ASCII.equalsIgnoringCase(name, $0) }
+    }
+
+    /// Whether a name of `count` bytes is hop-by-hop, `matches` comparing it to a lowercased one.
+    static func isHopByHop(count: Int, _ matches: (String) -> Bool) -> Bool {
         // By length first: most header names match no hop-by-hop name's length at all.
-        switch name.utf8.count {
-        case 2: return ASCII.equalsIgnoringCase(name, "te")
-        case 7: return ASCII.equalsIgnoringCase(name, "trailer") || ASCII.equalsIgnoringCase(name, "upgrade")
-        case 10: return ASCII.equalsIgnoringCase(name, "connection") || ASCII.equalsIgnoringCase(name, "keep-alive")
-        case 16: return ASCII.equalsIgnoringCase(name, "proxy-connection")
-        case 18: return ASCII.equalsIgnoringCase(name, "proxy-authenticate")
+        switch count {
+        case 2: return matches("te")
+        case 7: return matches("trailer") || matches("upgrade")
+        case 10: return matches("connection") || matches("keep-alive")
+        case 16: return matches("proxy-connection")
+        case 18: return matches("proxy-authenticate")
         default: return false
         }
     }

@@ -1,3 +1,4 @@
+import DriftcheckProxy
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -35,6 +36,25 @@ struct FloorUpstream: Sendable {
     var address: SocketAddress
     var host: String
     var pools: [ObjectIdentifier: FloorPool]
+
+    /// An idle pooled connection of `loop`, or a new one with `handlers` (made on the channel's loop).
+    func connection(
+        on loop: EventLoop, _ handlers: @escaping @Sendable () throws -> [ChannelHandler]
+    ) -> EventLoopFuture<Channel> {
+        if let channel = pools[ObjectIdentifier(loop)]!.idle.popLast(), channel.isActive {
+            return loop.makeSucceededFuture(channel)
+        }
+        return ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandlers(handlers()) }
+            }
+            .connect(to: address)
+    }
+
+    func release(_ channel: Channel) {
+        pools[ObjectIdentifier(channel.eventLoop)]!.idle.append(channel)
+    }
 }
 
 /// The client side of the HTTP floor: forwards each request to a pooled upstream connection.
@@ -72,27 +92,15 @@ final class FloorServerHandler: ChannelInboundHandler {
         }
         pending.append(part)
         guard case .head = part else { return }
-        let pool = target.pools[ObjectIdentifier(context.eventLoop)]!
-        if let channel = pool.idle.popLast(), channel.isActive {
-            attach(channel)
-            return
-        }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        ClientBootstrap(group: context.eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(FloorUpstreamHandler())
-                }
+        target.connection(on: context.eventLoop) {
+            [HTTPRequestEncoder(), ByteToMessageHandler(HTTPResponseDecoder()), FloorUpstreamHandler()]
+        }.whenComplete { result in
+            switch result {
+            case .success(let channel): bound.value.attach(channel)
+            case .failure: bound.value.context?.close(promise: nil)
             }
-            .connect(to: target.address)
-            .whenComplete { result in
-                switch result {
-                case .success(let channel): bound.value.attach(channel)
-                case .failure: bound.value.context?.close(promise: nil)
-                }
-            }
+        }
     }
 
     private func attach(_ channel: Channel) {
@@ -119,7 +127,7 @@ final class FloorServerHandler: ChannelInboundHandler {
         case .body(let body): context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         case .end(let trailers):
             if let upstream {
-                target.pools[ObjectIdentifier(context.eventLoop)]!.idle.append(upstream)
+                target.release(upstream)
                 self.upstream = nil
             }
             if keepAlive {
@@ -148,5 +156,134 @@ final class FloorUpstreamHandler: ChannelInboundHandler {
         if case .end = part { self.client = nil }
         client?.upstreamRead(part)
     }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+}
+
+/// The client side of the raw floor: requests framed on their bytes by driftcheck's own
+/// `HTTP1Framer`, heads rewritten line by line, bodies forwarded in the buffers they came in.
+final class RawServerHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    var context: ChannelHandlerContext?
+    var upstream: Channel?
+    var framer = HTTP1Framer(role: .request)
+    var inbound: ByteBuffer?
+    var pending: [ByteBuffer] = []
+    var keepAlive = true
+    let target: FloorUpstream
+
+    init(target: FloorUpstream) { self.target = target }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        if inbound != nil { inbound!.writeBuffer(&buffer) } else { inbound = buffer }
+        do {
+            while let part = try framer.next(&inbound!) {
+                switch part {
+                case .head(let head):
+                    keepAlive = head.keepAlive
+                    let authority = target.host
+                    send(
+                        head.rewritten(
+                            startLine: "\(head.method) \(head.target) HTTP/1.1",
+                            dropping: { head.isHopByHop($0) || head.field($0, is: "host") },
+                            adding: [("Host", authority)]), context: context)
+                case .body(let bytes), .framing(let bytes): send(bytes, context: context)
+                case .end(let bytes, _):
+                    if let bytes { send(bytes, context: context) }
+                    upstream?.flush()
+                }
+            }
+        } catch {
+            context.close(promise: nil)
+        }
+        if inbound!.readableBytes == 0 { inbound = nil }
+    }
+
+    private func send(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        if let upstream {
+            upstream.write(bytes, promise: nil)
+            return
+        }
+        pending.append(bytes)
+        guard pending.count == 1 else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        target.connection(on: context.eventLoop) { [RawUpstreamHandler()] }.whenComplete { result in
+            switch result {
+            case .success(let channel): bound.value.attach(channel)
+            case .failure: bound.value.context?.close(promise: nil)
+            }
+        }
+    }
+
+    private func attach(_ channel: Channel) {
+        upstream = channel
+        guard let handler = try? channel.pipeline.syncOperations.handler(type: RawUpstreamHandler.self) else {
+            context?.close(promise: nil)
+            return
+        }
+        handler.client = self
+        for bytes in pending { channel.write(bytes, promise: nil) }
+        pending.removeAll()
+        channel.flush()
+    }
+
+    /// The upstream's answer: to the client, and the upstream connection back to the pool at its end.
+    func upstreamRead(_ part: HTTP1Framer.Part) {
+        guard let context else { return }
+        switch part {
+        case .head(let head):
+            let close = !keepAlive
+            context.write(
+                wrapOutboundOut(
+                    head.rewritten(
+                        startLine: "HTTP/1.1 \(head.status) \(head.reason)", dropping: head.isHopByHop,
+                        adding: close ? [("Connection", "close")] : [])), promise: nil)
+        case .body(let bytes), .framing(let bytes): context.write(wrapOutboundOut(bytes), promise: nil)
+        case .end(let bytes, _):
+            if let bytes { context.write(wrapOutboundOut(bytes), promise: nil) }
+            if let upstream {
+                target.release(upstream)
+                self.upstream = nil
+            }
+            if keepAlive {
+                context.flush()
+            } else {
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer())).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        upstream?.close(promise: nil)
+        self.context = nil
+    }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+}
+
+final class RawUpstreamHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    var client: RawServerHandler?
+    var framer = HTTP1Framer(role: .response)
+    var inbound: ByteBuffer?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        if inbound != nil { inbound!.writeBuffer(&buffer) } else { inbound = buffer }
+        do {
+            while let part = try framer.next(&inbound!) {
+                let client = self.client
+                if case .end = part { self.client = nil }
+                client?.upstreamRead(part)
+            }
+        } catch {
+            context.close(promise: nil)
+        }
+        if inbound!.readableBytes == 0 { inbound = nil }
+    }
+    func channelReadComplete(context: ChannelHandlerContext) { client?.context?.flush() }
     func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
 }

@@ -1,8 +1,10 @@
 // Floors for scripts/bench.sh: what this machine lets a SwiftNIO proxy reach, so that the
 // recorder's gap to nginx can be split into what NIO itself costs, what HTTP/1.1 codecs cost,
 // what our proxy's logic and capture cost, and what storing costs.
-// Usage: driftcheck-bench-floor relay|http|proxy UPSTREAM_PORT
+// Usage: driftcheck-bench-floor relay|raw|http|proxy UPSTREAM_PORT
 //   relay  a TCP byte relay: NIO's read/write path, no HTTP at all
+//   raw    HTTP/1.1 framed on the raw bytes by driftcheck's HTTP1Framer, heads rewritten, bodies
+//          forwarded in the buffers they came in (one parse per message), pooled upstreams
 //   http   NIOHTTP1 decoding and encoding on both sides, pooled upstream connections, no capture
 //   proxy  driftcheck's own RecordingProxy with every exchange captured and then discarded
 // Prints "listening on http://127.0.0.1:PORT" on stderr, as `driftcheck record` does.
@@ -14,9 +16,10 @@ import NIOHTTP1
 import NIOPosix
 
 let arguments = CommandLine.arguments
-guard arguments.count == 3, let upstreamPort = Int(arguments[2]), ["relay", "http", "proxy"].contains(arguments[1])
+guard arguments.count == 3, let upstreamPort = Int(arguments[2]),
+    ["relay", "raw", "http", "proxy"].contains(arguments[1])
 else {
-    FileHandle.standardError.write(Data("usage: driftcheck-bench-floor relay|http|proxy UPSTREAM_PORT\n".utf8))
+    FileHandle.standardError.write(Data("usage: driftcheck-bench-floor relay|raw|http|proxy UPSTREAM_PORT\n".utf8))
     exit(2)
 }
 let mode = arguments[1]
@@ -63,6 +66,8 @@ default:
                             case .failure: channel.close(promise: nil)
                             }
                         }
+                } else if mode == "raw" {
+                    try channel.pipeline.syncOperations.addHandler(RawServerHandler(target: target))
                 } else {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(FloorServerHandler(target: target))

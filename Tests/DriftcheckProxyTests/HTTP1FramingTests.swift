@@ -1,0 +1,262 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import DriftcheckProxy
+
+/// What a framer made of a byte stream: enough to compare two ways of cutting the same bytes.
+struct Framed: Equatable {
+    /// One line per head and end; bodies joined between them.
+    var events: [String] = []
+    /// Every byte the parts carried, in order: must be the input, byte for byte.
+    var wire: [UInt8] = []
+    var content: [UInt8] = []
+
+    static func of(
+        _ text: String, role: HTTP1Framer.Role, cut: Int = .max, answeringHead: Bool = false, closed: Bool = false
+    ) throws(HTTP1FramingError) -> Framed {
+        var framer = HTTP1Framer(role: role, maxHead: 1024)
+        framer.answeringHead = answeringHead
+        var framed = Framed()
+        var pending = ByteBuffer()
+        let bytes = Array(text.utf8)
+        var offset = 0
+        repeat {
+            let piece = bytes[offset..<offset + min(cut, bytes.count - offset)]
+            offset += piece.count
+            pending.writeBytes(piece)
+            while let part = try framer.next(&pending) { framed.add(part) }
+            pending.discardReadBytes()
+        } while offset < bytes.count
+        if closed, let part = try framer.inputClosed(pending) { framed.add(part) }
+        return framed
+    }
+
+    mutating func add(_ part: HTTP1Framer.Part) {
+        switch part {
+        case .head(let head):
+            flushContent()
+            let start = head.role == .request ? "\(head.method) \(head.target)" : "\(head.status)"
+            events.append("head \(start) \(head.version) \(head.framing) keepAlive=\(head.keepAlive)")
+            wire += Array(buffer: head.bytes)
+        case .body(let buffer):
+            content += Array(buffer: buffer)
+            wire += Array(buffer: buffer)
+        case .framing(let buffer):
+            wire += Array(buffer: buffer)
+        case .end(let bytes, let trailers):
+            flushContent()
+            events.append("end" + trailers.map { " \($0.name)=\($0.value)" }.joined())
+            if let bytes { wire += Array(buffer: bytes) }
+        }
+    }
+
+    private mutating func flushContent() {
+        if !content.isEmpty { events.append("body \(String(decoding: content, as: UTF8.self))") }
+        content = []
+    }
+
+    func finished() -> Framed {
+        var copy = self
+        copy.flushContent()
+        return copy
+    }
+}
+
+extension HTTP1Head {
+    fileprivate var role: HTTP1Framer.Role { status == 0 ? .request : .response }
+}
+
+@Suite struct HTTP1FramingTests {
+    /// Frames `text` whole and cut at every size from 1 byte: the same events and the same bytes.
+    func framedAtEveryCut(_ text: String, role: HTTP1Framer.Role, closed: Bool = false) throws -> Framed {
+        let whole = try Framed.of(text, role: role, closed: closed).finished()
+        #expect(whole.wire == Array(text.utf8), "every byte is forwarded as it came")
+        for cut in 1..<text.utf8.count {
+            let pieces = try Framed.of(text, role: role, cut: cut, closed: closed).finished()
+            #expect(pieces.events == whole.events, "cut every \(cut) bytes")
+            #expect(pieces.wire == whole.wire, "cut every \(cut) bytes")
+        }
+        return whole
+    }
+
+    @Test func framesPipelinedRequestsWithAndWithoutBodies() throws {
+        let text =
+            "GET /orders?id=1 HTTP/1.1\r\nHost: shop\r\n\r\n"
+            + "POST /orders HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\n\r\nhello"
+            + "PUT /x HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
+            + "DELETE /x HTTP/1.0\r\n\r\n"
+        let framed = try framedAtEveryCut(text, role: .request)
+        #expect(
+            framed.events == [
+                "head GET /orders?id=1 HTTP/1.1 none keepAlive=true", "end",
+                "head POST /orders HTTP/1.1 length(5) keepAlive=true", "body hello", "end",
+                "head PUT /x HTTP/1.0 none keepAlive=true", "end",
+                "head DELETE /x HTTP/1.0 none keepAlive=false", "end",
+            ])
+    }
+
+    @Test func framesChunkedBodiesWithExtensionsAndTrailers() throws {
+        let text =
+            "POST /up HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+            + "5;name=value\r\nhello\r\nA \r\n, world!!!\r\n0\r\nX-Checksum: 42\r\nX-More: a b\r\n\r\n"
+            + "GET /next HTTP/1.1\r\n\r\n"
+        let framed = try framedAtEveryCut(text, role: .request)
+        #expect(
+            framed.events == [
+                "head POST /up HTTP/1.1 chunked keepAlive=true", "body hello, world!!!", "end X-Checksum=42 X-More=a b",
+                "head GET /next HTTP/1.1 none keepAlive=true", "end",
+            ])
+    }
+
+    @Test func framesAChunkedBodyWithoutTrailers() throws {
+        let framed = try framedAtEveryCut(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", role: .response)
+        #expect(framed.events == ["head 200 HTTP/1.1 chunked keepAlive=true", "body abc", "end"])
+    }
+
+    @Test func framesResponsesByStatusLengthAndClose() throws {
+        let text =
+            "HTTP/1.1 100 Continue\r\n\r\n"
+            + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Private\r\n\r\nok"
+            + "HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n"
+            + "HTTP/1.1 304 Not Modified\r\n\r\n"
+            + "HTTP/1.1 200\r\nConnection: close\r\n\r\nthe rest, until the connection ends"
+        let framed = try framedAtEveryCut(text, role: .response, closed: true)
+        #expect(
+            framed.events == [
+                "head 100 HTTP/1.1 none keepAlive=true",
+                "head 200 HTTP/1.1 length(2) keepAlive=true", "body ok", "end",
+                "head 204 HTTP/1.1 none keepAlive=true", "end",
+                "head 304 HTTP/1.1 none keepAlive=true", "end",
+                "head 200 HTTP/1.1 untilClose keepAlive=false", "body the rest, until the connection ends", "end",
+            ])
+    }
+
+    @Test func aResponseToHEADHasNoBodyWhateverItsLength() throws {
+        let framed = try Framed.of(
+            "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", role: .response, answeringHead: true
+        ).finished()
+        #expect(framed.events == ["head 200 HTTP/1.1 none keepAlive=true", "end"])
+    }
+
+    @Test func readsWhatRoutingNeedsFromTheHead() throws {
+        var framer = HTTP1Framer(role: .request)
+        var buffer = ByteBuffer(
+            string:
+                "\r\nPOST http://shop/x HTTP/1.1\r\nHOST:  shop \r\nExpect: 100-Continue\r\nConnection: Upgrade, CLOSE\r\nX-Empty:\r\n\r\n"
+        )
+        guard case .head(let head) = try framer.next(&buffer) else {
+            Issue.record("no head")
+            return
+        }
+        #expect(head.method == "POST")
+        #expect(head.target == "http://shop/x")
+        #expect(head.expectsContinue)
+        #expect(head.connectionClose && !head.keepAlive)
+        #expect(head.connectionOptions.map(head.string) == ["Upgrade"])
+        #expect(
+            head.headers.map { "\($0.name)=\($0.value)" } == [
+                "HOST=shop", "Expect=100-Continue", "Connection=Upgrade, CLOSE", "X-Empty=",
+            ])
+        #expect(head.fields.contains { head.field($0, is: "host") })
+        // The leading empty line a client may send before a request is not part of the head.
+        #expect(head.bytes.getString(at: head.bytes.readerIndex, length: 4) == "POST")
+    }
+
+    @Test(arguments: [
+        ("GARBAGE\r\n\r\n", "invalid request line"),
+        ("GET /orders HTTP/9.9\r\nHost: x\r\n\r\n", "unsupported HTTP version"),
+        ("GET /orders HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", "invalid field name"),
+        (
+            "POST /echo HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "both Content-Length and Transfer-Encoding"
+        ),
+        (
+            "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            "both Content-Length and Transfer-Encoding"
+        ),
+        ("POST /echo HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", "differing Content-Length values"),
+        ("POST /echo HTTP/1.1\r\nContent-Length: +5\r\n\r\n", "invalid Content-Length"),
+        ("POST /echo HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", "invalid Content-Length"),
+        ("POST /echo HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", "invalid Content-Length"),
+        (
+            "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            "a request's last transfer coding must be chunked, once"
+        ),
+        (
+            "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "a request's last transfer coding must be chunked, once"
+        ),
+        (
+            "POST /echo HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            "a request's last transfer coding must be chunked, once"
+        ),
+        ("GET /orders HTTP/1.1\r\nHost: x\r\nX-Evil: a\rb\r\n\r\n", "bare CR in a field line"),
+        ("GET /orders HTTP/1.1\r\nHost: x\r\nX-Evil: a\u{0}b\r\n\r\n", "control character in a field value"),
+        ("GET /orders HTTP/1.1\r\nHost: x\r\nX-Evil: a\nInjected: b\r\n\r\n", "control character in a field value"),
+        ("GET /orders HTTP/1.1\r\nHost: x\r\nX Evil: a\r\n\r\n", "invalid field name"),
+        ("GET /orders HTTP/1.1\r\nHost : x\r\n\r\n", "invalid field name"),
+        ("GET /orders HTTP/1.1\r\nX-A: a\r\n folded\r\n\r\n", "obsolete line folding"),
+        ("GET  /orders HTTP/1.1\r\n\r\n", "invalid request target"),
+        ("GET /orders\r\n\r\n", "invalid request target"),
+        ("GET /or ders HTTP/1.1\r\n\r\n", "unsupported HTTP version"),
+        ("GET /orders HTTP/1.1\n\r\n\r\n", "unsupported HTTP version"),
+        ("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZ\r\n", "invalid chunk size line"),
+        ("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\r\n", "invalid chunk size line"),
+        ("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n", "invalid chunk size line"),
+        ("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3 x\r\n", "invalid chunk size line"),
+        ("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", "chunk data not followed by CRLF"),
+    ])
+    func refusesWhatCouldBeSmuggledOrMisread(request: String, why: String) {
+        #expect(throws: HTTP1FramingError.malformed(why)) { try Framed.of(request, role: .request) }
+        // However the bytes are cut.
+        #expect(throws: HTTP1FramingError.malformed(why)) { try Framed.of(request, role: .request, cut: 1) }
+    }
+
+    @Test(arguments: [
+        ("HTTP/1.1 OK\r\n\r\n", "invalid status line"),
+        ("HTTP/1.1 20x OK\r\n\r\n", "invalid status code"),
+        ("HTTP/1.1 099 Low\r\n\r\n", "invalid status code"),
+        ("HTTP/2.0 200 OK\r\n\r\n", "invalid status line"),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "both Content-Length and Transfer-Encoding"
+        ),
+    ])
+    func refusesMalformedResponses(response: String, why: String) {
+        #expect(throws: HTTP1FramingError.malformed(why)) { try Framed.of(response, role: .response) }
+    }
+
+    @Test func aResponseWhoseLastCodingIsNotChunkedRunsUntilClose() throws {
+        let framed = try Framed.of(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzipped", role: .response, closed: true
+        ).finished()
+        #expect(framed.events == ["head 200 HTTP/1.1 untilClose keepAlive=true", "body zipped", "end"])
+    }
+
+    @Test func anOversizedHeadIsRefusedBeforeItEnds() {
+        // Refused as soon as more than the limit came without an end, not when (if ever) it ends.
+        let endless = "GET / HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 2000)
+        #expect(throws: HTTP1FramingError.headTooLarge) { try Framed.of(endless, role: .request, cut: 100) }
+        let whole = "GET / HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 1020) + "\r\n\r\n"
+        #expect(throws: HTTP1FramingError.headTooLarge) { try Framed.of(whole, role: .request) }
+        #expect(throws: HTTP1FramingError.malformed("trailer section too long")) {
+            try Framed.of(
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + String(repeating: "a", count: 2000),
+                role: .request, cut: 100)
+        }
+    }
+
+    @Test func aConnectionEndingMidMessageIsTruncated() {
+        for text in [
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhe",
+            "GET / HTTP/1.1\r\nHost",
+        ] {
+            #expect(throws: HTTP1FramingError.truncated, "\(text)") {
+                try Framed.of(text, role: .request, closed: true)
+            }
+        }
+    }
+}
