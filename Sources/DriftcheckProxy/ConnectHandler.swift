@@ -6,28 +6,24 @@ import NIOPosix
 /// Takes over a client connection after `CONNECT host:port`: relays it to the host as a plain
 /// tunnel, or — when the host matches `--intercept-tls` — terminates its TLS and records it.
 final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
 
     private let address: ListenAddress
     private let services: ProxyServices
-    private let encoder: HTTPResponseEncoder
-    private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
+    /// What the client sent after `CONNECT` before the tunnel was up (an eager ClientHello).
+    private var leftover: ByteBuffer?
     private var context: ChannelHandlerContext?
 
-    init(
-        address: ListenAddress, services: ProxyServices, encoder: HTTPResponseEncoder,
-        decoder: ByteToMessageHandler<HTTPRequestDecoder>
-    ) {
+    init(address: ListenAddress, services: ProxyServices, leftover: ByteBuffer?) {
         self.address = address
         self.services = services
-        self.encoder = encoder
-        self.decoder = decoder
+        self.leftover = leftover
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        // The decoder is still handing out the CONNECT request's parts: the pipeline changes
-        // once it is done.
+        // The HTTP/1.1 handler is still in the middle of its read: the pipeline changes once
+        // it is done.
         context.eventLoop.assumeIsolated().execute {
             guard let context = self.context else { return }
             if let interceptor = self.services.interceptor, interceptor.matches(self.address.host) {
@@ -40,8 +36,11 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
-    /// The rest of the CONNECT request: nothing to do with it.
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+    /// Bytes the client sent before the tunnel was up: kept for it.
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if leftover == nil { leftover = bytes } else { leftover!.writeBuffer(&bytes) }
+    }
 
     private func connect(_ context: ChannelHandlerContext) {
         let address = self.address
@@ -69,11 +68,11 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
         let client = context.channel
         do {
             let sync = client.pipeline.syncOperations
-            try GlueHandler.join(sync, at: .after(decoder), to: peer)
-            // Bytes the client sent after CONNECT go on to the peer.
-            sync.removeHandler(decoder, promise: nil)
-            sync.removeHandler(encoder, promise: nil)
+            try GlueHandler.join(sync, at: .after(self), to: peer)
             client.writeAndFlush(ByteBuffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"), promise: nil)
+            // Bytes the client sent after CONNECT go on to the peer.
+            if let leftover { peer.writeAndFlush(leftover, promise: nil) }
+            leftover = nil
             client.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
             client.read()
             // Last: removing this handler lets go of its context.
@@ -99,11 +98,11 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
         let client = context.channel
         do {
             let sync = client.pipeline.syncOperations
-            sync.removeHandler(encoder, promise: nil)
             client.writeAndFlush(ByteBuffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"), promise: nil)
-            try sync.addHandlers(handlers, position: .after(decoder))
+            try sync.addHandlers(handlers, position: .after(self))
             // Bytes the client sent after CONNECT (an eager ClientHello) go on to the TLS handler.
-            sync.removeHandler(decoder, promise: nil)
+            if let leftover { context.fireChannelRead(NIOAny(leftover)) }
+            leftover = nil
             client.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
             client.read()
             sync.removeHandler(context: context, promise: nil)
@@ -113,7 +112,8 @@ final class ConnectHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func refuse(_ context: ChannelHandlerContext, _ reason: String) {
-        ProxyAnswer.write(.badGateway, message: "driftcheck: \(reason)", close: true, context)
+        context.writeAndFlush(
+            NIOAny(ProxyAnswer.bytes(.badGateway, message: "driftcheck: \(reason)", close: true)), promise: nil)
         context.close(promise: nil)
     }
 }

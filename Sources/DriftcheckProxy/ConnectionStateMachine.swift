@@ -22,8 +22,8 @@ struct Capture {
 
     /// Sizes the buffer once from Content-Length: growing it by doubling would copy the body
     /// several times and leave up to twice its size allocated while it waits for the store.
-    mutating func expect(_ headers: HTTPHeaders, limit: Int) {
-        guard let text = headers.first(name: "content-length"), let length = Int(text), length > 0 else { return }
+    mutating func expect(_ length: Int?, limit: Int) {
+        guard let length, length > 0 else { return }
         bytes.reserveCapacity(min(length, limit))
     }
 
@@ -41,8 +41,10 @@ final class InFlight {
     var responseBody = Capture()
     var requestComplete = false
     /// Request parts that arrived before the upstream connection did.
-    var pending: [HTTPClientRequestPart] = []
-    var responseHead: HTTPResponseHead?
+    var pending: [RequestPart] = []
+    var responseHead: ResponseHead?
+    /// The response goes to the client in a way that ends the connection (delimited by its close).
+    var closesClient = false
     var lastUpstreamActivity: NIODeadline
 
     init(_ routed: RequestRouting.Routed, now: NIODeadline) {
@@ -55,18 +57,17 @@ final class InFlight {
 
     var service: String { routed.service }
     var target: UpstreamTarget { routed.target }
-    var clientHead: HTTPRequestHead { routed.clientHead }
+    var clientHead: RequestHead { routed.clientHead }
 
     /// Both sides keep the connection after this exchange.
-    var clientKeepsAlive: Bool { routed.clientHead.isKeepAlive && requestComplete }
+    var clientKeepsAlive: Bool { routed.clientHead.isKeepAlive && requestComplete && !closesClient }
 
     func exchange(result: ExchangeResult, now: NIODeadline) -> Exchange {
         let request = RecordedRequest(
             // h2c is how the bytes travelled, not part of the URL: recorded (and exported) as http.
-            method: routed.clientHead.method.rawValue, scheme: target.scheme == "h2c" ? "http" : target.scheme,
+            method: routed.clientHead.method, scheme: target.scheme == "h2c" ? "http" : target.scheme,
             host: target.host, port: target.port,
-            path: routed.path, query: routed.query,
-            headers: HeaderFields(fields: routed.clientHead.headers.map { .init($0.name, $0.value) }),
+            path: routed.path, query: routed.query, headers: routed.clientHead.recordedFields,
             body: requestBody.captured)
         return Exchange(
             service: service, request: request, result: result, startedAt: startedAt,
@@ -96,7 +97,7 @@ struct ConnectionStateMachine {
     private(set) var state: State = .idle
     /// Parts of later requests (pipelining), held in order until the current exchange ends.
     // An array: empty, it allocates nothing, and most connections never pipeline.
-    private(set) var held: [HTTPServerRequestPart] = []
+    private(set) var held: [RequestPart] = []
     let route: ListenerRoute
     let maxBody: Int
 
@@ -112,8 +113,8 @@ struct ConnectionStateMachine {
         case connect(InFlight)
         case tunnel(ListenAddress)
         case respondAndClose(HTTPResponseStatus, String)
-        /// Send this part upstream.
-        case forward(HTTPClientRequestPart, UpstreamConnection)
+        /// Send this part of the exchange's request upstream.
+        case forward(RequestPart, InFlight, UpstreamConnection)
         /// Kept for later (pipelined, or before the upstream connection): stop reading.
         case hold
         case none
@@ -121,7 +122,7 @@ struct ConnectionStateMachine {
 
     /// A part from the client; `fromHeld` when it is one `nextHeld()` gave back.
     mutating func clientRead(
-        _ part: HTTPServerRequestPart, fromHeld: Bool = false, now: NIODeadline
+        _ part: RequestPart, fromHeld: Bool = false, now: NIODeadline
     ) -> ClientReadAction {
         switch state {
         case .closed, .tunnelling:
@@ -146,7 +147,7 @@ struct ConnectionStateMachine {
                 return .tunnel(address)
             case .exchange(let routed):
                 let exchange = InFlight(routed, now: now)
-                exchange.requestBody.expect(head.headers, limit: maxBody)
+                exchange.requestBody.expect(head.contentLength, limit: maxBody)
                 state = .connecting(exchange)
                 return .connect(exchange)
             }
@@ -157,32 +158,31 @@ struct ConnectionStateMachine {
             }
             let upstream: UpstreamConnection?
             if case .streaming(_, let connection) = state { upstream = connection } else { upstream = nil }
-            let forwarded: HTTPClientRequestPart
             switch part {
             case .head:
-                // The decoder ends a request before it starts the next: this cannot come.
+                // The framer ends a request before it starts the next: this cannot come.
                 return .none
             case .body(let buffer):
                 exchange.requestBody.append(buffer, limit: maxBody)
                 // The client is read only while the upstream takes what it is sent: a part
                 // arriving means the upstream took the previous ones.
                 if upstream != nil { exchange.lastUpstreamActivity = now }
-                forwarded = .body(.byteBuffer(buffer))
+            case .framing:
+                if upstream != nil { exchange.lastUpstreamActivity = now }
             case .end:
                 exchange.requestComplete = true
                 exchange.lastUpstreamActivity = now
-                forwarded = .end(nil)
             }
             guard let upstream else {
-                exchange.pending.append(forwarded)
+                exchange.pending.append(part)
                 return .none
             }
-            return .forward(forwarded, upstream)
+            return .forward(part, exchange, upstream)
         }
     }
 
     /// The next held part, when the state can take it now.
-    mutating func nextHeld() -> HTTPServerRequestPart? {
+    mutating func nextHeld() -> RequestPart? {
         switch state {
         case .idle: return held.isEmpty ? nil : held.removeFirst()
         case .connecting(let exchange), .streaming(let exchange, _):
@@ -305,39 +305,40 @@ struct ConnectionStateMachine {
     }
 
     enum UpstreamReadAction {
-        case writeHead(HTTPResponseHead)
-        case writeBody(ByteBuffer)
-        /// The response is complete: record it, keep or close both connections.
-        case complete(InFlight, UpstreamConnection, RecordedResponse, reuseUpstream: Bool, keepClient: Bool)
+        /// A head, body or framing part for the client.
+        case write(ResponsePart, InFlight)
+        /// The response is complete: write its end, record it, keep or close both connections.
+        case complete(
+            InFlight, UpstreamConnection, RecordedResponse, end: ResponsePart, reuseUpstream: Bool, keepClient: Bool)
         case none
     }
 
-    mutating func upstreamRead(_ part: HTTPClientResponsePart, now: NIODeadline) -> UpstreamReadAction {
+    mutating func upstreamRead(_ part: ResponsePart, now: NIODeadline) -> UpstreamReadAction {
         guard case .streaming(let exchange, let connection) = state else { return .none }
         exchange.lastUpstreamActivity = now
         switch part {
         case .head(let head):
+            // Interim answers (103 Early Hints) are not passed on: the proxy answers
+            // `100 Continue` itself, and a client of HTTP/1.0 could not read them.
+            if head.isInterim { return .none }
             exchange.responseHead = head
-            exchange.responseBody.expect(head.headers, limit: maxBody)
-            return .writeHead(RequestRouting.clientResponseHead(head, for: exchange.clientHead))
+            exchange.responseBody.expect(head.contentLength, limit: maxBody)
+            return .write(part, exchange)
         case .body(let buffer):
             exchange.responseBody.append(buffer, limit: maxBody)
-            return .writeBody(buffer)
-        case .end(let trailers):
+            return .write(part, exchange)
+        case .framing:
+            return .write(part, exchange)
+        case .end(_, let trailers):
             guard let head = exchange.responseHead else { return .none }
             let keepClient = exchange.clientKeepsAlive
             state = keepClient ? .idle : .closed
             if !keepClient { held.removeAll() }
-            // HTTP/2 has no Transfer-Encoding: NIO's HTTP/1 view adds one to answers without a length.
-            let invented = head.version.major == 2 ? "transfer-encoding" : ""
             let response = RecordedResponse(
-                status: Int(head.status.code),
-                headers: HeaderFields(
-                    fields: head.headers.filter { $0.name.lowercased() != invented }.map { .init($0.name, $0.value) }),
-                body: exchange.responseBody.captured,
-                trailers: HeaderFields(fields: trailers?.map { .init($0.name, $0.value) } ?? []))
+                status: head.status, headers: head.recordedFields, body: exchange.responseBody.captured,
+                trailers: HeaderFields(fields: trailers.map { .init($0.name, $0.value) }))
             return .complete(
-                exchange, connection, response, reuseUpstream: exchange.requestComplete && head.isKeepAlive,
+                exchange, connection, response, end: part, reuseUpstream: exchange.requestComplete && head.isKeepAlive,
                 keepClient: keepClient)
         }
     }

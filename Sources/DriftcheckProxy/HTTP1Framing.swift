@@ -565,14 +565,21 @@ extension HTTP1Head {
         }
     }
 
-    /// This head with a new start line, without the fields `dropping` names, with `adding`
-    /// appended: the kept field lines are copied as they came.
-    package func rewritten(startLine: String, dropping: (Field) -> Bool, adding: [(String, String)] = []) -> ByteBuffer
+    /// This head with a new start line and `adding` first, without the fields `dropping` names:
+    /// the kept field lines are copied as they came.
+    package func rewritten(startLine: String, adding: [(String, String)] = [], dropping: (Field) -> Bool)
+        -> ByteBuffer
     {
         var out = ByteBuffer()
         out.reserveCapacity(bytes.readableBytes + 64)
         out.writeString(startLine)
         out.writeStaticString("\r\n")
+        for (name, value) in adding {
+            out.writeString(name)
+            out.writeStaticString(": ")
+            out.writeString(value)
+            out.writeStaticString("\r\n")
+        }
         for field in fields where !dropping(field) {
             // name ":" SP value CRLF, normalised to one space whatever the sender put there.
             var name = bytes.getSlice(at: bytes.readerIndex + field.name.lowerBound, length: field.name.count)!
@@ -580,12 +587,6 @@ extension HTTP1Head {
             out.writeBuffer(&name)
             out.writeStaticString(": ")
             out.writeBuffer(&value)
-            out.writeStaticString("\r\n")
-        }
-        for (name, value) in adding {
-            out.writeString(name)
-            out.writeStaticString(": ")
-            out.writeString(value)
             out.writeStaticString("\r\n")
         }
         out.writeStaticString("\r\n")

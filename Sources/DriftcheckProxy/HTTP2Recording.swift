@@ -42,7 +42,7 @@ enum HTTP2Recording {
                     // client says nothing; a call where neither side has spoken ends.
                     IdleStateHandler(allTimeout: idleTimeout),
                     TrailersOnlyResponses(), HTTP2FramePayloadToHTTP1ServerCodec(),
-                    ProxyServerHandler(route: route, services: streamServices, encoder: nil, decoder: nil),
+                    HTTP2StreamServerHandler(route: route, services: streamServices),
                 ])
             }
         }
@@ -290,7 +290,7 @@ final class HTTP2UpstreamPool: UpstreamSource, @unchecked Sendable {
                 }
             }.flatMapThrowing { stream in
                 let handler = try stream.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-                return UpstreamConnection(channel: stream, handler: handler, target: target, isStream: true)
+                return UpstreamConnection(channel: stream, handler: handler, target: target)
             }
         }.flatMapError { error in
             // A connection that cannot open streams (gone, or after GOAWAY) is not asked again.

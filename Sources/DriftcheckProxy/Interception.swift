@@ -85,8 +85,7 @@ final class InterceptedHandshake: ChannelInboundHandler, RemovableChannelHandler
                 if negotiated == "h2" {
                     try HTTP2Recording.serve(sync, position: .after(self), route: route, services: services)
                 } else {
-                    try sync.addHandlers(
-                        ProxyServerHandler.pipeline(route: route, services: services), position: .after(self))
+                    try sync.addHandler(HTTP1ServerHandler(route: route, services: services), position: .after(self))
                 }
             } catch {
                 context.close(promise: nil)

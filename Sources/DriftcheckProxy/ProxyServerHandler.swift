@@ -14,21 +14,6 @@ protocol UpstreamSource: AnyObject {
     func release(_ connection: UpstreamConnection)
 }
 
-/// A response of the proxy's own (an error it answers itself): one line of plain text.
-enum ProxyAnswer {
-    static func write(_ status: HTTPResponseStatus, message: String, close: Bool, _ context: ChannelHandlerContext) {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.add(name: "content-length", value: String(message.utf8.count + 1))
-        if close { headers.add(name: "connection", value: "close") }
-        let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
-        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
-        context.write(
-            NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: message + "\n")))), promise: nil)
-        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
-    }
-}
-
 /// What the handlers of every client connection share: one per event loop.
 // Unchecked: the upstream pool it holds is used on its own loop only, as `UpstreamPool` says.
 final class ProxyServices: @unchecked Sendable {
@@ -70,28 +55,17 @@ final class ProxyServices: @unchecked Sendable {
     }
 }
 
-/// The server side of one client connection. `ConnectionStateMachine` decides; this handler
-/// performs: it talks to the channels, the upstream connections, the timer and the recorder.
-final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, UpstreamDelegate {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    /// The recording handlers for `route`, in pipeline order: encoder, decoder, this handler.
-    static func pipeline(route: ListenerRoute, services: ProxyServices) -> [RemovableChannelHandler & ChannelHandler] {
-        let encoder = HTTPResponseEncoder()
-        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-        return [
-            encoder, decoder, ProxyServerHandler(route: route, services: services, encoder: encoder, decoder: decoder),
-        ]
-    }
-
+/// The server side of one client connection (HTTP/1.1) or stream (HTTP/2).
+/// `ConnectionStateMachine` decides; this handler performs: it talks to the channels, the
+/// upstream connections, the timer and the recorder. Its two kinds, `HTTP1ServerHandler` and
+/// `HTTP2StreamServerHandler`, read and write their wire.
+class ProxyServerHandler: UpstreamDelegate {
     private var machine: ConnectionStateMachine
-    private let services: ProxyServices
-    /// The HTTP/1.1 codec, for handing a CONNECT over; nil on an HTTP/2 stream.
-    private let encoder: HTTPResponseEncoder?
-    private let decoder: ByteToMessageHandler<HTTPRequestDecoder>?
+    let services: ProxyServices
+    /// An HTTP/2 stream: one request, no CONNECT.
+    private let isStream: Bool
 
-    private var context: ChannelHandlerContext?
+    private(set) var context: ChannelHandlerContext?
     private var readingPaused = false
     /// The client went quiet in the middle of its request body while we were reading it.
     private var clientStalled = false
@@ -103,27 +77,48 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     /// of a timer scheduled and cancelled for every request.
     private var timer: Scheduled<Void>?
 
-    init(
-        route: ListenerRoute, services: ProxyServices, encoder: HTTPResponseEncoder?,
-        decoder: ByteToMessageHandler<HTTPRequestDecoder>?
-    ) {
+    init(route: ListenerRoute, services: ProxyServices, isStream: Bool) {
         machine = ConnectionStateMachine(route: route, maxBody: services.configuration.maxBody)
         self.services = services
-        self.encoder = encoder
-        self.decoder = decoder
+        self.isStream = isStream
     }
 
     /// The state, for tests.
     var state: ConnectionStateMachine.State { machine.state }
     /// Whether the client's bytes are being read, for tests.
     var isReadingClient: Bool { !readingPaused }
+    var isClosed: Bool { machine.isClosed }
+
+    // MARK: Writing to the client, by wire
+
+    /// Writes a part of the response to `exchange` (no flush).
+    func writeResponse(_ part: ResponsePart, of exchange: InFlight, _ context: ChannelHandlerContext) {
+        preconditionFailure("written by the wire's handler")
+    }
+
+    func writeContinue(_ context: ChannelHandlerContext) {
+        preconditionFailure("written by the wire's handler")
+    }
+
+    /// Writes and flushes an answer of the proxy's own.
+    func writeAnswer(_ status: HTTPResponseStatus, message: String, close: Bool, _ context: ChannelHandlerContext) {
+        preconditionFailure("written by the wire's handler")
+    }
+
+    /// Gives the connection to the tunnel's handlers after `CONNECT`.
+    func handOver(to address: ListenAddress, _ context: ChannelHandlerContext) {
+        writeAnswer(.methodNotAllowed, message: "driftcheck: CONNECT is not accepted over HTTP/2", close: true, context)
+        context.close(promise: nil)
+    }
+
+    // MARK: Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         // An HTTP/2 stream carries one request, so there is no "next request" to hold: a store
         // that is behind holds the stream's request before it goes upstream instead (its flow
         // control window then stays shut, and the client waits).
-        if encoder == nil { resume(context) }
+        if isStream { resume(context) }
     }
 
     // The handler and its context hold each other; letting go here frees both with the channel.
@@ -134,10 +129,9 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
         self.context = nil
     }
 
-    // MARK: Client side
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        perform(machine.clientRead(unwrapInboundIn(data), now: context.eventLoop.now), context)
+    /// A part of the client's request, as its wire framed it.
+    func clientRead(_ part: RequestPart, _ context: ChannelHandlerContext) {
+        perform(machine.clientRead(part, now: context.eventLoop.now), context)
     }
 
     private func perform(_ action: ConnectionStateMachine.ClientReadAction, _ context: ChannelHandlerContext) {
@@ -165,19 +159,13 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
                 }
             }
         case .tunnel(let address):
-            guard let encoder, let decoder else {
-                respond(
-                    .methodNotAllowed, message: "driftcheck: CONNECT is not accepted over HTTP/2", close: true, context)
-                context.close(promise: nil)
-                return
-            }
-            handOver(
-                to: ConnectHandler(address: address, services: services, encoder: encoder, decoder: decoder), context)
+            setReading(context.channel, false, context)
+            handOver(to: address, context)
         case .respondAndClose(let status, let message):
-            respond(status, message: message, close: true, context)
+            writeAnswer(status, message: message, close: true, context)
             context.close(promise: nil)
-        case .forward(let part, let upstream):
-            upstream.channel.write(part, promise: nil)
+        case .forward(let part, let exchange, let upstream):
+            upstream.write(part, of: exchange.routed)
             if case .end = part { upstream.channel.flush() }
             syncReading(context)
         case .hold:
@@ -230,19 +218,17 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        guard let parserError = error as? HTTPParserError else {
-            context.close(promise: nil)
-            return
-        }
-        // The connection ended in the middle of a request: not a malformed one, a client that
-        // left (or that we closed for going quiet); `channelInactive` records it so.
-        if parserError == .invalidEOFState { return }
-        // A malformed request is answered, never forwarded and never recorded.
-        let status: HTTPResponseStatus = parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        context.close(promise: nil)
+    }
+
+    /// The client sent something that is not an HTTP request: answered, never forwarded and
+    /// never recorded.
+    func malformedRequest(_ error: HTTP1FramingError, _ context: ChannelHandlerContext) {
+        let status: HTTPResponseStatus = error == .headTooLarge ? .requestHeaderFieldsTooLarge : .badRequest
         switch machine.malformedRequest(status) {
         case .dropAndRespond(let exchange, let upstream, let status):
             drop(exchange, upstream)
-            respond(status, message: "driftcheck: malformed request (\(parserError))", close: true, context)
+            writeAnswer(status, message: "driftcheck: malformed request (\(error))", close: true, context)
             context.close(promise: nil)
         case .dropAndClose(let exchange, let upstream):
             drop(exchange, upstream)
@@ -266,31 +252,24 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
             connection.channel.close(promise: nil)
         case .send(let exchange, let connection, let sendContinue):
             connection.handler.delegate = self
-            connection.channel.write(HTTPClientRequestPart.head(exchange.routed.upstreamHead), promise: nil)
-            for part in exchange.pending { connection.channel.write(part, promise: nil) }
+            connection.write(.head(exchange.clientHead), of: exchange.routed)
+            for part in exchange.pending { connection.write(part, of: exchange.routed) }
             exchange.pending = []
             connection.channel.flush()
-            if sendContinue {
-                context.writeAndFlush(
-                    wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
-            }
+            if sendContinue { writeContinue(context) }
             armTimeout(exchange, context)
             syncReading(context)
         }
     }
 
-    func upstreamRead(_ part: HTTPClientResponsePart) {
+    func upstreamRead(_ part: ResponsePart) {
         guard let context else { return }
         switch machine.upstreamRead(part, now: context.eventLoop.now) {
-        case .writeHead(let head):
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-        case .writeBody(let buffer):
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        case .complete(let exchange, let connection, let response, let reuseUpstream, let keepClient):
-            let trailers =
-                response.trailers.fields.isEmpty
-                ? nil : HTTPHeaders(response.trailers.fields.map { ($0.name, $0.value) })
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        case .write(let part, let exchange):
+            writeResponse(part, of: exchange, context)
+        case .complete(let exchange, let connection, let response, let end, let reuseUpstream, let keepClient):
+            writeResponse(end, of: exchange, context)
+            context.flush()
             connection.handler.delegate = nil
             if reuseUpstream {
                 park(connection, context)
@@ -327,10 +306,10 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
         case .close:
             context.close(promise: nil)
         case .respond(let status, keepAlive: true):
-            respond(status, message: "driftcheck: \(exchange.service): \(failure.detail)", close: false, context)
+            writeAnswer(status, message: "driftcheck: \(exchange.service): \(failure.detail)", close: false, context)
             resume(context)
         case .respond(let status, keepAlive: false):
-            respond(status, message: "driftcheck: \(exchange.service): \(failure.detail)", close: true, context)
+            writeAnswer(status, message: "driftcheck: \(exchange.service): \(failure.detail)", close: true, context)
             context.close(promise: nil)
         }
     }
@@ -410,12 +389,6 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
         services.source(for: connection.target).release(connection)
     }
 
-    // MARK: Responses of the proxy's own
-
-    private func respond(_ status: HTTPResponseStatus, message: String, close: Bool, _ context: ChannelHandlerContext) {
-        ProxyAnswer.write(status, message: message, close: close, context)
-    }
-
     // MARK: Flow control
 
     /// Reads from the client when the state wants its bytes and the upstream can take them.
@@ -435,17 +408,168 @@ final class ProxyServerHandler: ChannelInboundHandler, RemovableChannelHandler, 
         channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
         if on { channel.read() }
     }
+}
 
-    // MARK: CONNECT
+/// The server side of an HTTP/1.1 client connection: requests framed on the bytes as they came,
+/// forwarded with only their heads rewritten; responses likewise.
+final class HTTP1ServerHandler: ProxyServerHandler, ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-    /// Gives the connection to `handler`: it goes in after this one, which then leaves.
-    private func handOver(to handler: ConnectHandler, _ context: ChannelHandlerContext) {
-        setReading(context.channel, false, context)
+    private var framer = HTTP1Framer(role: .request)
+    /// Bytes read and not framed yet.
+    private var inbound: ByteBuffer?
+    /// How the body of the response being written goes to this client.
+    private var writing = HTTP1BodyWriting.asReceived
+    private var handedOver = false
+
+    init(route: ListenerRoute, services: ProxyServices) {
+        super.init(route: route, services: services, isStream: false)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        if inbound == nil { inbound = buffer } else { inbound!.writeBuffer(&buffer) }
         do {
-            try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
+            while !handedOver && !isClosed, let part = try framer.next(&inbound!) {
+                clientRead(RequestPart(part, RequestHead.wire), context)
+            }
+        } catch {
+            malformedRequest(error, context)
+        }
+        if inbound?.readableBytes == 0 { inbound = nil }
+    }
+
+    override func writeResponse(_ part: ResponsePart, of exchange: InFlight, _ context: ChannelHandlerContext) {
+        if case .head(let head) = part {
+            context.write(wrapOutboundOut(responseHead(head, exchange)), promise: nil)
+            return
+        }
+        for bytes in writing.bytes(part) { context.write(wrapOutboundOut(bytes), promise: nil) }
+    }
+
+    /// The head for this client, and how the body follows it: as it came when its framing suits
+    /// the client; content only, ending with the connection, when it does not (chunks to an
+    /// HTTP/1.0 client, a body delimited by the upstream's close); chunks for an HTTP/2
+    /// upstream's body of unknown length.
+    private func responseHead(_ head: ResponseHead, _ exchange: InFlight) -> ByteBuffer {
+        let request = exchange.clientHead
+        let isHTTP10 = request.version.minor == 0
+        switch head.form {
+        case .wire(let wire):
+            switch wire.framing {
+            case .chunked where isHTTP10, .untilClose: writing = .contentOnly
+            default: writing = .asReceived
+            }
+            exchange.closesClient = writing == .contentOnly
+            let dechunked = wire.framing == .chunked && writing == .contentOnly
+            let close = !request.isKeepAlive || exchange.closesClient
+            return wire.rewritten(
+                startLine: "HTTP/1.\(request.version.minor) \(wire.status) \(wire.reason)",
+                adding: close ? [("Connection", "close")] : [],
+                dropping: { wire.isHopByHop($0) || (dechunked && wire.field($0, is: "transfer-encoding")) })
+        case .parsed(let parsed):
+            var response = RequestRouting.clientResponseHead(parsed, for: request)
+            let hasLength = response.headers.contains(name: "content-length")
+            let hasNoBody =
+                request.method == "HEAD" || parsed.status.code < 200 || parsed.status == .noContent
+                || parsed.status == .notModified
+            response.headers.remove(name: "transfer-encoding")
+            if hasLength || hasNoBody {
+                writing = .contentOnly
+            } else if isHTTP10 {
+                writing = .contentOnly
+                exchange.closesClient = true
+                if request.isKeepAlive { response.headers.add(name: "connection", value: "close") }
+            } else {
+                writing = .chunked
+                response.headers.add(name: "transfer-encoding", value: "chunked")
+            }
+            return HTTP1Encoding.bytes(
+                startLine: HTTP1Encoding.statusLine(request.version, response.status), response.headers)
+        }
+    }
+
+    override func writeContinue(_ context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+    }
+
+    override func writeAnswer(
+        _ status: HTTPResponseStatus, message: String, close: Bool, _ context: ChannelHandlerContext
+    ) {
+        context.writeAndFlush(
+            wrapOutboundOut(ProxyAnswer.bytes(status, message: message, close: close)), promise: nil)
+    }
+
+    /// Gives the connection to the tunnel's handler, with the bytes the client sent after
+    /// `CONNECT`: it goes in after this one, which then leaves.
+    override func handOver(to address: ListenAddress, _ context: ChannelHandlerContext) {
+        handedOver = true
+        let leftover = inbound?.readableBytes == 0 ? nil : inbound
+        inbound = nil
+        do {
+            try context.pipeline.syncOperations.addHandler(
+                ConnectHandler(address: address, services: services, leftover: leftover), position: .after(self))
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         } catch {
             context.close(promise: nil)
         }
+    }
+}
+
+/// The server side of one HTTP/2 stream, in NIO's HTTP/1 view of it.
+final class HTTP2StreamServerHandler: ProxyServerHandler, ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    init(route: ListenerRoute, services: ProxyServices) {
+        super.init(route: route, services: services, isStream: true)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): clientRead(.head(.parsed(head)), context)
+        case .body(let buffer): clientRead(.body(buffer), context)
+        case .end(let trailers): clientRead(.end(nil, trailers ?? [:]), context)
+        }
+    }
+
+    override func writeResponse(_ part: ResponsePart, of exchange: InFlight, _ context: ChannelHandlerContext) {
+        switch part {
+        case .head(let head):
+            let response: HTTPResponseHead
+            switch head.form {
+            case .parsed(let parsed): response = parsed
+            case .wire(let wire):
+                // From an HTTP/1.1 upstream: its fields, less its framing, which HTTP/2 does itself.
+                var headers = wire.headers
+                headers.remove(name: "transfer-encoding")
+                response = HTTPResponseHead(
+                    version: .http1_1, status: HTTPResponseStatus(statusCode: wire.status, reasonPhrase: wire.reason),
+                    headers: headers)
+            }
+            context.write(
+                wrapOutboundOut(.head(RequestRouting.clientResponseHead(response, for: exchange.clientHead))),
+                promise: nil)
+        case .body(let buffer):
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .framing:
+            break
+        case .end(_, let trailers):
+            context.write(wrapOutboundOut(.end(trailers.isEmpty ? nil : trailers)), promise: nil)
+        }
+    }
+
+    override func writeContinue(_ context: ChannelHandlerContext) {
+        context.writeAndFlush(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+    }
+
+    override func writeAnswer(
+        _ status: HTTPResponseStatus, message: String, close: Bool, _ context: ChannelHandlerContext
+    ) {
+        context.write(wrapOutboundOut(.head(ProxyAnswer.head(status, message: message, close: close))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ProxyAnswer.body(message)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 }

@@ -216,7 +216,7 @@ public final class RecordingProxy: Sendable {
                 do {
                     let sync = channel.pipeline.syncOperations
                     let services = services(for: channel.eventLoop)
-                    let handlers = ProxyServerHandler.pipeline(route: route, services: services)
+                    let handlers = [HTTP1ServerHandler(route: route, services: services)]
                     try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
                     if case .reverse(let service, let upstream) = route {
                         try sync.addHandler(

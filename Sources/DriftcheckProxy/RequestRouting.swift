@@ -1,16 +1,17 @@
 import DriftcheckCore
+import NIOCore
 import NIOHTTP1
 
 /// Where one request head goes, decided from the head and the listener's route alone.
 enum RequestRouting {
-    /// A request to forward: what to record it as and the head to send upstream.
+    /// A request to forward: what to record it as, and where it goes.
     struct Routed {
         var service: String
         var target: UpstreamTarget
-        /// The client's head, as recorded.
-        var clientHead: HTTPRequestHead
-        /// The head sent upstream: origin-form target, hop-by-hop fields gone, Host rewritten.
-        var upstreamHead: HTTPRequestHead
+        /// The client's head, as it came and as it is recorded.
+        var clientHead: RequestHead
+        /// The request target sent upstream (origin-form, with the upstream's base path).
+        var originForm: String
         var path: String
         var query: String?
         /// The client asked for `100 Continue`; the proxy answers it once the upstream is connected.
@@ -25,12 +26,13 @@ enum RequestRouting {
         case reject(HTTPResponseStatus, String)
     }
 
-    static func decide(_ head: HTTPRequestHead, route: ListenerRoute) -> Decision {
-        if head.method == .CONNECT {
+    static func decide(_ head: RequestHead, route: ListenerRoute) -> Decision {
+        let uri = head.uri
+        if head.method == "CONNECT" {
             guard route == .forward else {
                 return .reject(.methodNotAllowed, "driftcheck: CONNECT is only accepted in forward-proxy mode")
             }
-            guard let address = ListenAddress.parse(head.uri), address.port > 0 else {
+            guard let address = ListenAddress.parse(uri), address.port > 0 else {
                 return .reject(.badRequest, "driftcheck: CONNECT needs host:port")
             }
             return .tunnel(address)
@@ -38,51 +40,68 @@ enum RequestRouting {
         let service: String
         let target: UpstreamTarget
         var originForm: String
-        let isAbsolute = head.uri.hasPrefix("http://") || head.uri.hasPrefix("https://")
+        let isAbsolute = uri.hasPrefix("http://") || uri.hasPrefix("https://")
         switch route {
         case .reverse(let name, let upstream):
             service = name
             target = UpstreamTarget(scheme: upstream.scheme, host: upstream.host, port: upstream.port)
-            originForm = isAbsolute ? Self.originForm(of: head.uri) ?? "/" : head.uri
+            originForm = isAbsolute ? Self.originForm(of: uri) ?? "/" : uri
             originForm = upstream.basePath + originForm
         case .forward:
-            guard isAbsolute, let url = UpstreamURL.parse(head.uri) else {
+            guard isAbsolute, let url = UpstreamURL.parse(uri) else {
                 return .reject(
                     .badRequest, "driftcheck: forward proxy expects absolute-form requests (http://host/path)")
             }
             service = ServiceName.forHost(url.host, port: url.port)
             target = UpstreamTarget(scheme: url.scheme, host: url.host, port: url.port)
-            originForm = Self.originForm(of: head.uri) ?? "/"
+            originForm = Self.originForm(of: uri) ?? "/"
         }
         guard originForm.hasPrefix("/") || originForm == "*" else {
             return .reject(.badRequest, "driftcheck: invalid request target")
         }
-        let recordedTarget = isAbsolute ? (Self.originForm(of: head.uri) ?? "/") : head.uri
-        var clientHead = head
-        // HTTP/2 has no Transfer-Encoding: NIO's HTTP/1 view of a stream adds `chunked` to a
-        // body without a length, which the client never sent.
-        if head.version.major == 2 { clientHead.headers.remove(name: "transfer-encoding") }
+        let recordedTarget = isAbsolute ? (Self.originForm(of: uri) ?? "/") : uri
         let (path, query) = Self.split(recordedTarget)
+        return .exchange(
+            Routed(
+                service: service, target: target, clientHead: head, originForm: originForm, path: path, query: query,
+                expectContinue: head.expectsContinue))
+    }
 
+    /// Fields a request does not carry upstream besides the hop-by-hop ones: proxy credentials,
+    /// Expect (the proxy answers `100 Continue` itself) and Host (the upstream's own is sent).
+    static let droppedUpstream = ["host", "expect", "proxy-authorization"]
+
+    static func isDroppedUpstream(count: Int, _ matches: (String) -> Bool) -> Bool {
+        droppedUpstream.contains { $0.utf8.count == count && matches($0) }
+    }
+
+    /// The head sent to an HTTP/1.1 upstream for a request that came as HTTP/1.1: the client's
+    /// field lines as they came, less the ones above, after the upstream's Host.
+    static func upstreamBytes(_ head: HTTP1Head, _ routed: Routed) -> ByteBuffer {
+        head.rewritten(
+            startLine: "\(head.method) \(routed.originForm) HTTP/1.1", adding: [("Host", routed.target.authority)],
+            dropping: { field in
+                head.isHopByHop(field) || isDroppedUpstream(count: field.name.count) { head.field(field, is: $0) }
+            })
+    }
+
+    /// The head sent upstream in NIO's form (to an HTTP/2 upstream, or for a request that came
+    /// over HTTP/2): origin-form target, the same fields dropped, Host rewritten.
+    static func upstreamHead(_ routed: Routed) -> HTTPRequestHead {
+        let head = routed.clientHead.parsed
         var headers = head.headers
         // HTTP/2 forbids hop-by-hop fields but one: `te: trailers`, which gRPC servers require.
         let trailersWanted = head.version.major == 2 && headers["te"].contains { $0.lowercased() == "trailers" }
         HopByHop.strip(&headers)
         if trailersWanted { headers.add(name: "te", value: "trailers") }
-        headers.remove(name: "proxy-authorization")
-        let expectContinue = headers["expect"].contains { $0.lowercased() == "100-continue" }
-        headers.remove(name: "expect")
-        headers.replaceOrAdd(name: "host", value: target.authority)
-        return .exchange(
-            Routed(
-                service: service, target: target, clientHead: clientHead,
-                upstreamHead: HTTPRequestHead(
-                    version: .http1_1, method: head.method, uri: originForm, headers: headers),
-                path: path, query: query, expectContinue: expectContinue))
+        for name in droppedUpstream { headers.remove(name: name) }
+        headers.add(name: "host", value: routed.target.authority)
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: routed.originForm, headers: headers)
     }
 
-    /// The response head for the client: hop-by-hop fields gone, framing fitted to its version.
-    static func clientResponseHead(_ head: HTTPResponseHead, for request: HTTPRequestHead) -> HTTPResponseHead {
+    /// The response head for the client in NIO's form: hop-by-hop fields gone, framing fitted to
+    /// its version.
+    static func clientResponseHead(_ head: HTTPResponseHead, for request: RequestHead) -> HTTPResponseHead {
         var headers = head.headers
         HopByHop.strip(&headers)
         if request.version.major == 1 && request.version.minor == 0 { headers.remove(name: "transfer-encoding") }

@@ -22,22 +22,17 @@ struct UpstreamTarget: Hashable {
 
 /// Receives what an upstream connection produces for the exchange currently using it.
 protocol UpstreamDelegate: AnyObject {
-    func upstreamRead(_ part: HTTPClientResponsePart)
+    func upstreamRead(_ part: ResponsePart)
     func upstreamReadComplete()
     func upstreamWritabilityChanged(_ isWritable: Bool)
     func upstreamFailed(_ error: Error?)
 }
 
-/// The last handler of an upstream channel: routes response parts to the exchange using it.
-final class UpstreamHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-
+/// What the last handler of an upstream channel does whatever its wire: routes what the
+/// connection produces to the exchange using it.
+class UpstreamReceiver {
     weak var delegate: UpstreamDelegate?
     var onClose: (() -> Void)?
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        delegate?.upstreamRead(unwrapInboundIn(data))
-    }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         delegate?.upstreamReadComplete()
@@ -48,6 +43,15 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        closed()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        failed(error)
+        context.close(promise: nil)
+    }
+
+    func closed() {
         let delegate = self.delegate
         self.delegate = nil
         delegate?.upstreamFailed(nil)
@@ -55,29 +59,127 @@ final class UpstreamHandler: ChannelInboundHandler {
         onClose = nil
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    func failed(_ error: Error) {
         let delegate = self.delegate
         self.delegate = nil
         delegate?.upstreamFailed(error)
-        context.close(promise: nil)
     }
 }
 
-/// An open HTTP/1.1 connection to an upstream origin.
+/// The last handler of an HTTP/1.1 upstream connection: frames responses on the bytes as they
+/// come, so that they go to an HTTP/1.1 client without being decoded and encoded again.
+final class HTTP1UpstreamHandler: UpstreamReceiver, ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private var framer = HTTP1Framer(role: .response)
+    private var inbound: ByteBuffer?
+
+    /// The request being answered is HEAD: its response has no body whatever its head says.
+    func answering(method: String) {
+        framer.answeringHead = method == "HEAD"
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        guard delegate != nil else {
+            // Bytes on a connection no exchange is using: nothing can frame them any more.
+            context.close(promise: nil)
+            return
+        }
+        if inbound == nil { inbound = buffer } else { inbound!.writeBuffer(&buffer) }
+        do {
+            while let delegate, let part = try framer.next(&inbound!) {
+                delegate.upstreamRead(ResponsePart(part, ResponseHead.wire))
+            }
+        } catch {
+            failed(error)
+            context.close(promise: nil)
+        }
+        if inbound?.readableBytes == 0 { inbound = nil }
+        // Bytes after the end of the response no request asked for: the connection cannot be
+        // used again.
+        if delegate == nil && inbound != nil { context.close(promise: nil) }
+    }
+
+    override func channelInactive(context: ChannelHandlerContext) {
+        // A response delimited by the connection's close ends here.
+        if let delegate, let part = try? framer.inputClosed(inbound ?? ByteBuffer()) {
+            delegate.upstreamRead(ResponsePart(part, ResponseHead.wire))
+        }
+        closed()
+    }
+}
+
+/// The last handler of an HTTP/2 upstream stream: its parts, in NIO's HTTP/1 view, to the exchange.
+final class UpstreamHandler: UpstreamReceiver, ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): delegate?.upstreamRead(.head(.parsed(head)))
+        case .body(let buffer): delegate?.upstreamRead(.body(buffer))
+        case .end(let trailers): delegate?.upstreamRead(.end(nil, trailers ?? [:]))
+        }
+    }
+}
+
+/// An open connection to an upstream origin: HTTP/1.1 bytes, or an HTTP/2 stream.
 // Unchecked for the same reason as `UpstreamPool`: it lives on its channel's loop only.
 final class UpstreamConnection: @unchecked Sendable {
     let channel: Channel
-    let handler: UpstreamHandler
+    let handler: UpstreamReceiver
     let target: UpstreamTarget
+    /// How the body of the request being sent is written, on an HTTP/1.1 connection.
+    private var writing = HTTP1BodyWriting.asReceived
 
     /// An HTTP/2 stream rather than a connection: it ends by itself once both sides have.
-    let isStream: Bool
+    var isStream: Bool { !(handler is HTTP1UpstreamHandler) }
 
-    init(channel: Channel, handler: UpstreamHandler, target: UpstreamTarget, isStream: Bool = false) {
+    init(channel: Channel, handler: UpstreamReceiver, target: UpstreamTarget) {
         self.channel = channel
         self.handler = handler
         self.target = target
-        self.isStream = isStream
+    }
+
+    /// Writes a part of `exchange`'s request (no flush).
+    func write(_ part: RequestPart, of routed: RequestRouting.Routed) {
+        guard let http1 = handler as? HTTP1UpstreamHandler else {
+            switch part {
+            case .head: channel.write(HTTPClientRequestPart.head(RequestRouting.upstreamHead(routed)), promise: nil)
+            case .body(let buffer): channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+            case .framing: break
+            case .end(_, let trailers):
+                channel.write(HTTPClientRequestPart.end(trailers.isEmpty ? nil : trailers), promise: nil)
+            }
+            return
+        }
+        switch part {
+        case .head(let head):
+            http1.answering(method: head.method)
+            guard case .wire(let wire) = head.form else {
+                writeHTTP2Head(routed)
+                return
+            }
+            writing = .asReceived
+            channel.write(RequestRouting.upstreamBytes(wire, routed), promise: nil)
+        default:
+            for bytes in writing.bytes(part) { channel.write(bytes, promise: nil) }
+        }
+    }
+
+    /// A request that came over HTTP/2, to an HTTP/1.1 upstream: the length it gives, or chunks
+    /// when a body may come (NIO's HTTP/1 encoder made the same choice).
+    private func writeHTTP2Head(_ routed: RequestRouting.Routed) {
+        var head = RequestRouting.upstreamHead(routed)
+        let bodiless: [HTTPMethod] = [.GET, .HEAD, .DELETE, .OPTIONS, .TRACE]
+        let chunked =
+            !head.headers.contains(name: "content-length")
+            && (head.headers.contains(name: "transfer-encoding") || !bodiless.contains(head.method))
+        head.headers.remove(name: "transfer-encoding")
+        if chunked { head.headers.add(name: "transfer-encoding", value: "chunked") }
+        writing = chunked ? .chunked : .contentOnly
+        channel.write(
+            HTTP1Encoding.bytes(startLine: "\(head.method.rawValue) \(head.uri) HTTP/1.1", head.headers), promise: nil)
     }
 }
 
@@ -157,11 +259,7 @@ final class UpstreamPool: UpstreamSource, @unchecked Sendable {
                         try sync.addHandler(
                             UpstreamHandshake(promise: channel.eventLoop.makePromise(), destination: destination))
                     }
-                    // Every head sent upstream was parsed and validated on the way in (HTTP/1.1 by
-                    // llhttp, HTTP/2 by nio-http2) or built by the proxy: validating it again cost
-                    // 3.5 % of the event loops' time for small GETs (perf).
-                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                    try sync.addHandler(UpstreamHandler())
+                    try sync.addHandler(HTTP1UpstreamHandler())
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -170,7 +268,7 @@ final class UpstreamPool: UpstreamSource, @unchecked Sendable {
             .connect(host: configuration.address(for: host), port: target.port)
             .flatMap { channel in
                 let sync = channel.pipeline.syncOperations
-                guard let handler = try? sync.handler(type: UpstreamHandler.self) else {
+                guard let handler = try? sync.handler(type: HTTP1UpstreamHandler.self) else {
                     channel.close(promise: nil)
                     return channel.eventLoop.makeFailedFuture(ProxyError.upstreamClosed)
                 }

@@ -186,9 +186,8 @@ final class RawServerHandler: ChannelInboundHandler {
                     let authority = target.host
                     send(
                         head.rewritten(
-                            startLine: "\(head.method) \(head.target) HTTP/1.1",
-                            dropping: { head.isHopByHop($0) || head.field($0, is: "host") },
-                            adding: [("Host", authority)]), context: context)
+                            startLine: "\(head.method) \(head.target) HTTP/1.1", adding: [("Host", authority)],
+                            dropping: { head.isHopByHop($0) || head.field($0, is: "host") }), context: context)
                 case .body(let bytes), .framing(let bytes): send(bytes, context: context)
                 case .end(let bytes, _):
                     if let bytes { send(bytes, context: context) }
@@ -238,8 +237,8 @@ final class RawServerHandler: ChannelInboundHandler {
             context.write(
                 wrapOutboundOut(
                     head.rewritten(
-                        startLine: "HTTP/1.1 \(head.status) \(head.reason)", dropping: head.isHopByHop,
-                        adding: close ? [("Connection", "close")] : [])), promise: nil)
+                        startLine: "HTTP/1.1 \(head.status) \(head.reason)",
+                        adding: close ? [("Connection", "close")] : [], dropping: head.isHopByHop)), promise: nil)
         case .body(let bytes), .framing(let bytes): context.write(wrapOutboundOut(bytes), promise: nil)
         case .end(let bytes, _):
             if let bytes { context.write(wrapOutboundOut(bytes), promise: nil) }

@@ -30,7 +30,7 @@ final class EmbeddedUpstreams: UpstreamSource {
     /// Completes the oldest open acquisition with a new upstream channel.
     func connect() throws -> EmbeddedChannel {
         let (target, promise) = requested.removeFirst()
-        let handler = UpstreamHandler()
+        let handler = HTTP1UpstreamHandler()
         let channel = EmbeddedChannel(handler: handler, loop: loop)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
         promise.succeed(UpstreamConnection(channel: channel, handler: handler, target: target))
@@ -42,18 +42,24 @@ final class EmbeddedUpstreams: UpstreamSource {
 
 /// A `ProxyServerHandler` on an embedded client channel, with an embedded loop whose clock the
 /// test moves, embedded upstreams and a recorder whose store has room when the test says so.
+/// HTTP/1.1 travels as bytes, both ways, as on a socket; an HTTP/2 stream as NIO's parts.
 final class Rig {
     let loop = EmbeddedEventLoop()
     let client: EmbeddedChannel
     let handler: ProxyServerHandler
+    let stream: Bool
     let upstreams: EmbeddedUpstreams
     let recorder: Recorder
     let recorded = NIOLockedValueBox<[Exchange]>([])
     let room = NIOLockedValueBox(true)
     let resumes = NIOLockedValueBox<[@Sendable () -> Void]>([])
+    /// What the upstreams were sent and the client answered, framed as they come out.
+    private var sentFramers: [ObjectIdentifier: (HTTP1Framer, ByteBuffer)] = [:]
+    private var answerFramer = HTTP1Framer(role: .response)
+    private var answerBytes = ByteBuffer()
 
-    /// `stream`: the handler of an HTTP/2 stream (no HTTP/1.1 codec). `roomAtStart`: whether the
-    /// store has room when the handler is added.
+    /// `stream`: the handler of an HTTP/2 stream. `roomAtStart`: whether the store has room when
+    /// the handler is added.
     init(
         route: ListenerRoute = .reverse(service: "orders", upstream: UpstreamURL.parse("http://orders.test:8080")!),
         stream: Bool = false, roomAtStart: Bool = true
@@ -75,56 +81,102 @@ final class Rig {
         configuration.upstreamTimeout = .seconds(30)
         let services = ProxyServices(
             upstreams: upstreams, configuration: configuration, recorder: recorder, interceptor: nil)
-        handler = ProxyServerHandler(
-            route: route, services: services, encoder: stream ? nil : HTTPResponseEncoder(),
-            decoder: stream ? nil : ByteToMessageHandler(HTTPRequestDecoder()))
-        client = EmbeddedChannel(handler: handler, loop: loop)
+        self.stream = stream
+        if stream {
+            let handler = HTTP2StreamServerHandler(route: route, services: services)
+            self.handler = handler
+            client = EmbeddedChannel(handler: handler, loop: loop)
+        } else {
+            let handler = HTTP1ServerHandler(route: route, services: services)
+            self.handler = handler
+            client = EmbeddedChannel(handler: handler, loop: loop)
+        }
         try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1234)).wait()
     }
 
+    /// A request with hop-by-hop fields; over HTTP/1.1, chunked when it has a body or is left open.
     func request(_ method: HTTPMethod = .GET, _ uri: String, body: [String] = [], end: Bool = true) throws {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
         head.headers.add(name: "host", value: "127.0.0.1:9001")
         head.headers.add(name: "connection", value: "keep-alive, x-hop")
         head.headers.add(name: "x-hop", value: "1")
-        try client.writeInbound(HTTPServerRequestPart.head(head))
-        for part in body { try client.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: part))) }
-        if end { try client.writeInbound(HTTPServerRequestPart.end(nil)) }
+        guard !stream else {
+            // NIO's HTTP/1 view of an HTTP/2 request with a body and no length.
+            if !body.isEmpty { head.headers.add(name: "transfer-encoding", value: "chunked") }
+            try client.writeInbound(HTTPServerRequestPart.head(head))
+            for part in body { try client.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: part))) }
+            if end { try client.writeInbound(HTTPServerRequestPart.end(nil)) }
+            return
+        }
+        if !body.isEmpty || !end { head.headers.add(name: "transfer-encoding", value: "chunked") }
+        try client.writeInbound(HTTP1Encoding.bytes(startLine: "\(method) \(uri) HTTP/1.1", head.headers))
+        for part in body { try sendBody(part) }
+        if end && (!body.isEmpty || !end) { try endRequest() }
+    }
+
+    /// One chunk of a chunked request body.
+    func sendBody(_ text: String) throws {
+        try client.writeInbound(ByteBuffer(string: String(text.utf8.count, radix: 16) + "\r\n" + text + "\r\n"))
+    }
+
+    /// The last chunk of a chunked request.
+    func endRequest() throws {
+        try client.writeInbound(ByteBuffer(string: "0\r\n\r\n"))
     }
 
     func respond(_ upstream: EmbeddedChannel, status: HTTPResponseStatus = .ok, body: String = "{}") throws {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-length", value: String(body.utf8.count))
         try upstream.writeInbound(
-            HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
-        try upstream.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: body)))
-        try upstream.writeInbound(HTTPClientResponsePart.end(nil))
+            ByteBuffer(
+                string: "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+                    + body))
     }
 
-    /// What the upstream was sent: heads as "METHOD URI host=…", bodies as their text, "end".
+    /// A response head promising a body that does not come (yet).
+    func respondHeadOnly(_ upstream: EmbeddedChannel) throws {
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"))
+    }
+
+    /// What the upstream was sent: heads as "METHOD URI host=… [names]", bodies as their text, "end".
     func sent(_ upstream: EmbeddedChannel) throws -> [String] {
+        let key = ObjectIdentifier(upstream)
+        var (framer, bytes) = sentFramers[key] ?? (HTTP1Framer(role: .request), ByteBuffer())
+        while var buffer = try upstream.readOutbound(as: ByteBuffer.self) { bytes.writeBuffer(&buffer) }
         var parts: [String] = []
-        while let part = try upstream.readOutbound(as: HTTPClientRequestPart.self) {
+        while let part = try framer.next(&bytes) {
             switch part {
             case .head(let head):
-                let names = head.headers.map { $0.name.lowercased() }.joined(separator: ",")
-                parts.append("\(head.method) \(head.uri) host=\(head.headers["host"].first ?? "") [\(names)]")
-            case .body(.byteBuffer(let buffer)): parts.append(String(buffer: buffer))
-            case .body: parts.append("file")
+                let names = head.fields.map { head.name($0).lowercased() }.joined(separator: ",")
+                let host = head.fields.first { head.field($0, is: "host") }.map(head.value) ?? ""
+                parts.append("\(head.method) \(head.target) host=\(host) [\(names)]")
+            case .body(let buffer): parts.append(String(buffer: buffer))
+            case .framing: break
             case .end: parts.append("end")
             }
         }
+        sentFramers[key] = (framer, bytes)
         return parts
     }
 
     /// What the client got: the status, the body's text, "end".
     func answered() throws -> [String] {
         var parts: [String] = []
-        while let part = try client.readOutbound(as: HTTPServerResponsePart.self) {
+        guard !stream else {
+            while let part = try client.readOutbound(as: HTTPServerResponsePart.self) {
+                switch part {
+                case .head(let head): parts.append("\(head.status.code)")
+                case .body(.byteBuffer(let buffer)): parts.append(String(buffer: buffer))
+                case .body: parts.append("file")
+                case .end: parts.append("end")
+                }
+            }
+            return parts
+        }
+        while var buffer = try client.readOutbound(as: ByteBuffer.self) { answerBytes.writeBuffer(&buffer) }
+        while let part = try answerFramer.next(&answerBytes) {
             switch part {
-            case .head(let head): parts.append("\(head.status.code)")
-            case .body(.byteBuffer(let buffer)): parts.append(String(buffer: buffer))
-            case .body: parts.append("file")
+            case .head(let head): parts.append("\(head.status)")
+            case .body(let buffer): parts.append(String(buffer: buffer))
+            case .framing: break
             case .end: parts.append("end")
             }
         }
@@ -150,11 +202,12 @@ final class Rig {
         #expect(rig.stateName == "connecting")
         #expect(!rig.handler.isReadingClient)
         #expect(rig.upstreams.requested.map(\.target.authority) == ["orders.test:8080"])
-        try rig.client.writeInbound(HTTPServerRequestPart.end(nil))
+        try rig.endRequest()
         let upstream = try rig.upstreams.connect()
         #expect(rig.stateName == "streaming")
         // Hop-by-hop fields, and those Connection names, are not forwarded; Host is the upstream's.
-        #expect(try rig.sent(upstream) == ["GET /orders/1?x=1 host=orders.test:8080 [host]", "end"])
+        #expect(
+            try rig.sent(upstream) == ["GET /orders/1?x=1 host=orders.test:8080 [host,transfer-encoding]", "end"])
         try rig.respond(upstream, body: "{\"id\":1}")
         #expect(try rig.answered() == ["200", "{\"id\":1}", "end"])
         #expect(rig.stateName == "idle")
@@ -177,7 +230,10 @@ final class Rig {
         let rig = try Rig()
         try rig.request(.POST, "/orders", body: ["{\"a\":", "1}"])
         let upstream = try rig.upstreams.connect()
-        #expect(try rig.sent(upstream) == ["POST /orders host=orders.test:8080 [host]", "{\"a\":", "1}", "end"])
+        #expect(
+            try rig.sent(upstream) == [
+                "POST /orders host=orders.test:8080 [host,transfer-encoding]", "{\"a\":", "1}", "end",
+            ])
         try rig.respond(upstream, status: .created)
         #expect(rig.recorded.withLockedValue { $0 }.first?.request.body.bytes == Data("{\"a\":1}".utf8))
     }
@@ -238,11 +294,11 @@ final class Rig {
         let upstream = try rig.upstreams.connect()
         for _ in 0..<10 {
             rig.loop.advanceTime(by: .seconds(20))
-            try rig.client.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "b")))
+            try rig.sendBody("b")
         }
         #expect(rig.recorded.withLockedValue { $0 }.isEmpty)
         #expect(try rig.sent(upstream).filter { $0 == "b" }.count == 10)
-        try rig.client.writeInbound(HTTPServerRequestPart.end(nil))
+        try rig.endRequest()
         // From the end of the request on, the upstream's silence counts.
         try expectTimeout(rig, "upstream sent nothing for 30000 ms")
     }
@@ -302,7 +358,7 @@ final class Rig {
         try rig.request(.GET, "/slow")
         let upstream = try rig.upstreams.connect()
         rig.loop.advanceTime(by: .seconds(20))
-        try upstream.writeInbound(HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok)))
+        try rig.respondHeadOnly(upstream)
         // The timer set for t=30 s finds activity at 20 s and looks again at 50 s.
         rig.loop.advanceTime(by: .seconds(20))
         #expect(rig.recorded.withLockedValue { $0 }.isEmpty)
@@ -318,7 +374,7 @@ final class Rig {
         let rig = try Rig()
         try rig.request(.GET, "/orders/1")
         let upstream = try rig.upstreams.connect()
-        try upstream.writeInbound(HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok)))
+        try rig.respondHeadOnly(upstream)
         upstream.close(promise: nil)
         #expect(!rig.client.isActive)
         guard case .failure(let failure)? = rig.recorded.withLockedValue({ $0 }).first?.result else {
@@ -376,7 +432,7 @@ final class Rig {
         let upstream = try rig.upstreams.connect()
         #expect(
             try rig.sent(upstream) == [
-                "POST /shop.v1.Recommendations/Get host=orders.test:8080 [host]", "message", "end",
+                "POST /shop.v1.Recommendations/Get host=orders.test:8080 [host,transfer-encoding]", "message", "end",
             ])
         // With room, a stream's request goes on at once.
         let open = try Rig(stream: true)
@@ -385,8 +441,7 @@ final class Rig {
 
     @Test func connectOnAReverseListenerIsRefusedAndTheConnectionClosed() throws {
         let rig = try Rig()
-        try rig.client.writeInbound(
-            HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .CONNECT, uri: "x.test:443")))
+        try rig.client.writeInbound(ByteBuffer(string: "CONNECT x.test:443 HTTP/1.1\r\nHost: x.test:443\r\n\r\n"))
         #expect(try rig.answered().first == "405")
         #expect(!rig.client.isActive)
         #expect(rig.upstreams.requested.isEmpty)
@@ -396,7 +451,7 @@ final class Rig {
         let rig = try Rig()
         try rig.request(.POST, "/orders", body: ["{"], end: false)
         let upstream = try rig.upstreams.connect()
-        rig.client.pipeline.fireErrorCaught(HTTPParserError.invalidChunkSize)
+        try rig.client.writeInbound(ByteBuffer(string: "zz\r\n"))
         #expect(try rig.answered().first == "400")
         #expect(!rig.client.isActive)
         #expect(!upstream.isActive)
@@ -421,7 +476,7 @@ final class Rig {
 @Suite struct ConnectionStateMachineTests {
     let route = ListenerRoute.reverse(service: "orders", upstream: UpstreamURL.parse("http://orders.test:8080")!)
     let now = NIODeadline.uptimeNanoseconds(1_000_000_000)
-    let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/a")
+    let head = RequestHead.parsed(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/a"))
 
     func connection() -> UpstreamConnection {
         let handler = UpstreamHandler()
@@ -432,7 +487,7 @@ final class Rig {
 
     @Test func upstreamEventsWithNoExchangeAreIgnored() {
         var machine = ConnectionStateMachine(route: route, maxBody: 1024)
-        guard case .none = machine.upstreamRead(.end(nil), now: now) else {
+        guard case .none = machine.upstreamRead(.end(nil, [:]), now: now) else {
             Issue.record("an upstream part in idle was acted on")
             return
         }
@@ -489,7 +544,7 @@ final class Rig {
             return
         }
         _ = machine.upstreamConnected(connection(), for: exchange, now: now)
-        guard case .none = machine.upstreamRead(.end(nil), now: now) else {
+        guard case .none = machine.upstreamRead(.end(nil, [:]), now: now) else {
             Issue.record("an end without a head completed the exchange")
             return
         }
@@ -497,7 +552,7 @@ final class Rig {
 
     @Test func connectIsATunnelOnlyOnAForwardListener() {
         var forward = ConnectionStateMachine(route: .forward, maxBody: 1024)
-        let connect = HTTPRequestHead(version: .http1_1, method: .CONNECT, uri: "api.test:443")
+        let connect = RequestHead.parsed(HTTPRequestHead(version: .http1_1, method: .CONNECT, uri: "api.test:443"))
         guard case .tunnel(let address) = forward.clientRead(.head(connect), now: now) else {
             Issue.record("CONNECT on a forward listener is no tunnel")
             return
