@@ -8,8 +8,8 @@ PYTHON_PACKAGES := wiremock httpbin gunicorn mitmproxy brotli grpcio:grpc grpcio
 	grpcio-reflection:grpc_reflection
 BENCH_PACKAGES := wrk nginx-light
 # The team store's tests start their own PostgreSQL servers (initdb, pg_ctl) and generate TLS
-# certificates for them.
-PEER_PACKAGES := postgresql openssl
+# certificates for them; nghttpd is a real h2c upstream for HTTP/1.1 clients.
+PEER_PACKAGES := postgresql openssl nghttp2-server
 
 .PHONY: deps peers demo test eval lint format bench bench-compare bench-push bench-grpc bench-store callgrind soak fuzz build clean
 

@@ -189,6 +189,8 @@ public final class RawConnection: Sendable {
     }
 
     public var isClosed: Bool { received.withLockedValue { $0.closed } }
+
+    public func close() { channel.close(promise: nil) }
 }
 
 private final class ResponseCollector: ChannelInboundHandler {
