@@ -1,6 +1,10 @@
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Why bytes are not an HTTP/1.1 message the proxy will forward.
 package enum HTTP1FramingError: Error, Equatable, CustomStringConvertible {
     case malformed(String)
@@ -170,8 +174,9 @@ package struct HTTP1Framer {
         case .failed:
             return nil
         case .head(let scanned):
-            if scanned == 0 && role == .request { Self.skipEmptyLines(&buffer) }
-            guard let length = try headLength(buffer, from: scanned) else { return nil }
+            // Offsets already scanned count from the reader index: skipping lines starts again.
+            let from = role == .request && Self.skipEmptyLines(&buffer) ? 0 : scanned
+            guard let length = try headLength(buffer, from: from) else { return nil }
             let bytes = buffer.readSlice(length: length)!
             var head = try HTTP1Syntax.parseHead(bytes, role: role)
             if role == .response {
@@ -244,19 +249,16 @@ package struct HTTP1Framer {
     /// The length of the head at the start of `buffer` (through its empty line), or nil when it
     /// has not all come yet.
     private mutating func headLength(_ buffer: ByteBuffer, from scanned: Int) throws(HTTP1FramingError) -> Int? {
-        let found: Int? = buffer.withUnsafeReadableBytes { raw in
-            var index = max(scanned, 3)
-            while index < raw.count {
-                // Step by the last byte of CRLFCRLF: most bytes rule out four positions at once.
-                let byte = raw[index]
-                if byte == 0x0A {
-                    if raw[index - 1] == 0x0D && raw[index - 2] == 0x0A && raw[index - 3] == 0x0D { return index + 1 }
-                    index += 2
-                } else if byte == 0x0D {
-                    index += 1
-                } else {
-                    index += 4
-                }
+        // Every LF is looked at once: it must end a CRLF (a bare LF is refused at once, rather than
+        // waiting for a CRLF CRLF that an LF-only client never sends), and may end the head.
+        let found: Int? = try buffer.withUnsafeReadableBytes { raw throws(HTTP1FramingError) -> Int? in
+            guard let base = raw.baseAddress else { return nil }
+            var index = scanned
+            while index < raw.count, let hit = memchr(base + index, 0x0A, raw.count - index) {
+                let lf = base.distance(to: UnsafeRawPointer(hit))
+                guard lf > 0 && raw[lf - 1] == 0x0D else { throw .malformed("bare LF: lines must end with CRLF") }
+                if lf >= 3 && raw[lf - 2] == 0x0A && raw[lf - 3] == 0x0D { return lf + 1 }
+                index = lf + 1
             }
             return nil
         }
@@ -265,29 +267,32 @@ package struct HTTP1Framer {
             return found
         }
         guard buffer.readableBytes <= maxHead else { throw .headTooLarge }
-        if case .head = state { state = .head(scanned: max(0, buffer.readableBytes - 3)) }
+        if case .head = state { state = .head(scanned: buffer.readableBytes) }
         return nil
     }
 
     /// The length of the line at the start of `buffer`, without its CRLF; nil when incomplete.
     private static func line(in buffer: ByteBuffer, limit: Int, what: String) throws(HTTP1FramingError) -> Int? {
-        let found: Int? = buffer.withUnsafeReadableBytes { raw in
-            var index = 1
-            while index < raw.count && index <= limit + 1 {
-                if raw[index] == 0x0A && raw[index - 1] == 0x0D { return index - 1 }
-                index += 1
-            }
-            return nil
+        let found: Int? = try buffer.withUnsafeReadableBytes { raw throws(HTTP1FramingError) -> Int? in
+            guard let base = raw.baseAddress else { return nil }
+            guard let hit = memchr(base, 0x0A, min(raw.count, limit + 2)) else { return nil }
+            let lf = base.distance(to: UnsafeRawPointer(hit))
+            guard lf > 0 && raw[lf - 1] == 0x0D else { throw .malformed("bare LF: lines must end with CRLF") }
+            return lf - 1
         }
         if let found { return found }
         guard buffer.readableBytes <= limit + 2 else { throw .malformed("\(what) too long") }
         return nil
     }
 
-    private static func skipEmptyLines(_ buffer: inout ByteBuffer) {
+    /// Skips the empty lines a client may send before a request (RFC 9112 §2.2); whether it did.
+    private static func skipEmptyLines(_ buffer: inout ByteBuffer) -> Bool {
+        var skipped = false
         while buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A {
             buffer.moveReaderIndex(forwardBy: 2)
+            skipped = true
         }
+        return skipped
     }
 
     private static func responseFraming(_ head: HTTP1Head, answeringHead: Bool) -> HTTP1BodyFraming {
