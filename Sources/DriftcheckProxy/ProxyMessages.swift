@@ -146,23 +146,26 @@ enum HTTP1BodyWriting: Equatable {
     /// Content only: a length the head gives, or until the connection closes.
     case contentOnly
 
-    /// The bytes for `part` of a message written this way.
-    func bytes<Head>(_ part: MessagePart<Head>) -> [ByteBuffer] {
+    /// Hands `write` the bytes for `part` of a message written this way, in order.
+    // A closure rather than an array: this runs for every body part, and an array allocates.
+    func bytes<Head>(_ part: MessagePart<Head>, _ write: (ByteBuffer) -> Void) {
         switch (self, part) {
-        case (_, .head): return []
+        case (_, .head): break
         case (.chunked, .body(let content)):
-            guard content.readableBytes > 0 else { return [] }
-            return [ByteBuffer(string: String(content.readableBytes, radix: 16) + "\r\n"), content, Self.crlf]
-        case (_, .body(let content)): return [content]
-        case (.asReceived, .framing(let bytes)): return [bytes]
-        case (_, .framing): return []
-        case (.asReceived, .end(let bytes, _)): return bytes.map { [$0] } ?? []
+            guard content.readableBytes > 0 else { return }
+            write(ByteBuffer(string: String(content.readableBytes, radix: 16) + "\r\n"))
+            write(content)
+            write(Self.crlf)
+        case (_, .body(let content)): write(content)
+        case (.asReceived, .framing(let bytes)): write(bytes)
+        case (_, .framing): break
+        case (.asReceived, .end(let bytes, _)): if let bytes { write(bytes) }
         case (.chunked, .end(_, let trailers)):
             var last = ByteBuffer(string: "0\r\n")
             for (name, value) in trailers { last.writeString("\(name): \(value)\r\n") }
             last.writeStaticString("\r\n")
-            return [last]
-        case (.contentOnly, .end): return []
+            write(last)
+        case (.contentOnly, .end): break
         }
     }
 

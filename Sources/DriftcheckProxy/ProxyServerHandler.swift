@@ -445,7 +445,7 @@ final class HTTP1ServerHandler: ProxyServerHandler, ChannelInboundHandler, Remov
             context.write(wrapOutboundOut(responseHead(head, exchange)), promise: nil)
             return
         }
-        for bytes in writing.bytes(part) { context.write(wrapOutboundOut(bytes), promise: nil) }
+        writing.bytes(part) { context.write(wrapOutboundOut($0), promise: nil) }
     }
 
     /// The head for this client, and how the body follows it: as it came when its framing suits

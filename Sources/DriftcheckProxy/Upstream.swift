@@ -163,7 +163,7 @@ final class UpstreamConnection: @unchecked Sendable {
             writing = .asReceived
             channel.write(RequestRouting.upstreamBytes(wire, routed), promise: nil)
         default:
-            for bytes in writing.bytes(part) { channel.write(bytes, promise: nil) }
+            writing.bytes(part) { channel.write($0, promise: nil) }
         }
     }
 
