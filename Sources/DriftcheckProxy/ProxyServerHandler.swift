@@ -463,13 +463,14 @@ final class HTTP1ServerHandler: ProxyServerHandler, ChannelInboundHandler, Remov
             }
             exchange.closesClient = writing == .contentOnly
             let dechunked = wire.framing == .chunked && writing == .contentOnly
-            let close = !request.isKeepAlive || exchange.closesClient
             return wire.rewritten(
                 startLine: "HTTP/1.\(request.version.minor) \(wire.status) \(wire.reason)",
-                adding: close ? [("Connection", "close")] : [],
+                adding: Self.connectionField(request, closing: exchange.closesClient).map { [("Connection", $0)] }
+                    ?? [],
                 dropping: { wire.isHopByHop($0) || (dechunked && wire.field($0, is: "transfer-encoding")) })
         case .parsed(let parsed):
             var response = RequestRouting.clientResponseHead(parsed, for: request)
+            response.headers.remove(name: "connection")
             let hasLength = response.headers.contains(name: "content-length")
             let hasNoBody =
                 request.method == "HEAD" || parsed.status.code < 200 || parsed.status == .noContent
@@ -480,14 +481,23 @@ final class HTTP1ServerHandler: ProxyServerHandler, ChannelInboundHandler, Remov
             } else if isHTTP10 {
                 writing = .contentOnly
                 exchange.closesClient = true
-                if request.isKeepAlive { response.headers.add(name: "connection", value: "close") }
             } else {
                 writing = .chunked
                 response.headers.add(name: "transfer-encoding", value: "chunked")
             }
+            if let connection = Self.connectionField(request, closing: exchange.closesClient) {
+                response.headers.add(name: "connection", value: connection)
+            }
             return HTTP1Encoding.bytes(
                 startLine: HTTP1Encoding.statusLine(request.version, response.status), response.headers)
         }
+    }
+
+    /// The Connection field a response to `request` needs: `close` when the connection ends after
+    /// it, `keep-alive` when an HTTP/1.0 client asked to keep it (HTTP/1.0 closes by default).
+    private static func connectionField(_ request: RequestHead, closing: Bool) -> String? {
+        if closing || !request.isKeepAlive { return "close" }
+        return request.version.minor == 0 ? "keep-alive" : nil
     }
 
     override func writeContinue(_ context: ChannelHandlerContext) {

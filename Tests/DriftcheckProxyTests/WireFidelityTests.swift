@@ -171,6 +171,24 @@ final class ScriptedUpstream: Sendable {
         #expect(exchange.response?.headers["transfer-encoding"] == "chunked")
     }
 
+    /// ApacheBench's `ab -k`: HTTP/1.0 with keep-alive asked for, which only a response saying
+    /// `Connection: keep-alive` grants.
+    @Test func anHTTP10ClientAskingForKeepAliveIsToldItIsKept() async throws {
+        let upstream = try await ScriptedUpstream.start([
+            .init(bytes: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\none"),
+            .init(bytes: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo"),
+        ])
+        defer { upstream.stop() }
+        let harness = try await reverse(to: upstream)
+        defer { harness.remove() }
+        let text = try await harness.raw(
+            "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\n\r\n")
+        #expect(
+            text == "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\none"
+                + "HTTP/1.0 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\ntwo")
+        #expect(try await harness.finish().count == 2)
+    }
+
     @Test func aResponseDelimitedByTheUpstreamsCloseEndsTheClientsConnectionToo() async throws {
         let upstream = try await ScriptedUpstream.start([
             .init(bytes: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end", close: true)
