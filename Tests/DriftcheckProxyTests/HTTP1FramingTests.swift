@@ -1,4 +1,5 @@
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import Testing
 
@@ -270,19 +271,9 @@ extension HTTP1Head {
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
             "HTTP/1.0 200 OK\r\n\r\nuntil close",
         ].map { Array($0.utf8) }
-        let alphabet = Array("\r\n:; 0123456789aAfF,\t-".utf8) + [0, 0x7F, 0xFF]
         var failures = 0
         for round in 0..<6000 {
-            var bytes = seeds[round % seeds.count]
-            for _ in 0..<(1 + random.next(4)) {
-                let at = random.next(bytes.count + 1)
-                switch random.next(4) {
-                case 0: bytes.insert(alphabet[random.next(alphabet.count)], at: at)
-                case 1: if at < bytes.count { bytes.remove(at: at) }
-                case 2: if at < bytes.count { bytes[at] = alphabet[random.next(alphabet.count)] }
-                default: bytes.insert(contentsOf: bytes[at...].prefix(random.next(40)), at: at)
-                }
-            }
+            let bytes = random.mutated(seeds[round % seeds.count], edits: 1 + random.next(4), repeats: true)
             let role: HTTP1Framer.Role = bytes.starts(with: Array("HTTP/".utf8)) ? .response : .request
             let closed = random.next(2) == 0
             var whole = Framed()
@@ -309,6 +300,86 @@ extension HTTP1Head {
         }
         // Most mutations break a message: the test is not only seeing well-formed ones.
         #expect(failures > 1000)
+    }
+
+    /// Against llhttp (NIOHTTP1's decoder), on the same mutated requests: every complete request
+    /// we frame, llhttp frames the same way (method, target, body) or refuses for a reason that is
+    /// not framing — an extension method it does not know, a target our routing refuses too. A
+    /// request both accept but frame differently is the root of request smuggling.
+    @Test func everyRequestWeFrameLlhttpFramesTheSameOrRefusesForItsMethod() throws {
+        var random = SplitMix(seed: 7)
+        let seeds = [
+            "GET /a?b=1 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+            "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: y\r\n\r\n",
+            "PUT /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+            "POST /d HTTP/1.0\r\nContent-Length: 3\r\nX-A: b\r\n\r\nxyz",
+        ].map { Array($0.utf8) }
+        var (same, refusedByUs, refusedByThem) = (0, 0, 0)
+        for round in 0..<4000 {
+            let bytes = random.mutated(seeds[round % seeds.count], edits: 1 + random.next(3), repeats: false)
+            let ours = Self.messages(framing: bytes)
+            let theirs = Self.messages(decoding: bytes)
+            let text = String(decoding: bytes, as: UTF8.self).debugDescription
+            // Up to where either stops, both see the same requests.
+            let common = min(ours.messages.count, theirs.messages.count)
+            #expect(Array(ours.messages.prefix(common)) == Array(theirs.messages.prefix(common)), "\(text)")
+            if ours.messages.count > theirs.messages.count {
+                // llhttp refused a request we framed whole: only for what is not framing.
+                let refused = ours.messages[theirs.messages.count]
+                let method = String(refused.split(separator: " ")[0])
+                let target = refused.split(separator: " ", maxSplits: 2).dropFirst().first ?? ""
+                let extensionMethod = HTTPMethod(rawValue: method) == .RAW(value: method)
+                let unroutable = !(target.hasPrefix("/") || target.hasPrefix("http"))
+                #expect(theirs.failed && (extensionMethod || unroutable), "we frame what llhttp refuses: \(text)")
+                refusedByThem += 1
+            } else if ours.failed {
+                refusedByUs += 1
+            } else {
+                same += 1
+            }
+        }
+        // Enough of each that the comparison means something.
+        #expect(same > 500 && refusedByUs > 500 && refusedByThem > 0, "\(same), \(refusedByUs), \(refusedByThem)")
+    }
+
+    /// The complete requests in `bytes` as "METHOD target body", by our framer, and whether it
+    /// refused what followed them.
+    static func messages(framing bytes: [UInt8]) -> (messages: [String], failed: Bool) {
+        var framer = HTTP1Framer(role: .request)
+        var buffer = ByteBuffer(bytes: bytes)
+        var messages: [String] = []
+        var current = ""
+        do {
+            while let part = try framer.next(&buffer) {
+                switch part {
+                case .head(let head): current = "\(head.method) \(head.target) "
+                case .body(let body): current += String(buffer: body)
+                case .framing: break
+                case .end: messages.append(current)
+                }
+            }
+        } catch {
+            return (messages, true)
+        }
+        return (messages, false)
+    }
+
+    /// The same, by NIOHTTP1's decoder (llhttp).
+    static func messages(decoding bytes: [UInt8]) -> (messages: [String], failed: Bool) {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder()))
+        defer { _ = try? channel.finish() }
+        // What it decoded before an error is still in the channel's inbound buffer.
+        let failed = (try? channel.writeInbound(ByteBuffer(bytes: bytes))) == nil
+        var messages: [String] = []
+        var current = ""
+        while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) {
+            switch part {
+            case .head(let head): current = "\(head.method.rawValue) \(head.uri) "
+            case .body(let body): current += String(buffer: body)
+            case .end: messages.append(current)
+            }
+        }
+        return (messages, failed)
     }
 
     func isSubsequence(_ part: [UInt8], of whole: [UInt8]) -> Bool {
@@ -344,5 +415,26 @@ struct SplitMix {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return bound <= 0 ? 0 : Int((z ^ (z >> 31)) % UInt64(bound))
+    }
+}
+
+extension SplitMix {
+    /// The bytes of HTTP's syntax, and a few that must never pass.
+    static let alphabet = Array("\r\n:; 0123456789aAfF,\t-".utf8) + [0, 0x7F, 0xFF]
+
+    /// `bytes` with `edits` random insertions, deletions and replacements (and, with `repeats`,
+    /// a run of its own bytes repeated).
+    mutating func mutated(_ bytes: [UInt8], edits: Int, repeats: Bool) -> [UInt8] {
+        var bytes = bytes
+        for _ in 0..<edits {
+            let at = next(bytes.count + 1)
+            switch next(repeats ? 4 : 3) {
+            case 0: bytes.insert(Self.alphabet[next(Self.alphabet.count)], at: at)
+            case 1: if at < bytes.count { bytes.remove(at: at) }
+            case 2: if at < bytes.count { bytes[at] = Self.alphabet[next(Self.alphabet.count)] }
+            default: bytes.insert(contentsOf: bytes[at...].prefix(next(40)), at: at)
+            }
+        }
+        return bytes
     }
 }
