@@ -3,8 +3,8 @@ SWIFT ?= swift
 STORE ?= sqlite
 APT_PACKAGES := curl libsqlite3-dev libcurl4-openssl-dev zlib1g-dev libbrotli-dev libxml2-dev sqlite3 openssl libpq-dev
 # Real peers the tests check against: WireMock's jar (PyPI `wiremock`, run with Java 17), httpbin,
-# and gRPC servers and clients (grpcio).
-PYTHON_PACKAGES := wiremock httpbin gunicorn mitmproxy brotli grpcio:grpc grpcio-tools:grpc_tools \
+# gRPC servers and clients (grpcio), and hyper-h2 (an h2c server for HTTP/1.1 clients).
+PYTHON_PACKAGES := wiremock httpbin gunicorn mitmproxy brotli h2 grpcio:grpc grpcio-tools:grpc_tools \
 	grpcio-reflection:grpc_reflection
 BENCH_PACKAGES := wrk nginx-light
 # The team store's tests start their own PostgreSQL servers (initdb, pg_ctl) and generate TLS

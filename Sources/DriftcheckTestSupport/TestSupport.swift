@@ -167,6 +167,20 @@ public func freeLoopbackPort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
+/// The port a server announces in its log as a line "listening on PORT", once it has (nil
+/// after `timeout` seconds).
+public func announcedPort(in log: String, timeout: Double = 60) async -> Int? {
+    var port: Int?
+    _ = await eventually(timeout: timeout) {
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        port = text.split(separator: "\n").first { $0.hasPrefix("listening on ") }.flatMap {
+            Int($0.dropFirst("listening on ".count))
+        }
+        return port != nil
+    }
+    return port
+}
+
 /// Waits until `probe` returns true or `timeout` seconds pass.
 public func eventually(timeout: Double = 60, _ probe: () async -> Bool) async -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
@@ -272,15 +286,7 @@ public struct GRPCServer: Sendable {
             ["python3", Fixtures.path("grpc/grpc_server.py"), "0"] + drift
                 + (tls ? ["--tls", directory.path] : []),
             environment: ProcessInfo.processInfo.environment, outputPath: log)
-        var port: Int?
-        _ = await eventually(timeout: 60) {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            port = text.split(separator: "\n").first { $0.hasPrefix("listening on ") }.flatMap {
-                Int($0.dropFirst("listening on ".count))
-            }
-            return port != nil
-        }
-        guard let port, port > 0 else {
+        guard let port = await announcedPort(in: log), port > 0 else {
             process.signalGroup(SIGKILL)
             throw ClientError(
                 description:

@@ -323,6 +323,44 @@ final class ScriptedUpstream: Sendable {
     }
 }
 
+extension HTTP1ToHTTP2Tests {
+    /// hyper-h2 answering without a length, in frames, with trailers (`fixtures/h2/h2c_server.py`):
+    /// an HTTP/1.1 client gets chunks and the trailers, an HTTP/1.0 client the content and a close.
+    @Test func anH2cAnswerWithoutALengthReachesHTTP1ClientsAsChunksOrUntilClose() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = directory.file("h2c.log")
+        let server = try ChildProcess.spawn(
+            ["python3", Fixtures.path("h2/h2c_server.py")], environment: ProcessInfo.processInfo.environment,
+            outputPath: log)
+        defer { server.signalGroup(SIGKILL) }
+        let port = await announcedPort(in: log)
+        let upstreamPort = try #require(port, "the h2c server did not start")
+        let harness = try await ProxyHarness.start(
+            .reverse(service: "h2", upstream: UpstreamURL(scheme: "h2c", host: "127.0.0.1", port: upstreamPort)))
+        defer { harness.remove() }
+        let text = try await harness.raw(
+            "GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabcdef"
+                + "GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        let answers = text.components(separatedBy: "HTTP/1.").dropFirst().map { "HTTP/1." + $0 }
+        #expect(answers.count == 3, "\(text)")
+        guard answers.count == 3 else { return }
+        #expect(answers[0].lowercased().contains("transfer-encoding: chunked\r\n"), "\(text)")
+        #expect(answers[0].hasSuffix("\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\nx-checksum: 42\r\n\r\n"), "\(text)")
+        #expect(answers[1].hasSuffix("\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\nx-length: 6\r\n\r\n"), "\(text)")
+        #expect(answers[2].hasPrefix("HTTP/1.0 200 OK\r\n"), "\(text)")
+        #expect(answers[2].contains("connection: close\r\n"), "\(text)")
+        #expect(!answers[2].lowercased().contains("transfer-encoding"), "\(text)")
+        #expect(answers[2].hasSuffix("\r\n\r\nhello world"), "\(text)")
+        let stored = try await harness.finish()
+        #expect(stored.count == 3)
+        let echo = try #require(stored.first { $0.request.method == "POST" })
+        #expect(echo.request.body.bytes == Data("abcdef".utf8))
+        #expect(echo.response?.body.bytes == Data("abcdef".utf8))
+        #expect(echo.response?.trailers["x-length"] == "6")
+    }
+}
+
 @Suite struct HTTP1BodyWritingTests {
     func written(_ parts: [ResponsePart], _ writing: HTTP1BodyWriting) -> String {
         var text = ""
