@@ -176,8 +176,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// h2c with prior knowledge: an HTTP/2 server in place of the HTTP/1.1 handlers, once they
-    /// have left (the decoder leaves a tick later, and must not see HTTP/2 frames).
+    /// h2c with prior knowledge: an HTTP/2 server in place of the HTTP/1.1 handler, once it has
+    /// left: it must not see HTTP/2 frames.
     private func serveHTTP2(_ context: ChannelHandlerContext, first: ByteBuffer) {
         let sync = context.pipeline.syncOperations
         let removals = httpHandlers.map { handler -> EventLoopFuture<Void> in
