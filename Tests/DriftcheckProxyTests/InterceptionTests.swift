@@ -114,6 +114,31 @@ import Testing
     /// An HTTP/2 client (curl with prior knowledge) whose `https://` dependency answers ALPN with
     /// HTTP/1.1 only (Python's ssl server offers no h2): the calls go on over HTTP/1.1 and are
     /// recorded the same; later calls to that origin use the HTTP/1.1 pool straight away.
+    /// An HTTP/2 client inside an intercepted tunnel that opens its connection and says nothing
+    /// more gets the idle limit an h2c client gets: a GOAWAY (NO_ERROR), then the close.
+    @Test func anIdleHTTP2ConnectionInsideAnInterceptedTunnelIsEnded() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let ca = CADirectory(path: directory.file("ca"))
+        var configuration = ProxyConfiguration()
+        configuration.idleTimeout = .seconds(1)
+        configuration.interception = TLSInterception(
+            hosts: [HostPattern("secure.test")!], issuer: LeafIssuer(authority: try ca.create(now: Date())))
+        let harness = try await ProxyHarness.start(.forward, configuration: configuration)
+        defer { harness.remove() }
+        let log = directory.file("client.log")
+        let client = try ChildProcess.spawn(
+            [
+                "python3", Fixtures.path("grpc/hostile_h2.py"), String(harness.port), "idle", "--connect",
+                "secure.test:443", ca.certificatePath,
+            ], environment: ProcessInfo.processInfo.environment, outputPath: log)
+        #expect(await client.wait() == 0)
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(output == "goaway 0 closed\n", "\(output)")
+        #expect(harness.proxy.coverage.intercepted == ["secure.test:443": 1])
+        #expect(try await harness.finish().isEmpty)
+    }
+
     @Test func anHTTP2ClientReachesAnHTTPSUpstreamThatOnlySpeaksHTTP1() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
