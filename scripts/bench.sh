@@ -253,11 +253,15 @@ for w in dict.fromkeys(r[0] for r in rows):
         goal = 0.9 if w in ("small", "newconn") else 0.7
         print(f"driftcheck / nginx throughput {d['rps'] / nginx['rps']:.2f} (target >= {goal:.2f}); "
               f"p99 {ms(d['p99']) - ms(nginx['p99']):+.2f} ms vs nginx (target within 1 ms)")
-        # Where the gap goes: each step from nginx down to driftcheck, as a ratio of the step before.
-        steps = [t for t in ("nginx", "nio-relay", "raw-http", "nio-http", "dc-nostore", "driftcheck") if by.get((w, t), {}).get("rps")]
+        # Where the gap goes: each step from nginx down to driftcheck, as a ratio of the step before
+        # (driftcheck frames HTTP/1.1 as raw-http does); then NIOHTTP1 in the raw framer's place.
+        steps = [t for t in ("nginx", "nio-relay", "raw-http", "dc-nostore", "driftcheck") if by.get((w, t), {}).get("rps")]
         if len(steps) > 2:
             print("the gap, step by step: " + ", ".join(
                 f"{b} / {a} {by[(w, b)]['rps'] / by[(w, a)]['rps']:.2f}" for a, b in zip(steps, steps[1:])))
+        if by.get((w, "nio-http"), {}).get("rps") and by.get((w, "raw-http"), {}).get("rps"):
+            print(f"NIOHTTP1 in the raw framer's place: nio-http / raw-http "
+                  f"{by[(w, 'nio-http')]['rps'] / by[(w, 'raw-http')]['rps']:.2f}")
         for peer in ("mitmproxy", "wiremock"):
             p = by.get((w, peer))
             if p and p["rps"]:
