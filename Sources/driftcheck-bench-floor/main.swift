@@ -1,7 +1,7 @@
 // Floors for scripts/bench.sh: what this machine lets a SwiftNIO proxy reach, so that the
 // recorder's gap to nginx can be split into what NIO itself costs, what HTTP/1.1 codecs cost,
 // what our proxy's logic and capture cost, and what storing costs.
-// Usage: driftcheck-bench-floor relay|raw|http|proxy UPSTREAM_PORT
+// Usage: driftcheck-bench-floor relay|raw|http|proxy UPSTREAM_PORT, or parse ROUNDS
 //   relay  a TCP byte relay: NIO's read/write path, no HTTP at all
 //   raw    HTTP/1.1 framed on the raw bytes by driftcheck's HTTP1Framer, heads rewritten, bodies
 //          forwarded in the buffers they came in (one parse per message), pooled upstreams
@@ -16,6 +16,11 @@ import NIOHTTP1
 import NIOPosix
 
 let arguments = CommandLine.arguments
+// `parse N`: the framer alone — a wrk request and an nginx answer framed and rewritten N times.
+if arguments.count == 3, arguments[1] == "parse", let rounds = Int(arguments[2]) {
+    print(FramerTiming.run(rounds: rounds))
+    exit(0)
+}
 guard arguments.count == 3, let upstreamPort = Int(arguments[2]),
     ["relay", "raw", "http", "proxy"].contains(arguments[1])
 else {
