@@ -136,12 +136,6 @@ package struct HTTP1Framer {
         self.maxHead = maxHead
     }
 
-    /// Whether the framer is between messages (bytes the caller holds aside).
-    package var isBetweenMessages: Bool {
-        if case .head = state { return true }
-        return false
-    }
-
     /// The next part in `buffer`, consuming its bytes; nil when more bytes are needed.
     package mutating func next(_ buffer: inout ByteBuffer) throws(HTTP1FramingError) -> Part? {
         do {

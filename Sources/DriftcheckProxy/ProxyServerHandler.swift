@@ -470,12 +470,10 @@ final class HTTP1ServerHandler: ProxyServerHandler, ChannelInboundHandler, Remov
                 dropping: { wire.isHopByHop($0) || (dechunked && wire.field($0, is: "transfer-encoding")) })
         case .parsed(let parsed):
             var response = RequestRouting.clientResponseHead(parsed, for: request)
-            response.headers.remove(name: "connection")
             let hasLength = response.headers.contains(name: "content-length")
             let hasNoBody =
                 request.method == "HEAD" || parsed.status.code < 200 || parsed.status == .noContent
                 || parsed.status == .notModified
-            response.headers.remove(name: "transfer-encoding")
             if hasLength || hasNoBody {
                 writing = .contentOnly
             } else if isHTTP10 {
@@ -551,12 +549,9 @@ final class HTTP2StreamServerHandler: ProxyServerHandler, ChannelInboundHandler 
             switch head.form {
             case .parsed(let parsed): response = parsed
             case .wire(let wire):
-                // From an HTTP/1.1 upstream: its fields, less its framing, which HTTP/2 does itself.
-                var headers = wire.headers
-                headers.remove(name: "transfer-encoding")
                 response = HTTPResponseHead(
                     version: .http1_1, status: HTTPResponseStatus(statusCode: wire.status, reasonPhrase: wire.reason),
-                    headers: headers)
+                    headers: wire.headers)
             }
             context.write(
                 wrapOutboundOut(.head(RequestRouting.clientResponseHead(response, for: exchange.clientHead))),

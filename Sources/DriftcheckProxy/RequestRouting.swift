@@ -99,13 +99,12 @@ enum RequestRouting {
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: routed.originForm, headers: headers)
     }
 
-    /// The response head for the client in NIO's form: hop-by-hop fields gone, framing fitted to
-    /// its version.
+    /// The response head for the client in NIO's form: hop-by-hop fields and the upstream's
+    /// framing gone — each client wire frames the body and says whether the connection stays.
     static func clientResponseHead(_ head: HTTPResponseHead, for request: RequestHead) -> HTTPResponseHead {
         var headers = head.headers
         HopByHop.strip(&headers)
-        if request.version.major == 1 && request.version.minor == 0 { headers.remove(name: "transfer-encoding") }
-        if !request.isKeepAlive { headers.add(name: "connection", value: "close") }
+        headers.remove(name: "transfer-encoding")
         return HTTPResponseHead(version: request.version, status: head.status, headers: headers)
     }
 
