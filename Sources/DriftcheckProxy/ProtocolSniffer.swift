@@ -9,7 +9,8 @@ import NIOPosix
 /// untouched as a plain TCP tunnel — counted in the coverage summary, not recorded — instead
 /// of failing in an HTTP/1.1 parser. When a client stays silent for `serverFirstWait`, a
 /// connection to the upstream is opened: if the upstream speaks first (MySQL, SMTP), the
-/// client is tunnelled to it; if the client speaks first after all, the probe is closed.
+/// client is tunnelled to it; if the client speaks first after all, the probe is closed. An
+/// HTTP/2 server's SETTINGS on accepting is not such a greeting: its clients speak first too.
 final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -45,6 +46,15 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
             length += 1
         }
         return .undecided
+    }
+
+    /// Whether `greeting` is an HTTP/2 server's connection preface: a SETTINGS frame (type 4,
+    /// no flags, stream 0, whole 6-byte settings). HTTP/2 servers send it as soon as they
+    /// accept, before the client's preface, but wait for the client all the same.
+    static func isHTTP2ServerPreface(_ greeting: ByteBuffer) -> Bool {
+        guard let header = greeting.getBytes(at: greeting.readerIndex, length: 9) else { return false }
+        let length = Int(header[0]) << 16 | Int(header[1]) << 8 | Int(header[2])
+        return header[3] == 4 && header[4] == 0 && header[5...8].allSatisfy { $0 == 0 } && length % 6 == 0
     }
 
     private let service: String
@@ -90,7 +100,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     /// A client silent for `serverFirstWait` may be waiting for the server to speak first —
     /// or be an HTTP client that connected early. Only the upstream can tell: ask it.
     private func waitForClient(_ context: ChannelHandlerContext) {
-        guard serverFirst == nil else { return }
+        // An h2c upstream speaks HTTP/2, where the client speaks first.
+        guard serverFirst == nil, upstream.scheme != "h2c" else { return }
         serverFirst = context.eventLoop.assumeIsolated().scheduleTask(in: services.configuration.serverFirstWait) {
             self.serverFirst = nil
             guard !self.decided, self.buffered == nil, self.context != nil else { return }
@@ -123,7 +134,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
 
     /// The upstream spoke before the client: relay the connection as bytes, greeting first.
     private func upstreamSpoke(_ peer: Channel, _ greeting: ByteBuffer) {
-        guard !decided, let context else {
+        guard !decided, let context, !Self.isHTTP2ServerPreface(greeting) else {
+            if probe === peer { probe = nil }
             peer.close(promise: nil)
             return
         }

@@ -93,6 +93,51 @@ private final class Echo: ChannelInboundHandler, Sendable {
         await upstream.stop()
     }
 
+    /// The same before an HTTP/2 upstream, which sends its SETTINGS as soon as it accepts a
+    /// connection (hyper-h2 here, as nghttpd and grpcio do): that is not a server-first
+    /// protocol's greeting, and the late client is still recorded, not tunnelled. (Under load
+    /// in CI, a client that spoke 1 s late got the upstream's SETTINGS and nothing else.)
+    @Test(arguments: ["h2c", "http"])
+    func anHTTPClientThatSpeaksLateBeforeAnHTTP2UpstreamIsNotTunnelled(scheme: String) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try #require(await HyperH2Server.start(in: directory), "the h2c server did not start")
+        defer { server.stop() }
+        var configuration = ProxyConfiguration()
+        configuration.serverFirstWait = .milliseconds(100)
+        let harness = try await ProxyHarness.start(
+            .reverse(service: "h2", upstream: UpstreamURL(scheme: scheme, host: "127.0.0.1", port: server.port)),
+            configuration: configuration)
+        defer { harness.remove() }
+        let connection = try await RawConnection.open(port: harness.port, group: testGroup)
+        try await Task.sleep(nanoseconds: 800_000_000)
+        try await connection.send("GET /late HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let answer = try await connection.readToEnd(timeout: 60)
+        // Over h2c the upstream answers; told it speaks HTTP/1.1, it cannot, and the proxy says so.
+        #expect(answer.hasPrefix(scheme == "h2c" ? "HTTP/1.1 200" : "HTTP/1.1 502"), "\(answer)")
+        #expect(harness.proxy.coverage.tunnelled.isEmpty)
+        let stored = try await harness.finish()
+        #expect(stored.map(\.request.path) == ["/late"])
+    }
+
+    /// What an upstream sends on accepting a connection: an HTTP/2 server's SETTINGS, or a
+    /// server-first protocol's greeting.
+    @Test func anHTTP2ServersPrefaceIsNotAGreeting() {
+        let settings: [UInt8] = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100]
+        #expect(ProtocolSniffer.isHTTP2ServerPreface(ByteBuffer(bytes: settings)))
+        #expect(ProtocolSniffer.isHTTP2ServerPreface(ByteBuffer(bytes: [0, 0, 0, 4, 0, 0, 0, 0, 0])))
+        // A SETTINGS ACK, a frame on a stream, a length that is not whole settings, too short.
+        for bytes: [UInt8] in [
+            [0, 0, 0, 4, 1, 0, 0, 0, 0], [0, 0, 6, 4, 0, 0, 0, 0, 1], [0, 0, 5, 4, 0, 0, 0, 0, 0], [0, 0, 0, 4],
+        ] {
+            #expect(!ProtocolSniffer.isHTTP2ServerPreface(ByteBuffer(bytes: bytes)), "\(bytes)")
+        }
+        // MySQL's handshake (length, sequence 0, protocol 10) and SMTP's banner are greetings.
+        #expect(
+            !ProtocolSniffer.isHTTP2ServerPreface(ByteBuffer(bytes: [0x4a, 0, 0, 0, 0x0a, 0x38, 0x2e, 0x30, 0x2e])))
+        #expect(!ProtocolSniffer.isHTTP2ServerPreface(ByteBuffer(string: "220 mail.example ESMTP\r\n")))
+    }
+
     /// A TLS or HTTP/2 client behind a reverse listener is relayed to the upstream untouched,
     /// counted in the coverage and not recorded; HTTP/1.1 on the same listener is recorded.
     /// TLS is relayed untouched; an h2c preface gets the proxy's own HTTP/2 server (recording

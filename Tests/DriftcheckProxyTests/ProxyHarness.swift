@@ -1,5 +1,6 @@
 import DriftcheckCore
 import DriftcheckDemo
+import DriftcheckProcess
 import DriftcheckProxy
 import DriftcheckStore
 import DriftcheckTestSupport
@@ -121,4 +122,26 @@ final class ProxyHarness: Sendable {
         directory.remove()
         group.shutdownGracefully { _ in }
     }
+}
+
+/// hyper-h2's h2c server (`fixtures/h2/h2c_server.py`): answers without a length, in frames,
+/// with trailers; sends its SETTINGS as soon as it accepts a connection.
+struct HyperH2Server {
+    let process: ChildProcess
+    let port: Int
+
+    /// The server, listening; nil if it did not start.
+    static func start(in directory: TemporaryDirectory) async throws -> HyperH2Server? {
+        let log = directory.file("h2c.log")
+        let process = try ChildProcess.spawn(
+            ["python3", Fixtures.path("h2/h2c_server.py")], environment: ProcessInfo.processInfo.environment,
+            outputPath: log)
+        guard let port = await announcedPort(in: log) else {
+            process.signalGroup(SIGKILL)
+            return nil
+        }
+        return HyperH2Server(process: process, port: port)
+    }
+
+    func stop() { process.signalGroup(SIGKILL) }
 }

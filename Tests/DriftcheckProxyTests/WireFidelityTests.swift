@@ -329,15 +329,10 @@ extension HTTP1ToHTTP2Tests {
     @Test func anH2cAnswerWithoutALengthReachesHTTP1ClientsAsChunksOrUntilClose() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let log = directory.file("h2c.log")
-        let server = try ChildProcess.spawn(
-            ["python3", Fixtures.path("h2/h2c_server.py")], environment: ProcessInfo.processInfo.environment,
-            outputPath: log)
-        defer { server.signalGroup(SIGKILL) }
-        let port = await announcedPort(in: log)
-        let upstreamPort = try #require(port, "the h2c server did not start")
+        let server = try #require(await HyperH2Server.start(in: directory), "the h2c server did not start")
+        defer { server.stop() }
         let harness = try await ProxyHarness.start(
-            .reverse(service: "h2", upstream: UpstreamURL(scheme: "h2c", host: "127.0.0.1", port: upstreamPort)))
+            .reverse(service: "h2", upstream: UpstreamURL(scheme: "h2c", host: "127.0.0.1", port: server.port)))
         defer { harness.remove() }
         let text = try await harness.raw(
             "GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabcdef"
