@@ -89,7 +89,9 @@ struct RecordCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("upstream-timeout"),
-        help: ArgumentHelp("Seconds an upstream may stay silent before the client gets 504.", valueName: "seconds"))
+        help: ArgumentHelp(
+            "Seconds an upstream may stay silent before the client gets 504 (a gRPC call: its own deadline when longer).",
+            valueName: "seconds"))
     var upstreamTimeout: Double = 30
 
     @Option(

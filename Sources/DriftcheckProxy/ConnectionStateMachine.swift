@@ -292,8 +292,10 @@ struct ConnectionStateMachine {
     /// Only the upstream's silence counts, as nginx's read and send timeouts do: not the time a
     /// long upload takes while the upstream reads it, nor a client pausing its body (the client's
     /// own idle timeout is for that).
-    mutating func timerFired(now: NIODeadline, limit: TimeAmount, upstreamTakesMore: Bool) -> TimerAction {
-        guard case .streaming(let exchange, let connection) = state else { return .none }
+    mutating func timerFired(now: NIODeadline, limit configured: TimeAmount, upstreamTakesMore: Bool) -> TimerAction {
+        guard case .streaming(let exchange, let connection) = state,
+            let limit = exchange.routed.silence.applied(to: configured)
+        else { return .none }
         if !exchange.requestComplete && upstreamTakesMore { exchange.lastUpstreamActivity = now }
         if now - exchange.lastUpstreamActivity < limit { return .rearm(exchange.lastUpstreamActivity + limit) }
         let milliseconds = limit.nanoseconds / 1_000_000

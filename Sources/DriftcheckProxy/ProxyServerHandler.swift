@@ -316,8 +316,9 @@ class ProxyServerHandler: UpstreamDelegate {
 
     private func armTimeout(_ exchange: InFlight, _ context: ChannelHandlerContext) {
         // A pending timer looks at whichever exchange is current when it fires.
-        guard timer == nil else { return }
-        scheduleTimer(at: exchange.lastUpstreamActivity + services.configuration.upstreamTimeout, context)
+        guard timer == nil, let limit = exchange.routed.silence.applied(to: services.configuration.upstreamTimeout)
+        else { return }
+        scheduleTimer(at: exchange.lastUpstreamActivity + limit, context)
     }
 
     private func scheduleTimer(at deadline: NIODeadline, _ context: ChannelHandlerContext) {

@@ -16,6 +16,49 @@ enum RequestRouting {
         var query: String?
         /// The client asked for `100 Continue`; the proxy answers it once the upstream is connected.
         var expectContinue: Bool
+        /// How long the upstream may stay silent on this exchange.
+        var silence: SilenceLimit = .configured
+    }
+
+    /// How long an upstream may stay silent before its exchange fails with a timeout.
+    enum SilenceLimit: Equatable {
+        /// `--upstream-timeout`.
+        case configured
+        /// A gRPC call's own deadline (`grpc-timeout`), when longer than the configured limit.
+        case atLeast(TimeAmount)
+        /// A gRPC call without a deadline: its client waits as long as it takes (a watch stream
+        /// quiet for minutes), so the proxy does too; the client ends it by cancelling.
+        case none
+
+        /// The limit for an exchange, given the configured one; nil: none.
+        func applied(to configured: TimeAmount) -> TimeAmount? {
+            switch self {
+            case .configured: return configured
+            case .atLeast(let deadline): return max(deadline, configured)
+            case .none: return nil
+            }
+        }
+
+        /// gRPC calls come on HTTP/2 streams (`content-type: application/grpc…`); their client
+        /// states its deadline in `grpc-timeout` (gRPC over HTTP/2, "Timeout": 1–8 digits and a
+        /// unit H, M, S, m, u or n). An unreadable value counts as none given.
+        static func of(_ head: HTTPRequestHead) -> SilenceLimit {
+            guard let type = head.headers.first(name: "content-type"), type.lowercased().hasPrefix("application/grpc")
+            else { return .configured }
+            guard let text = head.headers.first(name: "grpc-timeout"), (2...9).contains(text.utf8.count),
+                text.utf8.dropLast().allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                let unit = text.utf8.last, let amount = Int64(text.dropLast())
+            else { return .none }
+            switch unit {
+            case UInt8(ascii: "H"): return .atLeast(.hours(amount))
+            case UInt8(ascii: "M"): return .atLeast(.minutes(amount))
+            case UInt8(ascii: "S"): return .atLeast(.seconds(amount))
+            case UInt8(ascii: "m"): return .atLeast(.milliseconds(amount))
+            case UInt8(ascii: "u"): return .atLeast(.microseconds(amount))
+            case UInt8(ascii: "n"): return .atLeast(.nanoseconds(amount))
+            default: return .none
+            }
+        }
     }
 
     enum Decision {
@@ -61,10 +104,12 @@ enum RequestRouting {
         }
         let recordedTarget = isAbsolute ? (Self.originForm(of: uri) ?? "/") : uri
         let (path, query) = Self.split(recordedTarget)
+        var silence = SilenceLimit.configured
+        if case .parsed(let parsed) = head.form { silence = .of(parsed) }
         return .exchange(
             Routed(
                 service: service, target: target, clientHead: head, originForm: originForm, path: path, query: query,
-                expectContinue: head.expectsContinue))
+                expectContinue: head.expectsContinue, silence: silence))
     }
 
     /// Fields a request does not carry upstream besides the hop-by-hop ones: proxy credentials,

@@ -121,6 +121,29 @@ func tlsServerAndCA(in directory: TemporaryDirectory) async throws -> (GRPCServe
         #expect(chatOut.enumerated().allSatisfy { $1.contains("re: hello \($0)") } && chatOut.count == 3)
     }
 
+    /// A server stream that goes quiet for longer than `--upstream-timeout` (2.5 s against 1 s)
+    /// is not cut: a call with a deadline (`grpc-timeout`, 30 s) waits up to it, one without a
+    /// deadline (a watch) as long as its client does. Before, both were failed at 1 s.
+    @Test func aQuietServerStreamIsTimedByItsClientsDeadline() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await GRPCServer.start(in: directory, drift: ["slow-stream"])
+        defer { server.stop() }
+        let store = directory.file("grpc.sqlite")
+        let (recorder, port) = try await HostileHTTP2Tests.recorder(
+            of: server, store: store, in: directory, "--upstream-timeout", "1")
+        for kind in ["stream", "watch"] {
+            let messages = try await GRPCServer.client("127.0.0.1:\(port)", [kind], in: directory)
+            #expect(messages.count == 3 && messages[2].contains("SKU-c0-2"), "\(kind): \(messages)")
+        }
+        recorder.process.signalGroup(SIGINT)
+        #expect(await recorder.process.wait() == 0, "\(recorder.output)")
+        let exchanges = try SQLiteStore(path: store).exchanges()
+        #expect(exchanges.count == 2)
+        #expect(exchanges.compactMap(\.response).map { grpcFrames($0.body.bytes).count } == [3, 3])
+        #expect(exchanges.map { $0.request.headers["grpc-timeout"] != nil } == [true, false])
+    }
+
     /// A gRPC service behind TLS (grpcio with its own CA): an h2c client's calls go on to an
     /// `https://` upstream as h2 chosen by ALPN, and a TLS client whose dependency matches
     /// `--intercept-tls` is offered h2 by ALPN with driftcheck's certificate; both recorded as

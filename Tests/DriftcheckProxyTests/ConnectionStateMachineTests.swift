@@ -95,11 +95,15 @@ final class Rig {
     }
 
     /// A request with hop-by-hop fields; over HTTP/1.1, chunked when it has a body or is left open.
-    func request(_ method: HTTPMethod = .GET, _ uri: String, body: [String] = [], end: Bool = true) throws {
+    func request(
+        _ method: HTTPMethod = .GET, _ uri: String, body: [String] = [], end: Bool = true,
+        headers: [(String, String)] = []
+    ) throws {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
         head.headers.add(name: "host", value: "127.0.0.1:9001")
         head.headers.add(name: "connection", value: "keep-alive, x-hop")
         head.headers.add(name: "x-hop", value: "1")
+        head.headers.add(contentsOf: headers)
         guard !stream else {
             // NIO's HTTP/1 view of an HTTP/2 request with a body and no length.
             if !body.isEmpty { head.headers.add(name: "transfer-encoding", value: "chunked") }
@@ -342,6 +346,65 @@ final class Rig {
         let upstream = try rig.upstreams.connect()
         upstream.isWritable = false
         upstream.pipeline.fireChannelWritabilityChanged()
+    }
+
+    /// A gRPC call's upstream may stay silent up to the client's own deadline when that is
+    /// longer than the configured limit, and as long as the client stays when the call has no
+    /// deadline (a watch stream); other requests on an HTTP/2 stream keep the configured limit.
+    @Test func aGRPCCallIsTimedByItsClientsDeadline() throws {
+        let grpc = [("content-type", "application/grpc")]
+        let timed = try Rig(stream: true)
+        try timed.request(
+            .POST, "/shop.v1.Recommendations/List", body: ["m"], headers: grpc + [("grpc-timeout", "100S")])
+        _ = try timed.upstreams.connect()
+        timed.loop.advanceTime(by: .seconds(99))
+        #expect(timed.recorded.withLockedValue { $0 }.isEmpty && timed.stateName == "streaming")
+        timed.loop.advanceTime(by: .seconds(2))
+        #expect(
+            timed.recorded.withLockedValue { $0 }.first?.result
+                == .failure(ExchangeFailure(.timeout, "upstream sent nothing for 100000 ms")))
+
+        let watch = try Rig(stream: true)
+        try watch.request(.POST, "/shop.v1.Recommendations/List", body: ["m"], headers: grpc)
+        let upstream = try watch.upstreams.connect()
+        watch.loop.advanceTime(by: .hours(1))
+        #expect(watch.recorded.withLockedValue { $0 }.isEmpty && watch.stateName == "streaming")
+        try watch.respond(upstream)
+        #expect(watch.recorded.withLockedValue { $0 }.first?.response?.status == 200)
+
+        let plain = try Rig(stream: true)
+        try plain.request(.POST, "/orders", body: ["m"], headers: [("grpc-timeout", "100S")])
+        _ = try plain.upstreams.connect()
+        try expectTimeout(plain, "upstream sent nothing for 30000 ms")
+    }
+
+    @Test(
+        arguments: [
+            ("application/grpc", "100S", RequestRouting.SilenceLimit.atLeast(.seconds(100))),
+            ("application/grpc+proto", "250m", .atLeast(.milliseconds(250))),
+            ("application/grpc", "2H", .atLeast(.hours(2))),
+            ("application/grpc", "3M", .atLeast(.minutes(3))), ("Application/GRPC", "7u", .atLeast(.microseconds(7))),
+            ("application/grpc", "99999999n", .atLeast(.nanoseconds(99_999_999))), ("application/grpc", nil, .none),
+            // More than 8 digits, no digits, an unknown unit, a sign: not a deadline.
+            ("application/grpc", "123456789S", .none), ("application/grpc", "S", .none),
+            ("application/grpc", "10x", .none),
+            ("application/grpc", "-1S", .none), ("application/grpc", "+1S", .none),
+            ("application/json", "100S", .configured), (nil, nil, .configured),
+        ] as [(String?, String?, RequestRouting.SilenceLimit)])
+    func grpcDeadlinesAreRead(contentType: String?, timeout: String?, limit: RequestRouting.SilenceLimit) {
+        var head = HTTPRequestHead(version: .http2, method: .POST, uri: "/shop.v1.Recommendations/Get")
+        if let contentType { head.headers.add(name: "content-type", value: contentType) }
+        if let timeout { head.headers.add(name: "grpc-timeout", value: timeout) }
+        #expect(RequestRouting.SilenceLimit.of(head) == limit)
+    }
+
+    /// A deadline shorter than the configured limit leaves that limit: the client gives up first.
+    @Test func theLongerOfTheDeadlineAndTheConfiguredLimitApplies() {
+        let configured = TimeAmount.seconds(30)
+        #expect(RequestRouting.SilenceLimit.configured.applied(to: configured) == configured)
+        #expect(RequestRouting.SilenceLimit.atLeast(.seconds(5)).applied(to: configured) == configured)
+        #expect(RequestRouting.SilenceLimit.atLeast(.seconds(100)).applied(to: configured) == .seconds(100))
+        #expect(RequestRouting.SilenceLimit.none.applied(to: configured) == nil)
     }
 
     /// Nothing happens until the 30 s limit; then a 504 and the failure recorded as `detail`.
