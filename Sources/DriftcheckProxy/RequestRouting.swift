@@ -136,7 +136,13 @@ enum RequestRouting {
         let head = routed.clientHead.parsed
         var headers = head.headers
         // HTTP/2 forbids hop-by-hop fields but one: `te: trailers`, which gRPC servers require.
-        let trailersWanted = head.version.major == 2 && headers["te"].contains { $0.lowercased() == "trailers" }
+        // An HTTP/1.1 client that accepts trailers (`TE: trailers, …`) gets them in its chunked
+        // answer, so the promise holds on the upstream hop too.
+        let trailersWanted = headers["te"].contains { value in
+            value.split(separator: ",").contains {
+                ASCII.equalsIgnoringCase(ASCII.trimmed($0.split(separator: ";").first ?? ""), "trailers")
+            }
+        }
         HopByHop.strip(&headers)
         if trailersWanted { headers.add(name: "te", value: "trailers") }
         for name in droppedUpstream { headers.remove(name: name) }

@@ -356,6 +356,34 @@ extension HTTP1ToHTTP2Tests {
     }
 }
 
+extension HTTP1ToHTTP2Tests {
+    /// A gRPC call made over HTTP/1.1 (`TE: trailers`, a chunked answer) reaches a real grpcio
+    /// server over h2c: `te: trailers`, which grpcio requires, goes on since the proxy passes
+    /// trailers to this client; before, grpcio reset the stream.
+    @Test func aGRPCCallOverHTTP11GetsItsAnswerAndTrailersFromGrpcio() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = try await GRPCServer.start(in: directory)
+        defer { server.stop() }
+        let harness = try await ProxyHarness.start(
+            .reverse(service: "recs", upstream: UpstreamURL(scheme: "h2c", host: "127.0.0.1", port: server.port)))
+        defer { harness.remove() }
+        // GetRequest { customer_id: "c0" } in gRPC's framing: not compressed, 4 bytes.
+        let message = "\u{0}\u{0}\u{0}\u{0}\u{4}\u{a}\u{2}c0"
+        let text = try await harness.raw(
+            "POST /shop.v1.Recommendations/Get HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc\r\n"
+                + "TE: trailers\r\nConnection: TE, close\r\nContent-Length: 9\r\n\r\n" + message)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(text)")
+        #expect(text.lowercased().contains("transfer-encoding: chunked\r\n"), "\(text)")
+        #expect(text.contains("SKU-c0-1"), "\(text)")
+        // The last chunk, then the trailers (grpcio adds an empty grpc-message).
+        #expect(text.contains("\r\n0\r\ngrpc-status: 0\r\n") && text.hasSuffix("\r\n\r\n"), "\(text.debugDescription)")
+        let stored = try await harness.finish()
+        #expect(stored.first?.request.headers["te"] == "trailers")
+        #expect(stored.first?.response?.trailers["grpc-status"] == "0")
+    }
+}
+
 @Suite struct HTTP1BodyWritingTests {
     func written(_ parts: [ResponsePart], _ writing: HTTP1BodyWriting) -> String {
         var text = ""
