@@ -135,6 +135,17 @@ extension JSONValue {
     /// String for encoders that run per exchange.
     public static func writeString(_ s: String, to out: inout [UInt8]) {
         out.append(0x22)
+        var s = s
+        // Most strings need no escaping: appended whole rather than byte by byte.
+        let plain = s.withUTF8 { bytes in
+            guard !bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else { return false }
+            out.append(contentsOf: bytes)
+            return true
+        }
+        if plain {
+            out.append(0x22)
+            return
+        }
         for byte in s.utf8 {
             switch byte {
             case 0x22: out.append(contentsOf: [0x5C, 0x22])

@@ -118,7 +118,9 @@ public struct RedactionPolicy: Sendable, Equatable {
     }
 
     func redact(headers: HeaderFields, secrets: inout Set<String>) -> HeaderFields {
-        HeaderFields(
+        // Most messages carry no secret header: their fields are kept, not copied one by one.
+        guard headers.fields.contains(where: { isSecretHeader($0.name) }) else { return headers }
+        return HeaderFields(
             fields: headers.fields.map { field in
                 guard isSecretHeader(field.name) else { return field }
                 let lower = ASCII.lowercased(field.name)

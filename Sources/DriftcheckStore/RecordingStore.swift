@@ -244,19 +244,20 @@ public enum ContentHash {
     static func of(_ exchange: Exchange, requestHeaders: String, responseHeaders: String?) -> Data {
         var hasher = SHA256()
         func add(_ text: String?) {
-            guard let text else {
+            guard var text else {
                 add(integer: -1)
                 return
             }
             add(integer: Int64(text.utf8.count))
-            hasher.update(data: Data(text.utf8))
+            // The bytes in place: a Data made of them cost an allocation and a copy per field.
+            text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
         }
         func add(integer: Int64) {
             withUnsafeBytes(of: integer.bigEndian) { hasher.update(bufferPointer: $0) }
         }
         func add(bytes: Data) {
             add(integer: Int64(bytes.count))
-            hasher.update(data: bytes)
+            bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
         }
         let request = exchange.request
         add(exchange.service)

@@ -22,6 +22,31 @@ func sampleExchange(
 }
 
 @Suite struct RecordingStoreTests {
+    /// Content hashes are stored and compared across stores and versions (a copy adds nothing
+    /// twice): the same exchange must hash to the same bytes forever. Pinned for a response with
+    /// every part (escaped header text, bodies, trailers, a truncated size) and for a failure.
+    @Test func contentHashesStayTheSameAcrossVersions() {
+        var full = sampleExchange()
+        full.request.headers = HeaderFields([("Accept", "application/json"), ("X-Quote", #"a "q" \ é"#)])
+        full.request.body = CapturedBody(bytes: Data("{\"a\":1}".utf8), size: 100)
+        full.result = .response(
+            RecordedResponse(
+                status: 200, headers: HeaderFields([("Content-Type", "application/grpc")]),
+                body: CapturedBody(bytes: Data([0, 0, 0, 0, 1, 0x0a])), trailers: HeaderFields([("grpc-status", "0")])))
+        var failed = sampleExchange()
+        failed.request.query = nil
+        failed.result = .failure(ExchangeFailure(.timeout, "upstream sent nothing for 30000 ms"))
+        let hex = [sampleExchange(), full, failed].map {
+            ContentHash.of($0).map { String(format: "%02x", $0) }.joined()
+        }
+        #expect(
+            hex == [
+                "46ecf038d75c9736586942c6039a8ba89296a9ddc4e72a20cee1ac2204b2af53",
+                "b472138c0ed8d170e1608f7951649dd9f7f19eeee89500663bd86194aba7e566",
+                "cd7b4629e862c233abba1ad3048d16679e67271bf233675412b0c220f864ca33",
+            ])
+    }
+
     @Test func headerValuesOfAnyTextRoundTrip() throws {
         let fields = HeaderFields([
             ("X-Quote", #"a "quoted" \ value"#), ("X-Control", "tab\there\u{01}\u{1F}end"), ("X-Unicode", "café ✓ 😀"),

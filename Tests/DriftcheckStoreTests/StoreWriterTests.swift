@@ -27,6 +27,27 @@ import Testing
         #expect(!writer.submit(sampleExchange()))
     }
 
+    /// Batches leave the queue in the order exchanges came, however appends and takes interleave.
+    @Test func theQueueGivesBatchesInOrder() {
+        var queue = ExchangeQueue()
+        var next = 0
+        var taken: [String] = []
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            for _ in 0..<Int.random(in: 0...40, using: &generator) {
+                queue.append(sampleExchange(path: "/\(next)"))
+                next += 1
+            }
+            let count = Int.random(in: 0...min(queue.count, 50), using: &generator)
+            let batch = queue.take(count)
+            #expect(batch.count == count)
+            taken += batch.map(\.request.path)
+        }
+        taken += queue.take(queue.count).map(\.request.path)
+        #expect(queue.isEmpty)
+        #expect(taken == (0..<next).map { "/\($0)" })
+    }
+
     @Test func redactsBeforeWriting() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
