@@ -28,7 +28,9 @@ else {
     exit(2)
 }
 let mode = arguments[1]
-let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+// FLOOR_LOOPS: event loops (default: one per core), to see what a second loop costs in wake-ups.
+let group = MultiThreadedEventLoopGroup(
+    numberOfThreads: ProcessInfo.processInfo.environment["FLOOR_LOOPS"].flatMap { Int($0) } ?? System.coreCount)
 let upstream = try SocketAddress(ipAddress: "127.0.0.1", port: upstreamPort)
 
 var pools: [ObjectIdentifier: FloorPool] = [:]
