@@ -55,6 +55,14 @@ struct RequestHead {
         case .parsed(let head): return head.headers.recorded(version: head.version)
         }
     }
+
+    /// The first value of the field named `lowercased`.
+    func first(_ lowercased: String) -> String? {
+        switch form {
+        case .wire(let head): return head.fields.first { head.field($0, is: lowercased) }.map(head.value)
+        case .parsed(let head): return head.headers.first(name: lowercased)
+        }
+    }
 }
 
 /// A response head as it came from the upstream.

@@ -39,13 +39,13 @@ enum RequestRouting {
             }
         }
 
-        /// gRPC calls come on HTTP/2 streams (`content-type: application/grpc…`); their client
-        /// states its deadline in `grpc-timeout` (gRPC over HTTP/2, "Timeout": 1–8 digits and a
-        /// unit H, M, S, m, u or n). An unreadable value counts as none given.
-        static func of(_ head: HTTPRequestHead) -> SilenceLimit {
-            guard let type = head.headers.first(name: "content-type"), type.lowercased().hasPrefix("application/grpc")
+        /// A gRPC call (`content-type: application/grpc…`, on an HTTP/2 stream or, rarely, over
+        /// HTTP/1.1) states its client's deadline in `grpc-timeout` (gRPC over HTTP/2, "Timeout":
+        /// 1–8 digits and a unit H, M, S, m, u or n). An unreadable value counts as none given.
+        static func of(_ head: RequestHead) -> SilenceLimit {
+            guard let type = head.first("content-type"), ASCII.lowercased(type).hasPrefix("application/grpc")
             else { return .configured }
-            guard let text = head.headers.first(name: "grpc-timeout"), (2...9).contains(text.utf8.count),
+            guard let text = head.first("grpc-timeout"), (2...9).contains(text.utf8.count),
                 text.utf8.dropLast().allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
                 let unit = text.utf8.last, let amount = Int64(text.dropLast())
             else { return .none }
@@ -104,12 +104,10 @@ enum RequestRouting {
         }
         let recordedTarget = isAbsolute ? (Self.originForm(of: uri) ?? "/") : uri
         let (path, query) = Self.split(recordedTarget)
-        var silence = SilenceLimit.configured
-        if case .parsed(let parsed) = head.form { silence = .of(parsed) }
         return .exchange(
             Routed(
                 service: service, target: target, clientHead: head, originForm: originForm, path: path, query: query,
-                expectContinue: head.expectsContinue, silence: silence))
+                expectContinue: head.expectsContinue, silence: .of(head)))
     }
 
     /// Fields a request does not carry upstream besides the hop-by-hop ones: proxy credentials,

@@ -395,7 +395,15 @@ final class Rig {
         var head = HTTPRequestHead(version: .http2, method: .POST, uri: "/shop.v1.Recommendations/Get")
         if let contentType { head.headers.add(name: "content-type", value: contentType) }
         if let timeout { head.headers.add(name: "grpc-timeout", value: timeout) }
-        #expect(RequestRouting.SilenceLimit.of(head) == limit)
+        #expect(RequestRouting.SilenceLimit.of(.parsed(head)) == limit)
+        // The same call over HTTP/1.1, read from its bytes.
+        var framer = HTTP1Framer(role: .request)
+        var bytes = HTTP1Encoding.bytes(startLine: "POST /shop.v1.Recommendations/Get HTTP/1.1", head.headers)
+        guard case .head(let wire)? = try? framer.next(&bytes) else {
+            Issue.record("not framed")
+            return
+        }
+        #expect(RequestRouting.SilenceLimit.of(.wire(wire)) == limit)
     }
 
     /// A deadline shorter than the configured limit leaves that limit: the client gives up first.
