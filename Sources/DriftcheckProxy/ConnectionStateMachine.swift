@@ -46,6 +46,8 @@ final class InFlight {
     /// The response goes to the client in a way that ends the connection (delimited by its close).
     var closesClient = false
     var lastUpstreamActivity: NIODeadline
+    /// How long the upstream may stay silent: the request's rule, until the response says more.
+    var silence: RequestRouting.SilenceLimit
 
     init(_ routed: RequestRouting.Routed, now: NIODeadline) {
         self.routed = routed
@@ -53,6 +55,7 @@ final class InFlight {
         startedAt = Date()
         start = now
         lastUpstreamActivity = now
+        silence = routed.silence
     }
 
     var service: String { routed.service }
@@ -294,7 +297,7 @@ struct ConnectionStateMachine {
     /// own idle timeout is for that).
     mutating func timerFired(now: NIODeadline, limit configured: TimeAmount, upstreamTakesMore: Bool) -> TimerAction {
         guard case .streaming(let exchange, let connection) = state,
-            let limit = exchange.routed.silence.applied(to: configured)
+            let limit = exchange.silence.applied(to: configured)
         else { return .none }
         if !exchange.requestComplete && upstreamTakesMore { exchange.lastUpstreamActivity = now }
         if now - exchange.lastUpstreamActivity < limit { return .rearm(exchange.lastUpstreamActivity + limit) }
@@ -325,6 +328,9 @@ struct ConnectionStateMachine {
             if head.isInterim { return .none }
             exchange.responseHead = head
             exchange.responseBody.expect(head.contentLength, limit: maxBody)
+            // An event stream stays open for its client, quiet between events for as long as the
+            // server likes (EventSource reconnects only when it ends): the client ends it.
+            if head.isEventStream { exchange.silence = .none }
             return .write(part, exchange)
         case .body(let buffer):
             exchange.responseBody.append(buffer, limit: maxBody)

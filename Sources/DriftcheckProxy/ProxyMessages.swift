@@ -59,7 +59,7 @@ struct RequestHead {
     /// The first value of the field named `lowercased`.
     func first(_ lowercased: String) -> String? {
         switch form {
-        case .wire(let head): return head.fields.first { head.field($0, is: lowercased) }.map(head.value)
+        case .wire(let head): return head.first(lowercased)
         case .parsed(let head): return head.headers.first(name: lowercased)
         }
     }
@@ -98,9 +98,22 @@ struct ResponseHead {
         case .parsed(let head): return head.headers.recorded(version: head.version)
         }
     }
+
+    /// A Server-Sent Events stream (`content-type: text/event-stream`).
+    var isEventStream: Bool {
+        let type: String?
+        switch form {
+        case .wire(let head): type = head.first("content-type")
+        case .parsed(let head): type = head.headers.first(name: "content-type")
+        }
+        return type.map { ASCII.lowercased(ASCII.trimmed($0)).hasPrefix("text/event-stream") } ?? false
+    }
 }
 
 extension HTTP1Head {
+    /// The first value of the field named `lowercased`.
+    func first(_ lowercased: String) -> String? { fields.first { field($0, is: lowercased) }.map(value) }
+
     var contentLength: Int? {
         if case .length(let count) = framing { return count }
         return nil

@@ -316,7 +316,7 @@ class ProxyServerHandler: UpstreamDelegate {
 
     private func armTimeout(_ exchange: InFlight, _ context: ChannelHandlerContext) {
         // A pending timer looks at whichever exchange is current when it fires.
-        guard timer == nil, let limit = exchange.routed.silence.applied(to: services.configuration.upstreamTimeout)
+        guard timer == nil, let limit = exchange.silence.applied(to: services.configuration.upstreamTimeout)
         else { return }
         scheduleTimer(at: exchange.lastUpstreamActivity + limit, context)
     }

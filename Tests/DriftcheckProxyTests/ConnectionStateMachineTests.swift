@@ -378,6 +378,28 @@ final class Rig {
         try expectTimeout(plain, "upstream sent nothing for 30000 ms")
     }
 
+    /// An event stream (`text/event-stream`) is quiet between events for as long as its server
+    /// likes: once its head has come, the upstream timeout no longer applies; the client ends it.
+    @Test func anEventStreamIsNotTimedOutBetweenEvents() throws {
+        let rig = try Rig()
+        try rig.request(.GET, "/events")
+        let upstream = try rig.upstreams.connect()
+        try upstream.writeInbound(
+            ByteBuffer(
+                string: "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+                    + "Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n"))
+        rig.loop.advanceTime(by: .hours(1))
+        #expect(rig.recorded.withLockedValue { $0 }.isEmpty && rig.stateName == "streaming")
+        try upstream.writeInbound(ByteBuffer(string: "9\r\ndata: 2\n\n\r\n0\r\n\r\n"))
+        let recorded = rig.recorded.withLockedValue { $0 }
+        #expect(recorded.first?.response?.body.bytes == Data("data: 1\n\ndata: 2\n\n".utf8))
+        // Before its head, an event stream's upstream is timed as any other.
+        let waiting = try Rig()
+        try waiting.request(.GET, "/events")
+        _ = try waiting.upstreams.connect()
+        try expectTimeout(waiting, "upstream sent nothing for 30000 ms")
+    }
+
     @Test(
         arguments: [
             ("application/grpc", "100S", RequestRouting.SilenceLimit.atLeast(.seconds(100))),
