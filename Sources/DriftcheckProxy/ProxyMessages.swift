@@ -63,6 +63,14 @@ struct RequestHead {
         case .parsed(let head): return head.headers.first(name: lowercased)
         }
     }
+
+    /// Whether its media type starts with `prefix` (lower case); no string is made for it.
+    func contentType(startsWith prefix: StaticString) -> Bool {
+        switch form {
+        case .wire(let head): return head.contentType(startsWith: prefix)
+        case .parsed(let head): return head.headers.contentType(startsWith: prefix)
+        }
+    }
 }
 
 /// A response head as it came from the upstream.
@@ -99,20 +107,30 @@ struct ResponseHead {
         }
     }
 
-    /// A Server-Sent Events stream (`content-type: text/event-stream`).
+    /// A Server-Sent Events stream (`content-type: text/event-stream`). Asked of every response:
+    /// no string is made for it.
     var isEventStream: Bool {
-        let type: String?
         switch form {
-        case .wire(let head): type = head.first("content-type")
-        case .parsed(let head): type = head.headers.first(name: "content-type")
+        case .wire(let head): return head.contentType(startsWith: "text/event-stream")
+        case .parsed(let head): return head.headers.contentType(startsWith: "text/event-stream")
         }
-        return type.map { ASCII.lowercased(ASCII.trimmed($0)).hasPrefix("text/event-stream") } ?? false
     }
 }
 
 extension HTTP1Head {
     /// The first value of the field named `lowercased`.
     func first(_ lowercased: String) -> String? { fields.first { field($0, is: lowercased) }.map(value) }
+
+    /// Whether the first Content-Type starts with `prefix` (lower case), read from the bytes.
+    func contentType(startsWith prefix: StaticString) -> Bool {
+        guard let field = fields.first(where: { self.field($0, is: "content-type") }),
+            field.value.count >= prefix.utf8CodeUnitCount
+        else { return false }
+        let start = field.value.lowerBound
+        return bytes.withUnsafeReadableBytes {
+            HTTP1Syntax.equalsIgnoringCase($0, start..<start + prefix.utf8CodeUnitCount, prefix)
+        }
+    }
 
     var contentLength: Int? {
         if case .length(let count) = framing { return count }
@@ -124,6 +142,14 @@ extension HTTP1Head {
 
 extension HTTPHeaders {
     var contentLength: Int? { first(name: "content-length").flatMap { Int($0) } }
+
+    /// Whether the first Content-Type starts with `prefix` (lower case).
+    func contentType(startsWith prefix: StaticString) -> Bool {
+        guard let type = first(name: "content-type") else { return false }
+        let expected = UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+        return type.utf8.count >= expected.count
+            && zip(type.utf8, expected).allSatisfy { ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }
+    }
 
     /// The fields as recorded from a message of `version`.
     func recorded(version: HTTPVersion) -> HeaderFields {

@@ -43,8 +43,7 @@ enum RequestRouting {
         /// HTTP/1.1) states its client's deadline in `grpc-timeout` (gRPC over HTTP/2, "Timeout":
         /// 1–8 digits and a unit H, M, S, m, u or n). An unreadable value counts as none given.
         static func of(_ head: RequestHead) -> SilenceLimit {
-            guard let type = head.first("content-type"), ASCII.lowercased(type).hasPrefix("application/grpc")
-            else { return .configured }
+            guard head.contentType(startsWith: "application/grpc") else { return .configured }
             guard let text = head.first("grpc-timeout"), (2...9).contains(text.utf8.count),
                 text.utf8.dropLast().allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
                 let unit = text.utf8.last, let amount = Int64(text.dropLast())

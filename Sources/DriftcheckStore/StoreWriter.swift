@@ -142,7 +142,7 @@ public final class StoreWriter: @unchecked Sendable {
             var count = 0
             var batchBytes = 0
             while count < min(batchSize, queue.count) {
-                let bytes = Self.bodyBytes(queue[queue.first + count])
+                let bytes = Self.bodyBytes(queue[count])
                 if count > 0 && batchBytes + bytes > max(softByteCapacity / 4, 1) { break }
                 batchBytes += bytes
                 count += 1
@@ -181,13 +181,14 @@ public final class StoreWriter: @unchecked Sendable {
 /// batch (6.6 % of `make bench-store`'s samples were that memmove).
 struct ExchangeQueue {
     private var items: [Exchange] = []
-    /// The index of the first exchange still queued.
-    private(set) var first = 0
+    /// The index in `items` of the first exchange still queued.
+    private var first = 0
 
     var count: Int { items.count - first }
     var isEmpty: Bool { count == 0 }
 
-    subscript(index: Int) -> Exchange { items[index] }
+    /// The exchange `offset` places from the front.
+    subscript(offset: Int) -> Exchange { items[first + offset] }
 
     mutating func append(_ exchange: Exchange) { items.append(exchange) }
 
