@@ -90,7 +90,7 @@ struct RecordCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("upstream-timeout"),
         help: ArgumentHelp(
-            "Seconds an upstream may stay silent before the client gets 504 (a gRPC call: its own deadline when longer).",
+            "Seconds an upstream may stay silent before the client gets 504 (a gRPC call: its own deadline when longer; an event stream: none once its head came).",
             valueName: "seconds"))
     var upstreamTimeout: Double = 30
 
